@@ -1,0 +1,40 @@
+# The README's two commands are `make demo` and `make test`; both work on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint unit bench clean
+.DEFAULT_GOAL := demo
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/autoscaler explain examples/llm-serving.yaml --pool llm-chat \
+	  --signal queue=120 --signal in_flight=128 --signal arrival_rate=12 \
+	  --signal service_seconds=10 --signal gpu_utilization=0.97 --replicas 4
+
+lint: install
+	$(BIN)/ruff check autoscaler policies tests bench
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/python -m pytest tests/unit
+
+test: lint
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/decide.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# Optional fragments (the test cluster, servers) add their own targets.
+-include mk/*.mk

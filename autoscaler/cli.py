@@ -1,0 +1,180 @@
+"""The `autoscaler` command line: validate, schema, explain.
+
+Human output is a rich table; `--json` prints machine-readable output. Errors a user can
+fix exit with status 2 and say what and where; they never print a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .config import ConfigError, config_schema, load_config
+from .explain import ExplainError, explain, parse_signals
+
+
+def _version() -> str:
+    try:
+        return version("elastic-autoscaler")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _fail(message: str) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def _config_errors(error: ConfigError) -> None:
+    click.echo(f"{error.source}: {len(error.issues)} error(s)", err=True)
+    for issue in error.issues:
+        click.echo(f"  {issue}", err=True)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), prog_name="autoscaler")
+def cli() -> None:
+    """Elastic autoscaler for AI workloads: queue- and GPU-aware scaling of LLM serving and
+    GPU batch pools on Kubernetes and AWS."""
+
+
+@cli.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="print results as JSON")
+def validate(files: tuple[str, ...], as_json: bool) -> None:
+    """Check configuration FILES; exit 2 listing every error as `path: message`."""
+    results = []
+    failed = False
+    for path in files:
+        try:
+            config = load_config(path)
+        except ConfigError as exc:
+            failed = True
+            results.append(
+                {
+                    "file": path,
+                    "ok": False,
+                    "errors": [
+                        {"path": i.path, "message": i.message, "line": i.line} for i in exc.issues
+                    ],
+                }
+            )
+            if not as_json:
+                _config_errors(exc)
+            continue
+        names = [p.name for p in config.pools]
+        results.append({"file": path, "ok": True, "pools": names})
+        if not as_json:
+            click.echo(f"{path}: ok ({len(names)} pool(s): {', '.join(names)})")
+    if as_json:
+        click.echo(json.dumps(results, indent=2))
+    sys.exit(2 if failed else 0)
+
+
+@cli.command()
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="write to this file instead of standard output",
+)
+def schema(output: str | None) -> None:
+    """Print the JSON Schema of the configuration file."""
+    text = json.dumps(config_schema(), indent=2, sort_keys=True)
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text + "\n")
+    else:
+        click.echo(text)
+
+
+@cli.command(name="explain")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--pool", "pool_name", help="pool to explain (default: the only pool)")
+@click.option(
+    "--signal",
+    "signals",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="a signal value, e.g. queue=120 (repeat for each signal)",
+)
+@click.option("--replicas", type=int, required=True, help="replicas the pool has now")
+@click.option("--ready", type=int, help="of which ready (default: all)")
+@click.option("--json", "as_json", is_flag=True, help="print the explanation as JSON")
+def explain_cmd(
+    file: str,
+    pool_name: str | None,
+    signals: tuple[str, ...],
+    replicas: int,
+    ready: int | None,
+    as_json: bool,
+) -> None:
+    """Show what a pool's policy and planner would decide for given signal values."""
+    try:
+        config = load_config(file)
+    except ConfigError as exc:
+        _config_errors(exc)
+        sys.exit(2)
+    if pool_name is None:
+        if len(config.pools) != 1:
+            _fail(
+                f"{file} has {len(config.pools)} pools; choose one with --pool "
+                f"({', '.join(p.name for p in config.pools)})"
+            )
+        pool = config.pools[0]
+    else:
+        try:
+            pool = config.pool(pool_name)
+        except KeyError as exc:
+            _fail(f"--pool: {exc.args[0]}")
+    try:
+        result = explain(pool, parse_signals(signals, pool), replicas, ready)
+    except ExplainError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    _print_explanation(result)
+
+
+def _print_explanation(result: object) -> None:
+    from .explain import Explanation
+
+    assert isinstance(result, Explanation)
+    console = Console()
+    obs, rec, dec = result.observation, result.recommendation, result.decision
+    table = Table(
+        title=f"pool {result.pool.name} ({result.pool.policy.type} policy)", show_header=True
+    )
+    table.add_column("signal")
+    table.add_column("value", justify="right")
+    table.add_column("status")
+    for name, value in sorted(obs.signals.items()):
+        table.add_row(name, f"{value:g}", "ok")
+    for name, why in sorted(result.stale.items()):
+        table.add_row(name, "-", f"[yellow]stale: {why}[/]")
+    console.print(table)
+    console.print(
+        f"replicas now: {obs.current_replicas} ({obs.ready_replicas} ready), "
+        f"bounds [{result.pool.min}, {result.pool.max}]"
+    )
+    console.print(f"policy recommends: [bold]{rec.desired}[/]  ({rec.reason})")
+    colour = {"up": "green", "down": "red", "hold": "cyan"}[dec.direction]
+    console.print(
+        f"planner decides:   [bold {colour}]{dec.direction} {dec.current} -> {dec.desired}[/]"
+    )
+    console.print(f"reason: {dec.reason}")
+    console.print("[dim]first-tick view: planner memory starts empty (no stabilization history)[/]")
+
+
+def main() -> None:
+    cli(prog_name="autoscaler")
+
+
+if __name__ == "__main__":
+    main()

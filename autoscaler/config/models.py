@@ -1,0 +1,189 @@
+"""The configuration file: an installation, a controller and its pools.
+
+A pool is what is scaled (`target`), its bounds (`min`, `max`), its named `signals`, its
+`policy` (selected by `type`), its `behavior` (stabilization windows, rate limits, cooldown,
+scale to zero, what to do on stale signals) and, for simulation, its `simulation` model.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from autoscaler.units import Seconds
+from policies import AnyPolicyConfig
+
+from .simulation import Simulation
+from .sources import SignalSpec
+from .targets import AnyTarget
+
+SIMULATED_SIGNALS = (
+    "queue",
+    "in_flight",
+    "arrival_rate",
+    "gpu_utilization",
+    "service_seconds",
+    "concurrency",
+)
+"""Signals the simulator produces for every pool, by these names."""
+
+
+def at(subpath: str, message: str) -> ValueError:
+    """An error for a field below the validated model; the loader appends `subpath` to
+    the path it reports (pydantic gives model validators no way to set one)."""
+    return ValueError(f"@{subpath}@ {message}")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RateLimit(_Model):
+    """At most `value` replicas (`pods`) or `value` percent (`percent`) per `period`."""
+
+    type: Literal["pods", "percent"]
+    value: float = Field(gt=0)
+    period: Seconds = Field(gt=0)
+
+
+class DirectionBehavior(_Model):
+    """Stabilization window and rate limits for one direction."""
+
+    stabilization_window: Seconds = 0.0
+    rate_limits: list[RateLimit] = Field(default_factory=list)
+    select: Literal["max", "min", "disabled"] = Field(
+        "max", description="which rate limit applies: the one allowing most change (max)"
+    )
+
+
+class StaleBehavior(_Model):
+    """What happens while a signal is stale: hold; after `fallback_after`, optionally go
+    to `fallback_replicas` (never below the current count on its own)."""
+
+    fallback_after: Seconds | None = None
+    fallback_replicas: int | None = Field(None, ge=0)
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> StaleBehavior:
+        if (self.fallback_after is None) != (self.fallback_replicas is None):
+            raise ValueError("set both `fallback_after` and `fallback_replicas`, or neither")
+        return self
+
+
+class Behavior(_Model):
+    """How the planner moves a pool toward its policy's recommendation."""
+
+    scale_up: DirectionBehavior = Field(default_factory=DirectionBehavior)
+    scale_down: DirectionBehavior = Field(
+        default_factory=lambda: DirectionBehavior(stabilization_window=300.0)
+    )
+    cooldown: Seconds = Field(
+        0.0, description="after any scale action, no scale-down for this long"
+    )
+    scale_to_zero_after: Seconds = Field(
+        300.0, description="the policy must ask for 0 this long before the pool goes 1 -> 0"
+    )
+    stale: StaleBehavior = Field(default_factory=StaleBehavior)
+
+
+class Pool(_Model):
+    """One scaled thing and how it is scaled."""
+
+    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$")
+    target: AnyTarget
+    min: int = Field(0, ge=0, description="fewest replicas; 0 allows scale to zero")
+    max: int = Field(ge=1, description="most replicas")
+    startup: Seconds = Field(0.0, description="how long new capacity takes to become ready")
+    signals: dict[str, SignalSpec] = Field(default_factory=dict)
+    policy: AnyPolicyConfig
+    behavior: Behavior | None = Field(
+        None, description="default: Behavior(); not allowed with hpa/keda/kpa (they own theirs)"
+    )
+    simulation: Simulation | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Pool:
+        if self.min > self.max:
+            raise at("min", f"must be <= max ({self.max}), got {self.min}")
+        if self.behavior is not None and self.policy.owns_behavior:
+            raise at(
+                "behavior",
+                f"the {self.policy.type} policy applies its own documented behavior; "
+                "remove `behavior` (tune it under `policy` instead)",
+            )
+        available = set(self.signals)
+        if self.target.kind == "simulated":
+            available |= set(SIMULATED_SIGNALS)
+        unknown = sorted(self.policy.signal_names() - available)
+        if unknown:
+            have = ", ".join(sorted(available)) or "none declared"
+            raise at(
+                "policy",
+                f"policy reads signal {', '.join(repr(u) for u in unknown)} which this pool "
+                f"does not declare under `signals` (declared: {have})",
+            )
+        fallback = self.effective_behavior.stale.fallback_replicas
+        if fallback is not None and not self.min <= fallback <= self.max:
+            raise at(
+                "behavior.stale.fallback_replicas",
+                f"{fallback} must be within [min, max] = [{self.min}, {self.max}]",
+            )
+        return self
+
+    @property
+    def effective_behavior(self) -> Behavior:
+        if self.behavior is not None:
+            return self.behavior
+        if self.policy.owns_behavior:
+            return PASS_THROUGH
+        return Behavior()
+
+
+PASS_THROUGH = Behavior(
+    scale_down=DirectionBehavior(stabilization_window=0.0), scale_to_zero_after=0.0
+)
+"""No planner behavior on top of a baseline that carries its own."""
+
+
+class Installation(_Model):
+    """Who this autoscaler is: it touches only resources tagged with its `id`."""
+
+    id: str = Field("default", pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$")
+    tag_prefix: str = Field("elastic-autoscaler.io", description="prefix of ownership tags")
+
+
+class ControllerSettings(_Model):
+    interval: Seconds = Field(15.0, gt=0, description="seconds between ticks")
+    observe_deadline: Seconds = Field(10.0, gt=0, description="overall deadline for reads")
+    source_timeout: Seconds = Field(5.0, gt=0, description="default per-source timeout")
+    provider_backoff: Seconds = Field(30.0, gt=0, description="first backoff after an error")
+    provider_backoff_max: Seconds = Field(600.0, gt=0)
+
+
+class Config(_Model):
+    """A whole configuration file."""
+
+    installation: Installation = Field(default_factory=Installation)
+    controller: ControllerSettings = Field(default_factory=ControllerSettings)
+    pools: list[Pool] = Field(min_length=1)
+
+    @field_validator("pools")
+    @classmethod
+    def _unique_names(cls, pools: list[Pool]) -> list[Pool]:
+        seen: dict[str, int] = {}
+        for i, pool in enumerate(pools):
+            if pool.name in seen:
+                raise at(
+                    f"[{i}].name",
+                    f"pool name {pool.name!r} is already used by pools[{seen[pool.name]}]",
+                )
+            seen[pool.name] = i
+        return pools
+
+    def pool(self, name: str) -> Pool:
+        for pool in self.pools:
+            if pool.name == name:
+                return pool
+        names = ", ".join(p.name for p in self.pools)
+        raise KeyError(f"no pool named {name!r} (pools: {names})")

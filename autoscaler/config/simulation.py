@@ -1,0 +1,53 @@
+"""How the simulator models a pool: its service model, cost and workload trace.
+
+Configuration only; the simulator (`autoscaler.sim`) uses it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autoscaler.units import Seconds
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LlmService(_Model):
+    """Each replica serves `slots` sequences; a request holds one slot for
+    input_tokens / prefill_tokens_per_s + output_tokens / decode_tokens_per_s seconds."""
+
+    type: Literal["llm"] = "llm"
+    slots: int = Field(gt=0)
+    prefill_tokens_per_s: float = Field(gt=0)
+    decode_tokens_per_s: float = Field(gt=0, description="per sequence")
+
+
+class GpuBatchService(_Model):
+    """Each job needs `num_gpu` GPUs for its duration on nodes of `gpus_per_node` GPUs."""
+
+    type: Literal["gpu-batch"] = "gpu-batch"
+    gpus_per_node: int = Field(gt=0)
+
+
+class Trace(_Model):
+    """A workload trace to replay."""
+
+    path: str
+    format: Literal["azure-llm", "alibaba-gpu", "csv"] = "csv"
+    speedup: float = Field(1.0, gt=0, description="replay this many times faster")
+    repeat: int = Field(1, ge=1, description="replay the trace this many times back to back")
+
+
+class Simulation(_Model):
+    """The pool as the simulator sees it."""
+
+    service: Annotated[LlmService | GpuBatchService, Field(discriminator="type")]
+    cost_per_hour: float = Field(ge=0, description="per replica (or node), in your currency")
+    gpus_per_replica: int = Field(1, ge=0)
+    wait_slo: Seconds = Field(description="queue wait a request (or job) should stay within")
+    trace: Trace | None = None
+    signal_delay: Seconds = Field(0.0, description="delay of the metrics source")

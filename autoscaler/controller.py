@@ -1,0 +1,271 @@
+"""The controller: one tick is observe -> decide -> plan -> act -> record.
+
+Observation and action are I/O through injected signal sources and capacity providers;
+decide (the pool's policy) and plan (the planner) are pure. Every action is derived from
+desired vs. actual capacity and carries a request id built from the pool's persisted action
+count, so a controller restarted mid-action repeats the same id and converges instead of
+doubling. A failure in one pool's source or provider never stops the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .clock import Clock, SystemClock
+from .config import Config, Pool
+from .observe import Observer
+from .planner import PlanSpec, PoolMemory, after_action, plan
+from .providers.base import CapacityProvider, ProviderError
+from .record import LogRecorder, Recorder
+from .signals import SignalRequest, SignalSource, build_source
+from .types import ActionResult, Capacity, Decision, Observation, Reading, Recommendation
+
+log = logging.getLogger("autoscaler")
+
+
+@dataclass
+class TickResult:
+    """What one tick saw and did."""
+
+    at: float
+    decisions: list[Decision] = field(default_factory=list)
+    actions: list[ActionResult] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    """Pools not decided this tick (capacity unknown), with why."""
+    readings: dict[tuple[str, str], Reading] = field(default_factory=dict)
+
+
+class Controller:
+    """Scales every pool of a configuration, one tick at a time."""
+
+    def __init__(
+        self,
+        config: Config,
+        providers: Mapping[str, CapacityProvider],
+        sources: Mapping[str, SignalSource] | None = None,
+        clock: Clock | None = None,
+        recorder: Recorder | None = None,
+        dry_run: bool = False,
+        memory: Mapping[str, PoolMemory] | None = None,
+    ) -> None:
+        """`providers` and `sources` are keyed by target kind and source type; missing
+        sources are built from the registry (an unavailable type raises at once)."""
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.recorder = recorder or LogRecorder()
+        self.dry_run = dry_run
+        self.providers = dict(providers)
+        self.sources: dict[str, SignalSource] = dict(sources or {})
+        self.memory: dict[str, PoolMemory] = dict(memory or {})
+        self.policies = {p.name: p.policy.build() for p in config.pools}
+        self.specs = {p.name: PlanSpec.from_pool(p) for p in config.pools}
+        self.observer = Observer()
+        self._requests: dict[str, list[SignalRequest]] = defaultdict(list)
+        self._timeouts: dict[str, float] = {}
+        for i, pool in enumerate(config.pools):
+            if pool.target.kind not in self.providers:
+                raise ValueError(
+                    f"pools[{i}].target: no provider for kind {pool.target.kind!r} "
+                    f"(have: {', '.join(sorted(self.providers)) or 'none'})"
+                )
+            for name, spec in pool.signals.items():
+                kind = spec.source.type
+                if kind not in self.sources:
+                    where = f"pools[{i}].signals.{name}.source"
+                    self.sources[kind] = build_source(kind, where)
+                self._requests[kind].append(SignalRequest(pool.name, name, spec.source))
+                timeout = spec.source.timeout or config.controller.source_timeout
+                self._timeouts[kind] = max(self._timeouts.get(kind, 0.0), timeout)
+
+    def close(self) -> None:
+        self.observer.close()
+
+    # -- memory, for persistence across restarts -------------------------------------
+    def snapshot(self) -> dict[str, Any]:
+        return {name: mem.to_dict() for name, mem in self.memory.items()}
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        self.memory = {name: PoolMemory.from_dict(d) for name, d in data.items()}
+
+    # -- one tick ---------------------------------------------------------------------
+    def tick(self) -> TickResult:
+        now = self.clock.now()
+        settings = self.config.controller
+        result = TickResult(at=now)
+        result.readings = self.observer.read_signals(
+            self.sources, self._requests, now, self._timeouts, settings.observe_deadline
+        )
+        capacities = self.observer.call_each(
+            {p.name: self._describer(p) for p in self.config.pools}, settings.observe_deadline
+        )
+        for pool in self.config.pools:
+            capacity = capacities[pool.name]
+            if isinstance(capacity, BaseException):
+                why = f"capacity unknown: {_describe_error(capacity)}"
+                result.skipped[pool.name] = why
+                log.warning("%s: hold: %s", pool.name, why)
+                continue
+            decision = self._decide(pool, capacity, result.readings, now)
+            action = self._act(pool, decision, capacity, now)
+            if action is not None:
+                result.actions.append(action)
+            result.decisions.append(decision)
+            self._record(decision, action)
+        return result
+
+    def run(
+        self,
+        ticks: int | None = None,
+        stop: threading.Event | None = None,
+        on_tick: Callable[[TickResult], None] | None = None,
+    ) -> None:
+        """Tick every `controller.interval` seconds until `stop` is set or `ticks` ran."""
+        done = 0
+        interval = self.config.controller.interval
+        while (ticks is None or done < ticks) and not (stop is not None and stop.is_set()):
+            started = self.clock.now()
+            result = self.tick()
+            if on_tick is not None:
+                on_tick(result)
+            done += 1
+            if ticks is not None and done >= ticks:
+                break
+            wait = max(0.0, interval - (self.clock.now() - started))
+            if stop is not None:
+                if stop.wait(wait):
+                    break
+            else:
+                self.clock.sleep(wait)
+
+    def _describer(self, pool: Pool) -> Callable[[], Capacity]:
+        provider = self.providers[pool.target.kind]
+        return lambda: provider.describe(pool)
+
+    def observation(
+        self,
+        pool: Pool,
+        capacity: Capacity,
+        readings: Mapping[tuple[str, str], Reading],
+        now: float,
+    ) -> tuple[Observation, dict[str, str]]:
+        """The pool's observation and its stale signals (name -> why)."""
+        values: dict[str, float] = {}
+        stale: dict[str, str] = {}
+        empty: set[str] = set()
+        # Only signals the policy reads can hold the pool; others are just observed.
+        required = pool.policy.signal_names() - pool.policy.optional_signals()
+        max_age_default = 3 * self.config.controller.interval
+        for name, spec in pool.signals.items():
+            reading = readings.get((pool.name, name)) or Reading(None, now, "not read")
+            why = reading.why_stale()
+            max_age = spec.max_age if spec.max_age is not None else max_age_default
+            if not why and now - reading.observed_at > max_age:
+                why = f"{now - reading.observed_at:.0f}s old (max_age {max_age:g}s)"
+            if why:
+                if reading.error is None and reading.value is None:
+                    empty.add(name)
+                if name in required:
+                    stale[name] = why
+                continue
+            assert reading.value is not None
+            values[name] = reading.value
+        observation = Observation(
+            pool=pool.name,
+            now=now,
+            current_replicas=capacity.desired,
+            ready_replicas=capacity.ready,
+            signals=values,
+            stale=frozenset(stale),
+            empty=frozenset(empty),
+            startup_seconds=pool.startup,
+            min_replicas=pool.min,
+            max_replicas=pool.max,
+        )
+        return observation, stale
+
+    def _decide(
+        self,
+        pool: Pool,
+        capacity: Capacity,
+        readings: Mapping[tuple[str, str], Reading],
+        now: float,
+    ) -> Decision:
+        observation, stale = self.observation(pool, capacity, readings, now)
+        memory = self.memory.get(pool.name) or PoolMemory()
+        try:
+            rec = self.policies[pool.name].recommend(observation, memory.policy)
+        except Exception as exc:  # a policy bug must not stop the other pools
+            log.exception("%s: policy %s failed", pool.name, pool.policy.type)
+            rec = Recommendation(
+                capacity.desired,
+                f"policy {pool.policy.type} failed: {exc}",
+                memory.policy,
+                hold=True,
+            )
+        decision, memory = plan(
+            pool.name, self.specs[pool.name], rec, capacity.desired, now, memory, stale
+        )
+        self.memory[pool.name] = memory
+        return decision
+
+    def _act(
+        self, pool: Pool, decision: Decision, capacity: Capacity, now: float
+    ) -> ActionResult | None:
+        if decision.desired == capacity.desired:
+            return None
+        memory = self.memory[pool.name]
+        request_id = _request_id(self.config.installation.id, pool.name, memory.actions + 1)
+        if self.dry_run:
+            return ActionResult(pool.name, request_id, decision.desired, applied=False)
+        settings = self.config.controller
+        try:
+            self.providers[pool.target.kind].scale(pool, decision.desired, request_id)
+        except ProviderError as exc:
+            self.memory[pool.name] = after_action(
+                memory,
+                now,
+                capacity.desired,
+                decision.desired,
+                f"{exc.code}: {exc}",
+                settings.provider_backoff,
+                settings.provider_backoff_max,
+            )
+            return ActionResult(pool.name, request_id, decision.desired, False, str(exc), exc.code)
+        except Exception as exc:
+            log.exception("%s: provider failed", pool.name)
+            self.memory[pool.name] = after_action(
+                memory,
+                now,
+                capacity.desired,
+                decision.desired,
+                type(exc).__name__,
+                settings.provider_backoff,
+                settings.provider_backoff_max,
+            )
+            return ActionResult(
+                pool.name, request_id, decision.desired, False, str(exc), type(exc).__name__
+            )
+        self.memory[pool.name] = after_action(memory, now, capacity.desired, decision.desired)
+        return ActionResult(pool.name, request_id, decision.desired, applied=True)
+
+    def _record(self, decision: Decision, action: ActionResult | None) -> None:
+        try:
+            self.recorder.record(decision, action)
+        except Exception:  # recording must never stop scaling
+            log.exception("recorder failed")
+
+
+def _request_id(installation: str, pool: str, sequence: int) -> str:
+    safe = re.sub(r"[^A-Za-z0-9-]", "-", f"{installation}-{pool}")
+    return f"{safe}-{sequence:08d}"
+
+
+def _describe_error(exc: BaseException) -> str:
+    code = getattr(exc, "code", None)
+    return f"{code}: {exc}" if code else f"{type(exc).__name__}: {exc}"

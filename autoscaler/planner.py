@@ -1,0 +1,268 @@
+"""The planner: from a policy's recommendation to the capacity to act on, safely.
+
+Pure. It clamps to the pool's bounds, applies stabilization windows, the scale-to-zero delay,
+the cooldown and rate limits, holds pools whose signals are stale (a missing, failing or
+non-finite signal never scales a pool down; after `fallback_after` it may raise the pool
+to `fallback_replicas`, never lower it), and holds pools in provider backoff. Every decision,
+"hold" included, carries a reason. Its memory is a plain value passed in and returned,
+serializable to JSON, so a restarted controller can carry on where it stopped.
+
+It must never do I/O, read a clock, or change anything but the memory it returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any
+
+from .scaling import (
+    History,
+    RatePolicy,
+    ScalingRules,
+    longest_period,
+    prune,
+    rate_limit,
+    stabilize,
+)
+from .types import Decision, JSONDict, Recommendation
+
+if TYPE_CHECKING:
+    from .config import Behavior, DirectionBehavior, Pool
+
+
+@dataclass(frozen=True, slots=True)
+class PlanSpec:
+    """What the planner needs to know about a pool, built once from its configuration."""
+
+    min: int
+    max: int
+    up: ScalingRules = field(default_factory=ScalingRules)
+    down: ScalingRules = field(default_factory=lambda: ScalingRules(300.0))
+    cooldown_seconds: float = 0.0
+    scale_to_zero_after_seconds: float = 300.0
+    fallback_after_seconds: float | None = None
+    fallback_replicas: int | None = None
+
+    @classmethod
+    def from_pool(cls, pool: Pool) -> PlanSpec:
+        return cls.from_behavior(pool.min, pool.max, pool.effective_behavior)
+
+    @classmethod
+    def from_behavior(cls, lo: int, hi: int, b: Behavior) -> PlanSpec:
+        return cls(
+            lo,
+            hi,
+            _rules(b.scale_up),
+            _rules(b.scale_down),
+            b.cooldown,
+            b.scale_to_zero_after,
+            b.stale.fallback_after,
+            b.stale.fallback_replicas,
+        )
+
+
+def _rules(d: DirectionBehavior) -> ScalingRules:
+    policies = tuple(RatePolicy(r.type, r.value, r.period) for r in d.rate_limits)
+    return ScalingRules(d.stabilization_window, policies, d.select)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolMemory:
+    """Everything the planner (and the pool's policy) remembers between ticks."""
+
+    recommendations: History = ()
+    scale_events: History = ()
+    last_scale_at: float | None = None
+    stale_since: float | None = None
+    zero_since: float | None = None
+    backoff_until: float | None = None
+    backoff_seconds: float = 0.0
+    last_error: str | None = None
+    actions: int = 0
+    policy: JSONDict = field(default_factory=dict)
+
+    def to_dict(self) -> JSONDict:
+        return {
+            "recommendations": [list(r) for r in self.recommendations],
+            "scale_events": [list(e) for e in self.scale_events],
+            "last_scale_at": self.last_scale_at,
+            "stale_since": self.stale_since,
+            "zero_since": self.zero_since,
+            "backoff_until": self.backoff_until,
+            "backoff_seconds": self.backoff_seconds,
+            "last_error": self.last_error,
+            "actions": self.actions,
+            "policy": self.policy,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> PoolMemory:
+        def history(key: str) -> History:
+            return tuple((float(t), int(n)) for t, n in data.get(key) or ())
+
+        return cls(
+            recommendations=history("recommendations"),
+            scale_events=history("scale_events"),
+            last_scale_at=data.get("last_scale_at"),
+            stale_since=data.get("stale_since"),
+            zero_since=data.get("zero_since"),
+            backoff_until=data.get("backoff_until"),
+            backoff_seconds=float(data.get("backoff_seconds") or 0.0),
+            last_error=data.get("last_error"),
+            actions=int(data.get("actions") or 0),
+            policy=dict(data.get("policy") or {}),
+        )
+
+
+def clamp(value: int, spec: PlanSpec) -> int:
+    return spec.min if value < spec.min else spec.max if value > spec.max else value
+
+
+def plan(
+    pool: str,
+    spec: PlanSpec,
+    rec: Recommendation,
+    current: int,
+    now: float,
+    memory: PoolMemory,
+    stale: Mapping[str, str] | None = None,
+) -> tuple[Decision, PoolMemory]:
+    """Decide the pool's capacity. `stale` maps each stale signal to why it is stale."""
+    memory = replace(memory, policy=rec.memory)
+    if memory.backoff_until is not None and now < memory.backoff_until:
+        desired = clamp(current, spec)
+        wait = memory.backoff_until - now
+        why = f"hold: provider backoff for {wait:.0f}s more after {memory.last_error}"
+        return _decision(pool, now, current, rec, desired, why, bool(stale)), memory
+    bounded = clamp(rec.desired, spec)
+    if stale:
+        return _plan_stale(pool, spec, rec, bounded, current, now, memory, stale)
+    if memory.stale_since is not None:
+        memory = replace(memory, stale_since=None)
+    if rec.hold:
+        desired = clamp(current, spec)
+        return _decision(pool, now, current, rec, desired, f"hold: {rec.reason}"), memory
+    return _plan_fresh(pool, spec, rec, bounded, current, now, memory)
+
+
+def _plan_fresh(
+    pool: str,
+    spec: PlanSpec,
+    rec: Recommendation,
+    bounded: int,
+    current: int,
+    now: float,
+    memory: PoolMemory,
+) -> tuple[Decision, PoolMemory]:
+    notes: list[str] = []
+    if bounded != rec.desired:
+        notes.append(f"bounds [{spec.min}, {spec.max}] -> {bounded}")
+    keep = max(spec.up.stabilization_seconds, spec.down.stabilization_seconds)
+    recs = prune(memory.recommendations, now, keep)
+    target = stabilize(
+        current,
+        bounded,
+        recs,
+        now,
+        spec.up.stabilization_seconds,
+        spec.down.stabilization_seconds,
+    )
+    if target != bounded:
+        window = spec.down if target > bounded else spec.up
+        notes.append(f"stabilization window {window.stabilization_seconds:g}s keeps {target}")
+    zero_since = (
+        (memory.zero_since if memory.zero_since is not None else now) if bounded == 0 else None
+    )
+    if target == 0 and current > 0 and zero_since is not None:
+        left = spec.scale_to_zero_after_seconds - (now - zero_since)
+        if left > 0:
+            target = 1
+            notes.append(f"scale to zero in {left:.0f}s")
+    if target < current and memory.last_scale_at is not None:
+        left = spec.cooldown_seconds - (now - memory.last_scale_at)
+        if left > 0:
+            target = current
+            notes.append(f"cooldown {left:.0f}s more")
+    events = prune(memory.scale_events, now, longest_period((spec.up, spec.down)))
+    limited = rate_limit(current, target, events, spec.up, spec.down, now)
+    if limited != target:
+        notes.append(f"rate limit -> {limited}")
+    desired = clamp(limited, spec)
+    if desired != limited:
+        notes.append(f"bounds [{spec.min}, {spec.max}] -> {desired}")
+    memory = replace(
+        memory,
+        recommendations=(*recs, (now, bounded)) if keep > 0 else (),
+        scale_events=events,
+        zero_since=zero_since,
+    )
+    reason = rec.reason if not notes else f"{rec.reason}; {'; '.join(notes)}"
+    return _decision(pool, now, current, rec, desired, reason), memory
+
+
+def _plan_stale(
+    pool: str,
+    spec: PlanSpec,
+    rec: Recommendation,
+    bounded: int,
+    current: int,
+    now: float,
+    memory: PoolMemory,
+    stale: Mapping[str, str],
+) -> tuple[Decision, PoolMemory]:
+    since = memory.stale_since if memory.stale_since is not None else now
+    memory = replace(memory, stale_since=since)
+    listed = ", ".join(f"{name} ({why})" for name, why in sorted(stale.items()))
+    reason = f"hold: signal {listed} stale for {now - since:.0f}s; no scale-down"
+    target = current
+    if not rec.hold and bounded > current:
+        events = prune(memory.scale_events, now, longest_period((spec.up, spec.down)))
+        target = rate_limit(current, bounded, events, spec.up, spec.down, now)
+        reason += f"; other signals scale up: {rec.reason}"
+    if (
+        spec.fallback_after_seconds is not None
+        and spec.fallback_replicas is not None
+        and now - since >= spec.fallback_after_seconds
+        and spec.fallback_replicas > target
+    ):
+        target = spec.fallback_replicas
+        reason += f"; fallback to {target} after {spec.fallback_after_seconds:g}s stale"
+    desired = clamp(target, spec)
+    return _decision(pool, now, current, rec, desired, reason, stale=True), memory
+
+
+def _decision(
+    pool: str,
+    now: float,
+    current: int,
+    rec: Recommendation,
+    desired: int,
+    reason: str,
+    stale: bool = False,
+) -> Decision:
+    return Decision(pool, now, current, rec.desired, desired, reason, stale)
+
+
+def after_action(
+    memory: PoolMemory,
+    now: float,
+    current: int,
+    desired: int,
+    error: str | None = None,
+    backoff_seconds: float = 30.0,
+    backoff_max_seconds: float = 600.0,
+) -> PoolMemory:
+    """Memory after act: a scale event on success, or an exponential backoff on failure."""
+    if error is None:
+        return replace(
+            memory,
+            scale_events=(*memory.scale_events, (now, desired - current)),
+            last_scale_at=now,
+            backoff_until=None,
+            backoff_seconds=0.0,
+            last_error=None,
+            actions=memory.actions + 1,
+        )
+    wait = min(backoff_max_seconds, max(backoff_seconds, memory.backoff_seconds * 2))
+    return replace(memory, backoff_until=now + wait, backoff_seconds=wait, last_error=error)

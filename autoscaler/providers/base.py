@@ -1,0 +1,57 @@
+"""What a capacity provider is: it reports and changes one kind of pool's capacity.
+
+Narrow on purpose (Karpenter's CloudProvider is the model): `describe`, `scale`, `remove`.
+Every change carries a request id so that a retried action — after a crash between the call
+and its answer — is recognised and not done twice. Providers touch only what they own.
+Errors are typed so the controller can back off or try elsewhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from autoscaler.types import Capacity
+
+
+class ProviderError(Exception):
+    """A provider could not do what was asked; `code` is the cloud's error code if any."""
+
+    code = "ProviderError"
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        if code:
+            self.code = code
+
+
+class CapacityUnavailable(ProviderError):
+    """The cloud has no capacity for this request now (InsufficientInstanceCapacity...)."""
+
+    code = "CapacityUnavailable"
+
+
+class Throttled(ProviderError):
+    """The API asked us to slow down (RequestLimitExceeded, 429)."""
+
+    code = "Throttled"
+
+
+class NotFound(ProviderError):
+    """The scaled object does not exist (a deleted Deployment, an unknown ASG)."""
+
+    code = "NotFound"
+
+
+class CapacityProvider(Protocol):
+    def describe(self, pool: Any) -> Capacity:
+        """Requested, ready and pending replicas of the pool, with its members."""
+        ...
+
+    def scale(self, pool: Any, desired: int, request_id: str) -> None:
+        """Make the pool's requested capacity `desired`; idempotent by `request_id`."""
+        ...
+
+    def remove(self, pool: Any, members: Sequence[str], request_id: str) -> None:
+        """Remove these members (and lower the requested capacity by as many)."""
+        ...

@@ -1,0 +1,45 @@
+"""Erlang C: how many servers keep the queue wait within a bound, for Poisson arrivals.
+
+Pure math for the `queueing` policy. Servers here are request slots (a replica serving
+`slots` sequences at once is `slots` servers). Uses the stable Erlang B recursion, so it
+works for thousands of servers without overflow, and costs O(servers) per call.
+"""
+
+from __future__ import annotations
+
+import math
+
+
+def wait_exceeds_probability(servers: int, offered_load: float, wait_over_service: float) -> float:
+    """P(wait > t) in an M/M/c queue; `offered_load` = arrival rate x mean service time
+    (in servers), `wait_over_service` = t / mean service time. 1.0 when unstable."""
+    if offered_load <= 0:
+        return 0.0
+    if servers <= offered_load:
+        return 1.0
+    blocking = 1.0
+    for k in range(1, servers + 1):
+        blocking = offered_load * blocking / (k + offered_load * blocking)
+    waiting = servers * blocking / (servers - offered_load * (1.0 - blocking))
+    return waiting * math.exp(-(servers - offered_load) * wait_over_service)
+
+
+def servers_for_wait(
+    offered_load: float,
+    wait_over_service: float,
+    max_wait_probability: float,
+    max_servers: int,
+) -> int:
+    """The fewest servers with P(wait > t) <= `max_wait_probability` (capped at
+    `max_servers`). 0 when there is no load."""
+    if offered_load <= 0:
+        return 0
+    blocking = 1.0
+    for k in range(1, max_servers + 1):
+        blocking = offered_load * blocking / (k + offered_load * blocking)
+        if k <= offered_load:
+            continue
+        waiting = k * blocking / (k - offered_load * (1.0 - blocking))
+        if waiting * math.exp(-(k - offered_load) * wait_over_service) <= max_wait_probability:
+            return k
+    return max_servers

@@ -1,0 +1,152 @@
+"""`keda`: a KEDA ScaledObject driving an HPA, as a baseline.
+
+Faithful to the KEDA v2.21 docs and executor (see shared/docs/BASELINES.md): the operator
+polls every `polling_interval` (30 s); a trigger is active when its value is strictly above
+its activation threshold; an active trigger wakes a workload at 0 to max(min, 1); with no
+active trigger and `min_replica_count: 0` the workload goes to 0 once `cooldown_period`
+(300 s) has passed since it was last active. Between 1 and N the generated HPA (External
+metric, AverageValue target) decides, with its 0.1 tolerance and default behavior.
+Activation wins over scaling. After `failure_threshold` consecutive errors a trigger reports
+`target x fallback replicas`. An empty Prometheus result counts as 0 when
+`ignore_null_values` is true (KEDA's default, the source of kedacore/keda #3065).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from autoscaler.types import Observation, Recommendation
+from autoscaler.units import Seconds
+
+from .base import PolicyConfig
+from .hpa_behavior import HpaScalingRules, down_rules, normalize, up_rules
+
+
+class KedaTrigger(BaseModel):
+    """A scaler: its signal, AverageValue target and activation threshold."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    signal: str
+    target: float = Field(5, gt=0, description="e.g. the SQS scaler's queueLength (default 5)")
+    activation_threshold: float = Field(0, ge=0)
+    ignore_null_values: bool = True
+
+
+class KedaFallback(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    failure_threshold: int = Field(gt=0)
+    replicas: int = Field(ge=0)
+
+
+class KedaConfig(PolicyConfig):
+    """KEDA's operator loop plus the HPA it creates."""
+
+    owns_behavior = True
+    type: Literal["keda"] = "keda"
+    triggers: list[KedaTrigger] = Field(min_length=1)
+    polling_interval: Seconds = 30.0
+    cooldown_period: Seconds = 300.0
+    min_replica_count: int = Field(0, ge=0)
+    max_replica_count: int = Field(100, ge=1)
+    fallback: KedaFallback | None = None
+    hpa_sync_period: Seconds = 15.0
+    tolerance: float = Field(0.1, ge=0, lt=1)
+    scale_up: HpaScalingRules | None = None
+    scale_down: HpaScalingRules | None = None
+
+    def signal_names(self) -> set[str]:
+        return {t.signal for t in self.triggers}
+
+    def build(self) -> KedaPolicy:
+        return KedaPolicy(self)
+
+
+class KedaPolicy:
+    def __init__(self, config: KedaConfig) -> None:
+        self.config = config
+        self.up = up_rules(config.scale_up)
+        self.down = down_rules(config.scale_down)
+
+    def _values(
+        self, obs: Observation, mem: dict[str, Any]
+    ) -> tuple[list[float | None], list[int]]:
+        """Each trigger's value (None on an error without fallback) and failure counts."""
+        failures = list(mem.get("failures") or [0] * len(self.config.triggers))
+        values: list[float | None] = []
+        for i, trigger in enumerate(self.config.triggers):
+            value = obs.signals.get(trigger.signal)
+            fb = self.config.fallback
+            if value is None and trigger.signal in obs.empty and trigger.ignore_null_values:
+                value = 0.0  # declared but empty: KEDA reads it as zero
+            if value is None:
+                failures[i] += 1
+                if fb is not None and failures[i] >= fb.failure_threshold:
+                    value = trigger.target * fb.replicas
+            else:
+                failures[i] = 0
+            values.append(value)
+        return values, failures
+
+    def recommend(self, observation: Observation, memory: Mapping[str, Any]) -> Recommendation:
+        c = self.config
+        mem = dict(memory)
+        now, current = observation.now, observation.current_replicas
+        values, mem["failures"] = self._values(observation, mem)
+        known = [(v, t) for v, t in zip(values, c.triggers, strict=True) if v is not None]
+        active = any(v > t.activation_threshold for v, t in known)
+        mem.setdefault("last_active", now)
+        if active:
+            mem["last_active"] = now
+        lo = max(c.min_replica_count, observation.min_replicas, 1)
+        hi = min(c.max_replica_count, observation.max_replicas)
+        last_poll = mem.get("last_poll")
+        if last_poll is None or now - float(last_poll) >= c.polling_interval - 1e-9:
+            mem["last_poll"] = now
+            if current == 0:
+                if active:
+                    return Recommendation(lo, f"keda: trigger active -> {lo}", mem)
+                return Recommendation(0, "keda: no trigger active; stays at 0", mem)
+            idle_for = now - float(mem["last_active"])
+            if not active and c.min_replica_count == 0 and idle_for > c.cooldown_period:
+                return Recommendation(0, f"keda: inactive for {idle_for:.0f}s > cooldown -> 0", mem)
+        if current == 0:
+            return Recommendation(0, "keda: at 0 until the next poll finds a trigger", mem)
+        return self._hpa(observation, mem, known, lo, hi)
+
+    def _hpa(
+        self,
+        obs: Observation,
+        mem: dict[str, Any],
+        known: list[tuple[float, KedaTrigger]],
+        lo: int,
+        hi: int,
+    ) -> Recommendation:
+        c = self.config
+        now, current = obs.now, obs.current_replicas
+        hpa = dict(mem.get("hpa") or {})
+        last = hpa.get("last_sync")
+        if last is not None and now - float(last) < c.hpa_sync_period - 1e-9:
+            return Recommendation(current, "keda: hpa between syncs", mem)
+        hpa["last_sync"] = now
+        if not known or len(known) < len(c.triggers):
+            mem["hpa"] = hpa
+            return Recommendation(current, "keda: a trigger failed; no change", mem, hold=True)
+        proposals = []
+        for value, trigger in known:
+            ratio = value / (trigger.target * current)
+            if abs(1.0 - ratio) <= c.tolerance:
+                proposals.append(current)
+            else:
+                proposals.append(math.ceil(round(value / trigger.target, 9)))
+        raw = min(max(max(proposals), lo), hi)
+        desired, note, hpa = normalize(hpa, current, raw, lo, hi, self.up, self.down, now)
+        mem["hpa"] = hpa
+        total = sum(v for v, _ in known)
+        reason = f"keda: value {total:g} / target -> {raw}"
+        if note:
+            reason += f" ({note})"
+        return Recommendation(desired, f"{reason} -> {desired}", mem)

@@ -1,0 +1,124 @@
+"""`kpa`: the Knative Pod Autoscaler, as a baseline.
+
+Faithful to Knative Serving's autoscaler configuration and pkg/autoscaler/scaling (see
+shared/docs/BASELINES.md): decides every 2 s; target = container concurrency x 0.7 (100 x 0.7
+when unset); stable (60 s) and panic (6 s) window averages of the concurrency signal;
+desired counts clamped to [floor(ready / 2), ceil(1000 x ready)]; panic starts when the
+panic proposal reaches twice the ready pods and lasts until a full stable window passes
+without that; in panic the count never drops; zero after a 30 s grace period.
+
+Windows average the samples taken at each call within the window (Knative averages 1 s
+buckets; at a 1-2 s tick this is the same up to the bucket edges).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from autoscaler.types import Observation, Recommendation
+from autoscaler.units import Fraction, Seconds
+
+from .base import PolicyConfig, hold_for_missing, missing
+
+
+class KpaConfig(PolicyConfig):
+    """Knative's concurrency autoscaler with its documented defaults."""
+
+    owns_behavior = True
+    type: Literal["kpa"] = "kpa"
+    signal: str = Field("concurrency", description="requests in flight across the pool")
+    container_concurrency: int = Field(0, ge=0, description="0 means unlimited (target 100)")
+    target_utilization: Fraction = 0.7
+    stable_window: Seconds = 60.0
+    panic_window_percentage: float = Field(10.0, gt=0, le=100)
+    panic_threshold_percentage: float = Field(200.0, gt=100)
+    max_scale_up_rate: float = Field(1000.0, gt=1)
+    max_scale_down_rate: float = Field(2.0, gt=1)
+    scale_to_zero_grace_period: Seconds = 30.0
+    tick_interval: Seconds = 2.0
+
+    def signal_names(self) -> set[str]:
+        return {self.signal}
+
+    @property
+    def target(self) -> float:
+        total = self.container_concurrency or 100
+        return max(0.01, total * self.target_utilization)
+
+    def build(self) -> KpaPolicy:
+        return KpaPolicy(self)
+
+
+def window_average(samples: list[list[float]], now: float, window: float) -> float:
+    vals = [v for t, v in samples if t > now - window]
+    return sum(vals) / len(vals) if vals else 0.0
+
+
+class KpaPolicy:
+    def __init__(self, config: KpaConfig) -> None:
+        self.config = config
+
+    def recommend(self, observation: Observation, memory: Mapping[str, Any]) -> Recommendation:
+        c = self.config
+        gone = missing(observation, [c.signal])
+        if gone:
+            return hold_for_missing(observation, "kpa", gone)
+        now, current = observation.now, observation.current_replicas
+        mem = dict(memory)
+        samples = [s for s in mem.get("samples", []) if s[0] > now - c.stable_window]
+        samples.append([now, observation.signals[c.signal]])
+        mem["samples"] = samples
+        last = mem.get("last_tick")
+        if last is not None and now - float(last) < c.tick_interval - 1e-9:
+            return Recommendation(int(mem.get("last", current)), "kpa: between ticks", mem)
+        mem["last_tick"] = now
+        desired, reason = self._decide(observation, mem)
+        mem["last"] = desired
+        return Recommendation(desired, reason, mem)
+
+    def _decide(self, obs: Observation, mem: dict[str, Any]) -> tuple[int, str]:
+        c = self.config
+        now = obs.now
+        panic_window = c.stable_window * c.panic_window_percentage / 100.0
+        stable = window_average(mem["samples"], now, c.stable_window)
+        panic = window_average(mem["samples"], now, panic_window)
+        ready = max(1, obs.ready_replicas)
+        max_up = math.ceil(c.max_scale_up_rate * ready)
+        max_down = math.floor(ready / c.max_scale_down_rate)
+        dspc = min(max(math.ceil(stable / c.target), max_down), max_up)
+        dppc = min(max(math.ceil(panic / c.target), max_down), max_up)
+        over = dppc / ready >= c.panic_threshold_percentage / 100.0
+        panic_time = mem.get("panic_time")
+        if over:
+            panic_time = now
+        elif panic_time is not None and now > float(panic_time) + c.stable_window:
+            panic_time = None
+            mem["max_panic_pods"] = 0
+        mem["panic_time"] = panic_time
+        desired = dspc
+        mode = "stable"
+        if panic_time is not None:
+            mode = "panic"
+            desired = max(dspc, dppc, int(mem.get("max_panic_pods", 0)))
+            mem["max_panic_pods"] = desired
+        reason = (
+            f"kpa: {mode}, concurrency stable {stable:.3g} / panic {panic:.3g} "
+            f"vs target {c.target:.3g} -> {desired}"
+        )
+        if desired == 0:
+            since = mem.get("zero_since")
+            if since is None:
+                since = mem["zero_since"] = now
+            if now - float(since) < c.scale_to_zero_grace_period and obs.current_replicas > 0:
+                return (
+                    1,
+                    f"{reason} (scale-to-zero grace until "
+                    f"{float(since) + c.scale_to_zero_grace_period:g}s) -> 1",
+                )
+        else:
+            mem["zero_since"] = None
+        return desired, reason

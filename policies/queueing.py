@@ -1,0 +1,147 @@
+"""`queueing`: capacity from arrival rate and service time, so queue wait meets an SLO.
+
+Our default for LLM serving. Reactive policies (HPA on utilization, KEDA on queue length)
+only see a burst once it has queued, then wait a GPU cold start for the capacity. This
+policy instead:
+
+1. forecasts the arrival rate one startup latency ahead (Holt's linear trend on the
+   observed rate, time-constant smoothing so irregular ticks are fine);
+2. sizes request slots with Erlang C so that P(queue wait > SLO) stays under the allowed
+   share, plus a utilization cap for headroom;
+3. adds the slots needed to drain the backlog already waiting, and never fewer than the
+   sequences in flight;
+4. goes to zero only when nothing waits, nothing runs and nothing arrives (the planner's
+   scale-to-zero delay then decides when).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from autoscaler.types import Observation, Recommendation
+from autoscaler.units import Fraction, Seconds
+
+from .base import PolicyConfig, hold_for_missing, missing
+from .erlang import servers_for_wait
+
+MAX_SLOTS = 1_000_000
+
+
+class QueueingConfig(PolicyConfig):
+    """Erlang-C sizing against a wait SLO, looking ahead by the pool's startup latency."""
+
+    type: Literal["queueing"] = "queueing"
+    arrival_signal: str = Field("arrival_rate", description="arrivals, requests per second")
+    queue_signal: str = Field("queue", description="requests waiting for a slot")
+    in_flight_signal: str | None = Field(
+        "in_flight", description="requests holding a slot now (optional)"
+    )
+    service_time_signal: str | None = Field(
+        None, description="measured mean seconds a request holds a slot (optional)"
+    )
+    service_seconds: float = Field(
+        gt=0, description="mean seconds a request holds a slot, used when no measurement"
+    )
+    slots_per_replica: int = Field(gt=0, description="concurrent requests per replica")
+    wait_slo: Seconds = Field(description="queue wait to stay within, seconds")
+    slo_quantile: float = Field(
+        0.99, gt=0, lt=1, description="share of requests that must wait less than wait_slo"
+    )
+    max_utilization: Fraction = Field(
+        0.9, description="never plan slots busier than this on average (headroom)"
+    )
+    drain: Seconds | None = Field(
+        None,
+        description="time to drain the current backlog; default max(wait_slo, startup)",
+    )
+    lookahead: Seconds | None = Field(
+        None, description="forecast horizon; default the pool's startup latency"
+    )
+    level_smoothing: Seconds = Field(30.0, gt=0, description="rate smoothing time constant")
+    trend_smoothing: Seconds = Field(60.0, gt=0, description="trend smoothing time constant")
+
+    def signal_names(self) -> set[str]:
+        names = {self.arrival_signal, self.queue_signal}
+        for optional in (self.in_flight_signal, self.service_time_signal):
+            if optional:
+                names.add(optional)
+        return names
+
+    def optional_signals(self) -> set[str]:
+        return {self.service_time_signal} if self.service_time_signal else set()
+
+    def build(self) -> QueueingPolicy:
+        return QueueingPolicy(self)
+
+
+def forecast(
+    memory: Mapping[str, Any], rate: float, now: float, level_s: float, trend_s: float
+) -> tuple[float, float]:
+    """Holt's linear trend updated with a new rate; returns (level, trend per second)."""
+    level = memory.get("level")
+    trend = float(memory.get("trend", 0.0))
+    at = memory.get("at")
+    if level is None or at is None or now <= float(at):
+        return (rate, 0.0) if level is None else (float(level), trend)
+    level = float(level)
+    dt = now - float(at)
+    alpha = 1.0 - math.exp(-dt / level_s)
+    beta = 1.0 - math.exp(-dt / trend_s)
+    new_level = alpha * rate + (1.0 - alpha) * (level + trend * dt)
+    new_trend = beta * (new_level - level) / dt + (1.0 - beta) * trend
+    return new_level, new_trend
+
+
+class QueueingPolicy:
+    def __init__(self, config: QueueingConfig) -> None:
+        self.config = config
+        required = [config.arrival_signal, config.queue_signal]
+        if config.in_flight_signal:
+            required.append(config.in_flight_signal)
+        self.required = required
+
+    def recommend(self, observation: Observation, memory: Mapping[str, Any]) -> Recommendation:
+        c = self.config
+        gone = missing(observation, self.required)
+        if gone:
+            return hold_for_missing(observation, "queueing", gone)
+        s = observation.signals
+        rate = s[c.arrival_signal]
+        queue = s[c.queue_signal]
+        in_flight = s[c.in_flight_signal] if c.in_flight_signal else 0.0
+        service = c.service_seconds
+        if c.service_time_signal and s.get(c.service_time_signal, 0.0) > 0:
+            service = s[c.service_time_signal]
+        horizon = c.lookahead if c.lookahead is not None else observation.startup_seconds
+        level, trend = forecast(memory, rate, observation.now, c.level_smoothing, c.trend_smoothing)
+        new_memory = {"level": level, "trend": trend, "at": observation.now}
+        ahead = max(0.0, level + trend * horizon)
+        planned_rate = max(rate, ahead)
+        if queue <= 0 and in_flight <= 0 and rate <= 0:
+            return Recommendation(
+                0, "queueing: nothing waiting, running or arriving -> 0", new_memory
+            )
+        load = planned_rate * service
+        slots_wait = servers_for_wait(load, c.wait_slo / service, 1.0 - c.slo_quantile, MAX_SLOTS)
+        slots_headroom = math.ceil(load / c.max_utilization)
+        drain = c.drain if c.drain is not None else max(c.wait_slo, observation.startup_seconds)
+        slots_backlog = math.ceil(service * (planned_rate + queue / max(drain, 1e-9)))
+        candidates = [
+            (slots_wait, f"P(wait>{c.wait_slo:g}s) <= {1 - c.slo_quantile:.2%}"),
+            (slots_headroom, f"utilization <= {c.max_utilization:.0%}"),
+            (slots_backlog, f"draining backlog {queue:g} in {drain:g}s"),
+            (math.ceil(in_flight), f"{in_flight:g} in flight"),
+        ]
+        slots, which = max(candidates, key=lambda pair: pair[0])
+        slots = max(slots, 1)
+        desired = math.ceil(slots / c.slots_per_replica)
+        reason = (
+            f"queueing: rate {rate:.3g}/s (forecast {ahead:.3g}/s in {horizon:g}s), "
+            f"service {service:.3g}s -> {slots} slots for {which} "
+            f"/ {c.slots_per_replica} per replica -> {desired}"
+        )
+        return Recommendation(desired, reason, new_memory)

@@ -1,8 +1,13 @@
 # The README's two commands are `make demo` and `make test`; both work on a fresh machine.
+# `make test` installs what the tests need (Python packages; servers and the Kubernetes
+# test-cluster binaries through the fragments in mk/) and then runs every test.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+
+# Fragments in mk/ append to TEST_DEPS the targets that install test prerequisites.
+TEST_DEPS :=
 
 .PHONY: install demo test lint unit bench clean
 .DEFAULT_GOAL := demo
@@ -14,6 +19,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+-include mk/*.mk
 
 demo: install
 	$(BIN)/autoscaler explain examples/llm-serving.yaml --pool llm-chat \
@@ -27,7 +34,7 @@ lint: install
 unit: install
 	$(BIN)/python -m pytest tests/unit
 
-test: lint
+test: lint $(TEST_DEPS)
 	$(BIN)/python -m pytest
 
 bench: install
@@ -35,6 +42,3 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
-
-# Optional fragments (the test cluster, servers) add their own targets.
--include mk/*.mk

@@ -172,6 +172,80 @@ def _print_explanation(result: object) -> None:
     console.print("[dim]first-tick view: planner memory starts empty (no stabilization history)[/]")
 
 
+@cli.command()
+@click.option(
+    "-c",
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="configuration file",
+)
+@click.option("--once", is_flag=True, help="run one tick and exit")
+@click.option(
+    "--dry-run", is_flag=True, help="read everything, change nothing; log what would be done"
+)
+@click.option(
+    "--state",
+    type=click.Path(dir_okay=False),
+    help="persist planner memory here (JSON), so a restart carries on",
+)
+@click.option("--json-logs", is_flag=True, help="structured JSON log lines")
+@click.option("--json", "as_json", is_flag=True, help="with --once: print the tick as JSON")
+def run(
+    config_path: str, once: bool, dry_run: bool, state: str | None, json_logs: bool, as_json: bool
+) -> None:
+    """Run the controller against real endpoints (AWS_ENDPOINT_URL and the usual
+    credential chain are honoured)."""
+    from pathlib import Path
+
+    from .providers import ProviderUnavailable
+    from .runner import build_controller, run_loop, setup_logging
+    from .signals import SourceUnavailable
+
+    setup_logging(json_logs)
+    try:
+        config = load_config(config_path)
+    except ConfigError as exc:
+        _config_errors(exc)
+        sys.exit(2)
+    try:
+        controller = build_controller(config, dry_run, json_logs)
+    except (ProviderUnavailable, SourceUnavailable, ValueError) as exc:
+        _fail(str(exc))
+    try:
+        result = run_loop(controller, Path(state) if state else None, once)
+    except ValueError as exc:
+        _fail(str(exc))
+    finally:
+        controller.close()
+    if once and result is not None:
+        failed = [a for a in result.actions if a.error]
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "at": result.at,
+                        "decisions": [d.to_dict() for d in result.decisions],
+                        "actions": [
+                            {
+                                "pool": a.pool,
+                                "request_id": a.request_id,
+                                "desired": a.desired,
+                                "applied": a.applied,
+                                "error": a.error,
+                                "error_code": a.error_code,
+                            }
+                            for a in result.actions
+                        ],
+                        "skipped": result.skipped,
+                    },
+                    indent=2,
+                )
+            )
+        sys.exit(1 if failed or result.skipped else 0)
+
+
 def main() -> None:
     cli(prog_name="autoscaler")
 

@@ -9,6 +9,7 @@ doubling. A failure in one pool's source or provider never stops the others.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import logging
 import re
 import threading
@@ -66,6 +67,8 @@ class Controller:
         self.policies = {p.name: p.policy.build() for p in config.pools}
         self.specs = {p.name: PlanSpec.from_pool(p) for p in config.pools}
         self.observer = Observer()
+        self._actor = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="act")
+        self._acting: dict[str, cf.Future[ActionResult | None]] = {}
         self._requests: dict[str, list[SignalRequest]] = defaultdict(list)
         self._timeouts: dict[str, float] = {}
         for i, pool in enumerate(config.pools):
@@ -78,13 +81,14 @@ class Controller:
                 kind = spec.source.type
                 if kind not in self.sources:
                     where = f"pools[{i}].signals.{name}.source"
-                    self.sources[kind] = build_source(kind, where)
+                    self.sources[kind] = build_source(kind, where, config.controller)
                 self._requests[kind].append(SignalRequest(pool.name, name, spec.source))
                 timeout = spec.source.timeout or config.controller.source_timeout
                 self._timeouts[kind] = max(self._timeouts.get(kind, 0.0), timeout)
 
     def close(self) -> None:
         self.observer.close()
+        self._actor.shutdown(wait=False, cancel_futures=True)
 
     # -- memory, for persistence across restarts -------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -104,20 +108,61 @@ class Controller:
         capacities = self.observer.call_each(
             {p.name: self._describer(p) for p in self.config.pools}, settings.observe_deadline
         )
+        planned: list[tuple[Pool, Decision, Capacity]] = []
         for pool in self.config.pools:
             capacity = capacities[pool.name]
+            busy = self._acting.get(pool.name)
+            if busy is not None and not busy.done():
+                result.skipped[pool.name] = "previous action still running"
+                continue
             if isinstance(capacity, BaseException):
                 why = f"capacity unknown: {_describe_error(capacity)}"
                 result.skipped[pool.name] = why
                 log.warning("%s: hold: %s", pool.name, why)
                 continue
-            decision = self._decide(pool, capacity, result.readings, now)
-            action = self._act(pool, decision, capacity, now)
+            planned.append((pool, self._decide(pool, capacity, result.readings, now), capacity))
+        actions = self._act_all(planned, now)
+        for pool, decision, _ in planned:
+            action = actions.get(pool.name)
             if action is not None:
                 result.actions.append(action)
             result.decisions.append(decision)
             self._record(decision, action)
         return result
+
+    def _act_all(
+        self, planned: list[tuple[Pool, Decision, Capacity]], now: float
+    ) -> dict[str, ActionResult]:
+        """Act on every changed pool concurrently, so a throttled or slow cloud API for
+        one pool does not delay the others. An action still running at the deadline is
+        reported and its pool skipped until it returns."""
+        todo = [(p, d, c) for p, d, c in planned if d.desired != c.desired]
+        if not todo:
+            return {}
+        futures = {
+            pool.name: self._actor.submit(self._act, pool, decision, capacity, now)
+            for pool, decision, capacity in todo
+        }
+        self._acting.update(futures)
+        deadline = self.config.controller.act_deadline
+        done, _ = cf.wait(futures.values(), timeout=deadline)
+        out: dict[str, ActionResult] = {}
+        for pool, decision, _ in todo:
+            future = futures[pool.name]
+            if future in done:
+                action = future.result()
+                if action is not None:
+                    out[pool.name] = action
+            else:
+                out[pool.name] = ActionResult(
+                    pool.name,
+                    "",
+                    decision.desired,
+                    False,
+                    f"still running after {deadline:g}s; the pool is skipped until it returns",
+                    "Timeout",
+                )
+        return out
 
     def run(
         self,

@@ -157,6 +157,9 @@ class ControllerSettings(_Model):
     interval: Seconds = Field(15.0, gt=0, description="seconds between ticks")
     observe_deadline: Seconds = Field(10.0, gt=0, description="overall deadline for reads")
     source_timeout: Seconds = Field(5.0, gt=0, description="default per-source timeout")
+    act_deadline: Seconds = Field(
+        120.0, gt=0, description="longest a tick waits for provider actions"
+    )
     provider_backoff: Seconds = Field(30.0, gt=0, description="first backoff after an error")
     provider_backoff_max: Seconds = Field(600.0, gt=0)
 

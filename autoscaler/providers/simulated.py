@@ -44,6 +44,10 @@ class SimulatedProvider:
         self.calls: list[tuple[str, str, int]] = []
         """(pool, request id, desired) of every scale call, for tests."""
 
+    @classmethod
+    def from_config(cls, config: Any, clock: Clock) -> SimulatedProvider:
+        return cls(clock)
+
     def _state(self, pool: Any) -> _PoolState:
         state = self._pools.get(pool.name)
         if state is None:

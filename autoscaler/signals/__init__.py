@@ -1,29 +1,46 @@
-"""Signal sources by type. Readers for other types register here as they are added."""
+"""Signal sources by type, loaded lazily so optional dependencies stay optional.
+
+Each source module exposes a class constructed with no arguments (or with the controller
+settings, if its __init__ takes `settings`); see `base.SignalSource` for the protocol.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import inspect
+from typing import Any
+
+from autoscaler.registry import NotAvailable, load
 
 from .base import SignalKey, SignalRequest, SignalSource, SourceUnavailable
 from .static import StaticSource
 
-FACTORIES: dict[str, Callable[[], SignalSource]] = {"static": StaticSource}
+SOURCES: dict[str, str] = {
+    "static": "autoscaler.signals.static:StaticSource",
+    "prometheus": "autoscaler.signals.prometheus:PrometheusSource",
+    "redis": "autoscaler.signals.redis:RedisSource",
+    "sqs": "autoscaler.signals.sqs:SqsSource",
+    "cloudwatch": "autoscaler.signals.cloudwatch:CloudWatchSource",
+    "kube-pending-pods": "autoscaler.signals.kube:KubePendingSource",
+    "nvml": "autoscaler.signals.nvml:NvmlSource",
+}
 
 
-def build_source(source_type: str, where: str) -> SignalSource:
+def build_source(source_type: str, where: str, settings: Any = None) -> SignalSource:
     """A reader for `source_type`, or SourceUnavailable naming the config path."""
-    factory = FACTORIES.get(source_type)
-    if factory is None:
-        have = ", ".join(sorted(FACTORIES))
-        raise SourceUnavailable(
-            f"{where}: signal source {source_type!r} has no reader in this version "
-            f"(available: {have}); pass your own source to the Controller, or use `simulate`"
-        )
-    return factory()
+    spec = SOURCES.get(source_type)
+    if spec is None:
+        raise SourceUnavailable(f"{where}: unknown signal source type {source_type!r}")
+    try:
+        cls = load(spec, f"signal source {source_type!r}")
+    except NotAvailable as exc:
+        raise SourceUnavailable(f"{where}: {exc}") from None
+    if "settings" in inspect.signature(cls).parameters:
+        return cls(settings=settings)  # type: ignore[no-any-return]
+    return cls()  # type: ignore[no-any-return]
 
 
 __all__ = [
-    "FACTORIES",
+    "SOURCES",
     "SignalKey",
     "SignalRequest",
     "SignalSource",

@@ -1,0 +1,350 @@
+"""The controller tick: observe -> decide -> plan -> act -> record, with injected parts."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from autoscaler.clock import FakeClock
+from autoscaler.controller import Controller
+from autoscaler.providers import CapacityUnavailable, SimulatedProvider, Throttled
+from autoscaler.record import ListRecorder
+from autoscaler.signals import SourceUnavailable
+from autoscaler.types import Reading
+
+from .conftest import config_from
+
+CONFIG = """
+controller: {interval: 15s, observe_deadline: 1s, source_timeout: 0.5s}
+pools:
+  - name: chat
+    target: {kind: simulated}
+    max: 10
+    startup: 60s
+    signals:
+      queue: {source: {type: static, value: 0}}
+    policy: {type: queue-depth, target_per_replica: 10}
+    behavior:
+      scale_down: {stabilization_window: 0}
+      scale_to_zero_after: 0
+"""
+
+
+class Scripted:
+    """A signal source whose values, failures and delays the test sets."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str], float | None] = {}
+        self.fail: Exception | None = None
+        self.delay = 0.0
+        self.calls = 0
+
+    def read(self, requests, now):
+        self.calls += 1
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail is not None:
+            raise self.fail
+        return {r.key: Reading(self.values.get(r.key), now) for r in requests}
+
+
+@pytest.fixture
+def rig():
+    clock = FakeClock(1000.0)
+    provider = SimulatedProvider(clock)
+    source = Scripted()
+    recorder = ListRecorder()
+
+    def make(text: str = CONFIG, **kw) -> Controller:
+        config = config_from(text)
+        kw.setdefault("recorder", recorder)
+        return Controller(config, {"simulated": provider}, {"static": source}, clock, **kw)
+
+    yield clock, provider, source, recorder, make
+
+
+def test_a_backlog_scales_the_pool_up_and_replicas_become_ready_after_startup(rig):
+    clock, provider, source, recorder, make = rig
+    controller = make()
+    source.values[("chat", "queue")] = 45
+    result = controller.tick()
+    assert [d.desired for d in result.decisions] == [5]
+    assert result.actions[0].applied
+    pool = controller.config.pools[0]
+    assert provider.describe(pool).ready == 0
+    clock.advance(60)
+    assert provider.describe(pool).ready == 5
+    assert recorder.entries[0][0].reason == "queue-depth: backlog 45 / 10 per replica -> 5"
+
+
+def test_a_failing_source_holds_capacity_instead_of_scaling_down(rig):
+    clock, provider, source, recorder, make = rig
+    controller = make()
+    source.values[("chat", "queue")] = 45
+    controller.tick()
+    source.fail = ConnectionError("prometheus down")
+    clock.advance(15)
+    result = controller.tick()
+    (decision,) = result.decisions
+    assert decision.desired == 5 and decision.stale
+    assert "ConnectionError: prometheus down" in decision.reason
+    assert not result.actions
+
+
+def test_an_empty_reading_is_missing_not_zero(rig):
+    clock, provider, source, recorder, make = rig
+    controller = make()
+    source.values[("chat", "queue")] = 45
+    controller.tick()
+    source.values[("chat", "queue")] = None
+    clock.advance(15)
+    (decision,) = controller.tick().decisions
+    assert decision.desired == 5 and "no value (empty result)" in decision.reason
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -3.0])
+def test_non_finite_or_negative_readings_are_stale(rig, bad):
+    clock, provider, source, recorder, make = rig
+    controller = make()
+    source.values[("chat", "queue")] = 45
+    controller.tick()
+    source.values[("chat", "queue")] = bad
+    clock.advance(15)
+    (decision,) = controller.tick().decisions
+    assert decision.desired == 5 and decision.stale
+
+
+def test_a_slow_source_is_cut_off_at_its_timeout_and_its_pool_held(rig):
+    clock, provider, source, recorder, make = rig
+    controller = make()
+    source.values[("chat", "queue")] = 45
+    controller.tick()
+    source.delay = 2.0
+    started = time.monotonic()
+    (decision,) = controller.tick().decisions
+    assert time.monotonic() - started < 1.5
+    assert decision.stale and "timeout" in decision.reason
+    # the hung read is still running: the next tick does not pile another one on it
+    calls = source.calls
+    (decision,) = controller.tick().decisions
+    assert source.calls == calls and "previous read is still running" in decision.reason
+
+
+def test_a_slow_source_does_not_hold_pools_of_other_sources(rig):
+    clock, provider, source, recorder, make = rig
+    text = CONFIG + """
+  - name: batch
+    target: {kind: simulated}
+    max: 10
+    signals:
+      queue: {source: {type: other, value: 0}}
+    policy: {type: queue-depth, target_per_replica: 10}
+""".replace("type: other", "type: static")
+    config = config_from(text)
+    slow = Scripted()
+    slow.delay = 3.0
+    fast = Scripted()
+    fast.values[("batch", "queue")] = 30
+
+    class Split:
+        def read(self, requests, now):
+            out = {}
+            for r in requests:
+                src = slow if r.pool == "chat" else fast
+                out.update(src.read([r], now))
+            return out
+
+    controller = Controller(config, {"simulated": provider}, {"static": Split()}, clock)
+    started = time.monotonic()
+    result = controller.tick()
+    assert time.monotonic() - started < 1.5
+    assert all(d.stale for d in result.decisions)  # one source type: both cut at the deadline
+
+
+def test_capacity_errors_back_off_and_retry_after_the_backoff(rig):
+    clock, provider, source, recorder, make = rig
+    controller = make()
+    pool = controller.config.pools[0]
+    provider.fail_next(pool, CapacityUnavailable("no GPUs", "InsufficientInstanceCapacity"))
+    source.values[("chat", "queue")] = 45
+    result = controller.tick()
+    assert result.actions[0].error_code == "InsufficientInstanceCapacity"
+    clock.advance(15)
+    (decision,) = controller.tick().decisions
+    assert decision.desired == 0 and "provider backoff" in decision.reason
+    clock.advance(20)
+    result = controller.tick()
+    assert result.actions[0].applied and provider.describe(pool).desired == 5
+
+
+def test_a_capacity_limit_launches_what_it_can_and_backs_off(rig):
+    clock, provider, source, recorder, make = rig
+    controller = make()
+    pool = controller.config.pools[0]
+    provider.set_limit(pool, 3)
+    source.values[("chat", "queue")] = 100
+    result = controller.tick()
+    assert result.actions[0].error_code == "InsufficientInstanceCapacity"
+    assert provider.describe(pool).desired == 3
+
+
+def test_one_pools_provider_failure_does_not_stop_the_others(rig):
+    clock, provider, source, recorder, make = rig
+    text = CONFIG + CONFIG.split("pools:\n", 1)[1].replace("name: chat", "name: other")
+    controller = make(text)
+    provider.fail_next(controller.config.pools[0], Throttled("slow down", "RequestLimitExceeded"))
+    source.values[("chat", "queue")] = 20
+    source.values[("other", "queue")] = 20
+    result = controller.tick()
+    assert {a.pool: a.applied for a in result.actions} == {"chat": False, "other": True}
+
+
+def test_a_slow_provider_does_not_delay_other_pools_actions(rig):
+    clock, provider, source, recorder, make = rig
+    text = CONFIG + CONFIG.split("pools:\n", 1)[1].replace("name: chat", "name: other")
+    release = threading.Event()
+
+    class Slow(SimulatedProvider):
+        def scale(self, pool, desired, request_id):
+            if pool.name == "chat":
+                release.wait(5)
+            super().scale(pool, desired, request_id)
+
+    slow = Slow(clock)
+    config = config_from(text.replace("interval: 15s", "interval: 15s, act_deadline: 0.5s"))
+    controller = Controller(config, {"simulated": slow}, {"static": source}, clock)
+    source.values[("chat", "queue")] = 20
+    source.values[("other", "queue")] = 20
+    result = controller.tick()
+    by_pool = {a.pool: a for a in result.actions}
+    assert by_pool["other"].applied
+    assert by_pool["chat"].error_code == "Timeout"
+    assert controller.tick().skipped == {"chat": "previous action still running"}
+    release.set()
+
+
+def test_a_restarted_controller_reuses_the_request_id_of_an_unfinished_action(rig):
+    """A crash between the provider call and saving memory must not double the action."""
+    clock, provider, source, recorder, make = rig
+    first = make()
+    source.values[("chat", "queue")] = 45
+    saved = json.loads(json.dumps(first.snapshot()))  # memory before the action
+    result = first.tick()
+    request_id = result.actions[0].request_id
+    # crash: the action happened but the memory after it was lost, and the provider's
+    # answer (the new replicas) is not visible yet to the restarted controller
+    second = make()
+    second.restore(saved)
+    state = provider._pools["chat"]
+    launched, state.replicas = list(state.replicas), []
+    result = second.tick()
+    assert result.actions[0].request_id == request_id
+    assert state.replicas == []  # recognised as already done: nothing launched twice
+    state.replicas = launched
+    assert provider.describe(second.config.pools[0]).desired == 5
+
+
+def test_dry_run_decides_but_changes_nothing(rig):
+    clock, provider, source, recorder, make = rig
+    controller = make(dry_run=True)
+    source.values[("chat", "queue")] = 45
+    result = controller.tick()
+    assert result.decisions[0].desired == 5
+    assert not result.actions[0].applied
+    assert provider.calls == []
+
+
+def test_an_unknown_capacity_skips_the_pool_with_a_reason(rig):
+    clock, provider, source, recorder, make = rig
+
+    class Broken(SimulatedProvider):
+        def describe(self, pool):
+            raise Throttled("describe throttled", "RequestLimitExceeded")
+
+    controller = Controller(config_from(CONFIG), {"simulated": Broken(clock)},
+                            {"static": source}, clock)
+    result = controller.tick()
+    assert result.skipped == {"chat": "capacity unknown: RequestLimitExceeded: describe throttled"}
+    assert result.decisions == []
+
+
+def test_a_policy_bug_holds_its_pool_and_the_tick_goes_on(rig):
+    clock, provider, source, recorder, make = rig
+    controller = make()
+
+    class Boom:
+        def recommend(self, observation, memory):
+            raise ZeroDivisionError("bug")
+
+    controller.policies["chat"] = Boom()
+    source.values[("chat", "queue")] = 45
+    (decision,) = controller.tick().decisions
+    assert decision.direction == "hold" and "policy queue-depth failed" in decision.reason
+
+
+def test_a_broken_recorder_does_not_stop_scaling(rig):
+    clock, provider, source, recorder, make = rig
+
+    class BadRecorder:
+        def record(self, decision, action):
+            raise OSError("disk full")
+
+    controller = make(recorder=BadRecorder())
+    source.values[("chat", "queue")] = 45
+    assert controller.tick().actions[0].applied
+
+
+def test_readings_older_than_max_age_are_stale(rig):
+    clock, provider, source, recorder, make = rig
+    controller = make(CONFIG.replace("{source: {type: static, value: 0}}",
+                                     "{source: {type: static, value: 0}, max_age: 30s}"))
+
+    class Old:
+        def read(self, requests, now):
+            return {r.key: Reading(10.0, now - 120) for r in requests}
+
+    controller.sources["static"] = Old()
+    (decision,) = controller.tick().decisions
+    assert decision.stale and "120s old (max_age 30s)" in decision.reason
+
+
+def test_the_static_source_reads_configured_values():
+    clock = FakeClock()
+    provider = SimulatedProvider(clock)
+    controller = Controller(config_from(CONFIG.replace("value: 0", "value: 31")),
+                            {"simulated": provider}, clock=clock)
+    assert controller.tick().decisions[0].desired == 4
+
+
+def test_a_source_type_without_a_reader_is_refused_by_name(monkeypatch):
+    from autoscaler import signals
+
+    monkeypatch.setitem(signals.SOURCES, "nvml", "autoscaler.signals.not_written_yet:X")
+    config = config_from(CONFIG.replace("type: static, value: 0", "type: nvml"))
+    clock = FakeClock()
+    with pytest.raises(SourceUnavailable,
+                       match=r"pools\[0\]\.signals\.queue\.source: signal source 'nvml' is not"):
+        Controller(config, {"simulated": SimulatedProvider(clock)}, clock=clock)
+
+
+def test_a_reader_whose_dependency_is_missing_names_the_package(monkeypatch, tmp_path):
+    from autoscaler import signals
+
+    (tmp_path / "needs_missing_dep.py").write_text("import surely_not_installed_pkg\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(signals.SOURCES, "nvml", "needs_missing_dep:X")
+    config = config_from(CONFIG.replace("type: static, value: 0", "type: nvml"))
+    clock = FakeClock()
+    with pytest.raises(SourceUnavailable, match="surely_not_installed_pkg"):
+        Controller(config, {"simulated": SimulatedProvider(clock)}, clock=clock)
+
+
+def test_run_ticks_at_the_configured_interval(rig):
+    clock, provider, source, recorder, make = rig
+    controller = make()
+    seen = []
+    controller.run(ticks=3, on_tick=lambda r: seen.append(r.at))
+    assert seen == [1000.0, 1015.0, 1030.0]

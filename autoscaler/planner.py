@@ -13,7 +13,7 @@ It must never do I/O, read a clock, or change anything but the memory it returns
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .scaling import (
@@ -43,6 +43,15 @@ class PlanSpec:
     scale_to_zero_after_seconds: float = 300.0
     fallback_after_seconds: float | None = None
     fallback_replicas: int | None = None
+    keep_recommendations_seconds: float = field(init=False, default=0.0)
+    keep_events_seconds: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        # How much history the windows and rate limits need, computed once per pool.
+        up, down = self.up, self.down
+        keep = max(up.stabilization_seconds, down.stabilization_seconds)
+        object.__setattr__(self, "keep_recommendations_seconds", keep)
+        object.__setattr__(self, "keep_events_seconds", longest_period((up, down)))
 
     @classmethod
     def from_pool(cls, pool: Pool) -> PlanSpec:
@@ -115,6 +124,24 @@ class PoolMemory:
         )
 
 
+def _with(m: PoolMemory, **changes: Any) -> PoolMemory:
+    """`m` with some fields changed (dataclasses.replace is ~5x slower on this hot path)."""
+    fields: dict[str, Any] = {
+        "recommendations": m.recommendations,
+        "scale_events": m.scale_events,
+        "last_scale_at": m.last_scale_at,
+        "stale_since": m.stale_since,
+        "zero_since": m.zero_since,
+        "backoff_until": m.backoff_until,
+        "backoff_seconds": m.backoff_seconds,
+        "last_error": m.last_error,
+        "actions": m.actions,
+        "policy": m.policy,
+    }
+    fields.update(changes)
+    return PoolMemory(**fields)
+
+
 def clamp(value: int, spec: PlanSpec) -> int:
     return spec.min if value < spec.min else spec.max if value > spec.max else value
 
@@ -129,19 +156,18 @@ def plan(
     stale: Mapping[str, str] | None = None,
 ) -> tuple[Decision, PoolMemory]:
     """Decide the pool's capacity. `stale` maps each stale signal to why it is stale."""
-    memory = replace(memory, policy=rec.memory)
     if memory.backoff_until is not None and now < memory.backoff_until:
         desired = clamp(current, spec)
         wait = memory.backoff_until - now
         why = f"hold: provider backoff for {wait:.0f}s more after {memory.last_error}"
+        memory = _with(memory, policy=rec.memory)
         return _decision(pool, now, current, rec, desired, why, bool(stale)), memory
     bounded = clamp(rec.desired, spec)
     if stale:
         return _plan_stale(pool, spec, rec, bounded, current, now, memory, stale)
-    if memory.stale_since is not None:
-        memory = replace(memory, stale_since=None)
     if rec.hold:
         desired = clamp(current, spec)
+        memory = _with(memory, policy=rec.memory, stale_since=None)
         return _decision(pool, now, current, rec, desired, f"hold: {rec.reason}"), memory
     return _plan_fresh(pool, spec, rec, bounded, current, now, memory)
 
@@ -158,7 +184,7 @@ def _plan_fresh(
     notes: list[str] = []
     if bounded != rec.desired:
         notes.append(f"bounds [{spec.min}, {spec.max}] -> {bounded}")
-    keep = max(spec.up.stabilization_seconds, spec.down.stabilization_seconds)
+    keep = spec.keep_recommendations_seconds
     recs = prune(memory.recommendations, now, keep)
     target = stabilize(
         current,
@@ -184,18 +210,20 @@ def _plan_fresh(
         if left > 0:
             target = current
             notes.append(f"cooldown {left:.0f}s more")
-    events = prune(memory.scale_events, now, longest_period((spec.up, spec.down)))
+    events = prune(memory.scale_events, now, spec.keep_events_seconds)
     limited = rate_limit(current, target, events, spec.up, spec.down, now)
     if limited != target:
         notes.append(f"rate limit -> {limited}")
     desired = clamp(limited, spec)
     if desired != limited:
         notes.append(f"bounds [{spec.min}, {spec.max}] -> {desired}")
-    memory = replace(
+    memory = _with(
         memory,
         recommendations=(*recs, (now, bounded)) if keep > 0 else (),
         scale_events=events,
         zero_since=zero_since,
+        stale_since=None,
+        policy=rec.memory,
     )
     reason = rec.reason if not notes else f"{rec.reason}; {'; '.join(notes)}"
     return _decision(pool, now, current, rec, desired, reason), memory
@@ -212,12 +240,12 @@ def _plan_stale(
     stale: Mapping[str, str],
 ) -> tuple[Decision, PoolMemory]:
     since = memory.stale_since if memory.stale_since is not None else now
-    memory = replace(memory, stale_since=since)
+    memory = _with(memory, stale_since=since, policy=rec.memory)
     listed = ", ".join(f"{name} ({why})" for name, why in sorted(stale.items()))
     reason = f"hold: signal {listed} stale for {now - since:.0f}s; no scale-down"
     target = current
     if not rec.hold and bounded > current:
-        events = prune(memory.scale_events, now, longest_period((spec.up, spec.down)))
+        events = prune(memory.scale_events, now, spec.keep_events_seconds)
         target = rate_limit(current, bounded, events, spec.up, spec.down, now)
         reason += f"; other signals scale up: {rec.reason}"
     if (
@@ -255,7 +283,7 @@ def after_action(
 ) -> PoolMemory:
     """Memory after act: a scale event on success, or an exponential backoff on failure."""
     if error is None:
-        return replace(
+        return _with(
             memory,
             scale_events=(*memory.scale_events, (now, desired - current)),
             last_scale_at=now,
@@ -265,4 +293,4 @@ def after_action(
             actions=memory.actions + 1,
         )
     wait = min(backoff_max_seconds, max(backoff_seconds, memory.backoff_seconds * 2))
-    return replace(memory, backoff_until=now + wait, backoff_seconds=wait, last_error=error)
+    return _with(memory, backoff_until=now + wait, backoff_seconds=wait, last_error=error)

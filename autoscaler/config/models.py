@@ -90,17 +90,24 @@ class Behavior(_Model):
 class Pool(_Model):
     """One scaled thing and how it is scaled."""
 
-    name: str = Field(pattern=r"^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$")
-    target: AnyTarget
+    name: str = Field(
+        pattern=r"^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$",
+        description="unique pool name (lower case, digits, '-', '_', '.')",
+    )
+    target: AnyTarget = Field(description="what is scaled, selected by `kind`")
     min: int = Field(0, ge=0, description="fewest replicas; 0 allows scale to zero")
     max: int = Field(ge=1, description="most replicas")
     startup: Seconds = Field(0.0, description="how long new capacity takes to become ready")
-    signals: dict[str, SignalSpec] = Field(default_factory=dict)
-    policy: AnyPolicyConfig
+    signals: dict[str, SignalSpec] = Field(
+        default_factory=dict, description="named signals and their sources"
+    )
+    policy: AnyPolicyConfig = Field(description="how much capacity, selected by `type`")
     behavior: Behavior | None = Field(
         None, description="default: Behavior(); not allowed with hpa/keda/kpa (they own theirs)"
     )
-    simulation: Simulation | None = None
+    simulation: Simulation | None = Field(
+        None, description="service and cost model for `autoscaler simulate`"
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> Pool:
@@ -149,11 +156,17 @@ PASS_THROUGH = Behavior(
 class Installation(_Model):
     """Who this autoscaler is: it touches only resources tagged with its `id`."""
 
-    id: str = Field("default", pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$")
+    id: str = Field(
+        "default",
+        pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$",
+        description="this installation's id; written into ownership tags and labels",
+    )
     tag_prefix: str = Field("elastic-autoscaler.io", description="prefix of ownership tags")
 
 
 class ControllerSettings(_Model):
+    """How the controller ticks: its interval, deadlines and provider backoff."""
+
     interval: Seconds = Field(15.0, gt=0, description="seconds between ticks")
     observe_deadline: Seconds = Field(10.0, gt=0, description="overall deadline for reads")
     source_timeout: Seconds = Field(5.0, gt=0, description="default per-source timeout")
@@ -167,9 +180,13 @@ class ControllerSettings(_Model):
 class Config(_Model):
     """A whole configuration file."""
 
-    installation: Installation = Field(default_factory=Installation)
-    controller: ControllerSettings = Field(default_factory=ControllerSettings)
-    pools: list[Pool] = Field(min_length=1)
+    installation: Installation = Field(
+        default_factory=Installation, description="ownership: the id its resources are tagged with"
+    )
+    controller: ControllerSettings = Field(
+        default_factory=ControllerSettings, description="tick interval and deadlines"
+    )
+    pools: list[Pool] = Field(min_length=1, description="the pools to scale")
 
     @field_validator("pools")
     @classmethod

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 # Fragments in mk/ append to TEST_DEPS the targets that install test prerequisites.
 TEST_DEPS :=
 
-.PHONY: install demo test lint unit bench clean
+.PHONY: install demo explain test lint unit bench clean
 .DEFAULT_GOAL := demo
 
 $(STAMP): pyproject.toml
@@ -23,9 +23,12 @@ install: $(STAMP)
 -include mk/*.mk
 
 demo: install
+	$(BIN)/autoscaler simulate examples/llm-serving.yaml --report out/demo
+
+explain: install
 	$(BIN)/autoscaler explain examples/llm-serving.yaml --pool llm-chat \
-	  --signal queue=120 --signal in_flight=128 --signal arrival_rate=12 \
-	  --signal service_seconds=10 --signal gpu_utilization=0.97 --replicas 4
+	  --signal queue=120 --signal in_flight=64 --signal arrival_rate=12 \
+	  --signal service_seconds=10 --signal gpu_utilization=0.97 --replicas 8
 
 lint: install
 	$(BIN)/ruff check autoscaler policies tests bench

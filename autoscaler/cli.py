@@ -246,6 +246,15 @@ def run(
         sys.exit(1 if failed or result.skipped else 0)
 
 
+def _register_lab() -> None:
+    from .cli_sim import simulate_cmd
+
+    cli.add_command(simulate_cmd, name="simulate")
+
+
+_register_lab()
+
+
 def main() -> None:
     cli(prog_name="autoscaler")
 

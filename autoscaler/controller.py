@@ -54,9 +54,15 @@ class Controller:
         recorder: Recorder | None = None,
         dry_run: bool = False,
         memory: Mapping[str, PoolMemory] | None = None,
+        inline: bool = False,
     ) -> None:
         """`providers` and `sources` are keyed by target kind and source type; missing
-        sources are built from the registry (an unavailable type raises at once)."""
+        sources are built from the registry (an unavailable type raises at once).
+
+        `inline` calls sources and providers directly in the tick's thread, without
+        deadlines: for the simulator, whose in-memory sources cannot block. Pools of
+        kind `simulated` read the signals their policy needs, unless declared, from the
+        source keyed `simulated` (the simulator's)."""
         self.config = config
         self.clock = clock or SystemClock()
         self.recorder = recorder or LogRecorder()
@@ -66,18 +72,25 @@ class Controller:
         self.memory: dict[str, PoolMemory] = dict(memory or {})
         self.policies = {p.name: p.policy.build() for p in config.pools}
         self.specs = {p.name: PlanSpec.from_pool(p) for p in config.pools}
+        self.inline = inline
         self.observer = Observer()
         self._actor = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="act")
         self._acting: dict[str, cf.Future[ActionResult | None]] = {}
         self._requests: dict[str, list[SignalRequest]] = defaultdict(list)
         self._timeouts: dict[str, float] = {}
+        self._signals: dict[str, list[tuple[str, float | None]]] = defaultdict(list)
         for i, pool in enumerate(config.pools):
             if pool.target.kind not in self.providers:
                 raise ValueError(
                     f"pools[{i}].target: no provider for kind {pool.target.kind!r} "
                     f"(have: {', '.join(sorted(self.providers)) or 'none'})"
                 )
+            if pool.target.kind == "simulated" and "simulated" in self.sources:
+                for name in sorted(pool.policy.signal_names() - set(pool.signals)):
+                    self._requests["simulated"].append(SignalRequest(pool.name, name, None))
+                    self._signals[pool.name].append((name, None))
             for name, spec in pool.signals.items():
+                self._signals[pool.name].append((name, spec.max_age))
                 kind = spec.source.type
                 if kind not in self.sources:
                     where = f"pools[{i}].signals.{name}.source"
@@ -102,12 +115,16 @@ class Controller:
         now = self.clock.now()
         settings = self.config.controller
         result = TickResult(at=now)
-        result.readings = self.observer.read_signals(
-            self.sources, self._requests, now, self._timeouts, settings.observe_deadline
-        )
-        capacities = self.observer.call_each(
-            {p.name: self._describer(p) for p in self.config.pools}, settings.observe_deadline
-        )
+        if self.inline:
+            result.readings, capacities = self._observe_inline(now)
+        else:
+            result.readings = self.observer.read_signals(
+                self.sources, self._requests, now, self._timeouts, settings.observe_deadline
+            )
+            capacities = self.observer.call_each(
+                {p.name: self._describer(p) for p in self.config.pools},
+                settings.observe_deadline,
+            )
         planned: list[tuple[Pool, Decision, Capacity]] = []
         for pool in self.config.pools:
             capacity = capacities[pool.name]
@@ -130,6 +147,24 @@ class Controller:
             self._record(decision, action)
         return result
 
+    def _observe_inline(
+        self, now: float
+    ) -> tuple[dict[tuple[str, str], Reading], dict[str, Capacity | BaseException]]:
+        readings: dict[tuple[str, str], Reading] = {}
+        for kind, reqs in self._requests.items():
+            try:
+                readings.update(self.sources[kind].read(reqs, now))
+            except Exception as exc:  # same rule as threaded: stale, never fatal
+                for r in reqs:
+                    readings[r.key] = Reading(None, now, f"{type(exc).__name__}: {exc}")
+        capacities: dict[str, Capacity | BaseException] = {}
+        for pool in self.config.pools:
+            try:
+                capacities[pool.name] = self.providers[pool.target.kind].describe(pool)
+            except Exception as exc:
+                capacities[pool.name] = exc
+        return readings, capacities
+
     def _act_all(
         self, planned: list[tuple[Pool, Decision, Capacity]], now: float
     ) -> dict[str, ActionResult]:
@@ -139,6 +174,9 @@ class Controller:
         todo = [(p, d, c) for p, d, c in planned if d.desired != c.desired]
         if not todo:
             return {}
+        if self.inline:
+            done_inline = {p.name: self._act(p, d, c, now) for p, d, c in todo}
+            return {k: v for k, v in done_inline.items() if v is not None}
         futures = {
             pool.name: self._actor.submit(self._act, pool, decision, capacity, now)
             for pool, decision, capacity in todo
@@ -206,10 +244,10 @@ class Controller:
         # Only signals the policy reads can hold the pool; others are just observed.
         required = pool.policy.signal_names() - pool.policy.optional_signals()
         max_age_default = 3 * self.config.controller.interval
-        for name, spec in pool.signals.items():
+        for name, declared_max_age in self._signals[pool.name]:
             reading = readings.get((pool.name, name)) or Reading(None, now, "not read")
             why = reading.why_stale()
-            max_age = spec.max_age if spec.max_age is not None else max_age_default
+            max_age = declared_max_age if declared_max_age is not None else max_age_default
             if not why and now - reading.observed_at > max_age:
                 why = f"{now - reading.observed_at:.0f}s old (max_age {max_age:g}s)"
             if why:

@@ -90,6 +90,9 @@ class PoolMemory:
     last_error: str | None = None
     actions: int = 0
     policy: JSONDict = field(default_factory=dict)
+    started_at: float | None = None
+    """First tick planned; the scale-down window is seeded with the capacity found then."""
+    started_with: int = 0
 
     def to_dict(self) -> JSONDict:
         return {
@@ -103,6 +106,8 @@ class PoolMemory:
             "last_error": self.last_error,
             "actions": self.actions,
             "policy": self.policy,
+            "started_at": self.started_at,
+            "started_with": self.started_with,
         }
 
     @classmethod
@@ -121,6 +126,8 @@ class PoolMemory:
             last_error=data.get("last_error"),
             actions=int(data.get("actions") or 0),
             policy=dict(data.get("policy") or {}),
+            started_at=data.get("started_at"),
+            started_with=int(data.get("started_with") or 0),
         )
 
 
@@ -137,6 +144,8 @@ def _with(m: PoolMemory, **changes: Any) -> PoolMemory:
         "last_error": m.last_error,
         "actions": m.actions,
         "policy": m.policy,
+        "started_at": m.started_at,
+        "started_with": m.started_with,
     }
     fields.update(changes)
     return PoolMemory(**fields)
@@ -194,6 +203,12 @@ def _plan_fresh(
         spec.up.stabilization_seconds,
         spec.down.stabilization_seconds,
     )
+    started_at = now if memory.started_at is None else memory.started_at
+    started_with = current if memory.started_at is None else memory.started_with
+    if now - started_at < spec.down.stabilization_seconds and target < current:
+        # A (re)started controller knows no history: the capacity it found counts as a
+        # recommendation in the scale-down window (the HPA seeds its window the same way).
+        target = max(target, min(current, started_with))
     if target != bounded:
         window = spec.down if target > bounded else spec.up
         notes.append(f"stabilization window {window.stabilization_seconds:g}s keeps {target}")
@@ -224,6 +239,8 @@ def _plan_fresh(
         zero_since=zero_since,
         stale_since=None,
         policy=rec.memory,
+        started_at=started_at,
+        started_with=started_with,
     )
     reason = rec.reason if not notes else f"{rec.reason}; {'; '.join(notes)}"
     return _decision(pool, now, current, rec, desired, reason), memory

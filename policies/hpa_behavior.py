@@ -84,9 +84,10 @@ def normalize(
     The new memory records this proposal and, when desired != current, the scale event
     (the HPA records events for the changes it makes).
     """
-    recs = prune(
-        _history(memory, "recs"), now, max(up.stabilization_seconds, down.stabilization_seconds)
-    )
+    # maybeInitScaleDownStabilizationWindow: a new HPA starts its window with the current
+    # replica count, so it does not scale down the moment it is created.
+    history = _history(memory, "recs") if "recs" in memory else ((now, current),)
+    recs = prune(history, now, max(up.stabilization_seconds, down.stabilization_seconds))
     events = prune(_history(memory, "events"), now, longest_period((up, down)))
     stabilized = stabilize(
         current, proposal, recs, now, up.stabilization_seconds, down.stabilization_seconds

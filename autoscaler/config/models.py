@@ -25,6 +25,9 @@ SIMULATED_SIGNALS = (
     "gpu_utilization",
     "service_seconds",
     "concurrency",
+    "demand",
+    "pending_gpus",
+    "running_gpus",
 )
 """Signals the simulator produces for every pool, by these names."""
 

@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from autoscaler.units import Seconds
+from policies import AnyPolicyConfig
 
 
 class _Model(BaseModel):
@@ -51,3 +52,7 @@ class Simulation(_Model):
     wait_slo: Seconds = Field(description="queue wait a request (or job) should stay within")
     trace: Trace | None = None
     signal_delay: Seconds = Field(0.0, description="delay of the metrics source")
+    baselines: dict[str, AnyPolicyConfig] = Field(
+        default_factory=dict,
+        description="override the compared hpa/keda/kpa settings (keys: hpa, keda, kpa)",
+    )

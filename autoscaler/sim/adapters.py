@@ -1,0 +1,52 @@
+"""The simulator's signal source and capacity provider: views over a Cluster.
+
+They let the production controller tick run unchanged against the simulated world.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from autoscaler.signals.base import SignalKey, SignalRequest
+from autoscaler.types import Capacity, Reading
+
+from .cluster import Cluster
+
+
+class ClusterSignals:
+    """Reads the cluster's signals once per tick; a missing one reads as stale."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self._at: float | None = None
+        self._values: dict[str, float | None] = {}
+
+    def read(self, requests: Sequence[SignalRequest], now: float) -> dict[SignalKey, Reading]:
+        if self._at != now:
+            self._values = self.cluster.signals(now)
+            self._at = now
+        values = self._values
+        return {r.key: Reading(values.get(r.signal), now) for r in requests}
+
+
+class ClusterProvider:
+    """Scales the cluster; idempotent by request id like every provider."""
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.applied: set[str] = set()
+        self.actions = 0
+
+    def describe(self, pool: Any) -> Capacity:
+        return self.cluster.capacity()
+
+    def scale(self, pool: Any, desired: int, request_id: str) -> None:
+        if request_id in self.applied:
+            return
+        self.applied.add(request_id)
+        self.actions += 1
+        self.cluster.scale(desired, self.cluster.clock)
+
+    def remove(self, pool: Any, members: Sequence[str], request_id: str) -> None:
+        raise NotImplementedError("the simulator scales by count only")

@@ -1,0 +1,315 @@
+"""The simulated world: replicas (or nodes) with units of capacity, and work that queues.
+
+One model serves both workloads the simulator knows:
+- LLM serving: a replica has `slots` units; a request holds one unit for its service time;
+- GPU batch: a node has `gpus_per_node` units; a job holds `num_gpu` units on one node
+  (first-fit over nodes, oldest first; a job that does not fit does not block smaller ones
+  behind it, as the Kubernetes scheduler behaves).
+
+A new replica is billed from the moment it is requested and becomes ready `startup`
+seconds later. Scale-in removes starting replicas first, then idle ready ones (newest first),
+then busy ones, which drain: they take no new work, finish what they hold and are billed
+until then (graceful termination; running work is never killed).
+
+Signals are what production would see: queue length, work in flight, arrival rate over a
+window, GPU utilization (busy share of ready units, averaged over the last interval),
+measured service time, and optionally a delay before they are visible.
+
+Speed matters (a day of requests at a 1 s tick in seconds of wall time): the event loop
+works on plain lists and heaps; nothing here allocates per request beyond a heap entry.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from bisect import bisect_right
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+from autoscaler.types import Capacity
+
+INF = math.inf
+
+
+@dataclass
+class Replica:
+    id: int
+    created: float
+    ready_at: float
+    busy: int = 0
+    draining: bool = False
+    ended: float | None = None
+    listed: bool = False  # in the free heap already (no duplicates)
+
+
+class Cluster:
+    """Replicas, queued and running work, and the signals they produce."""
+
+    def __init__(
+        self,
+        arrivals: np.ndarray,
+        durations: np.ndarray,
+        units: np.ndarray,
+        units_per_replica: int,
+        startup_seconds: float,
+        rate_window_seconds: float = 60.0,
+        service_window_seconds: float = 300.0,
+        signal_delay_seconds: float = 0.0,
+    ) -> None:
+        if len(units) and int(units.max()) > units_per_replica:
+            raise ValueError(
+                f"a job needs {int(units.max())} units but a replica has {units_per_replica}; "
+                "raise gpus_per_node (or slots)"
+            )
+        self.arr = arrivals.tolist()
+        self.dur = durations.tolist()
+        self.units = units.tolist()
+        self.unit_one = bool(len(units) == 0 or int(units.max()) == 1)
+        self.per = units_per_replica
+        self.startup = startup_seconds
+        self.rate_window = rate_window_seconds
+        self.service_window = service_window_seconds
+        self.delay = signal_delay_seconds
+        n = len(self.arr)
+        self.start = [math.nan] * n
+        self.replicas: dict[int, Replica] = {}
+        self.next_id = 0
+        self.next_arrival = 0
+        self.queue: deque[int] = deque()
+        self.queued_units = 0
+        self.pending_ready: list[tuple[float, int]] = []
+        self.completions: list[tuple[float, int, int]] = []
+        self.free: list[int] = []  # replica ids with a free unit (lazy; unit-one fast path)
+        self.busy_units = 0
+        self.running = 0
+        self.ready_units = 0
+        self.clock = 0.0
+        self.busy_area = 0.0
+        self.ready_area = 0.0
+        self.billed_seconds = 0.0  # replica-seconds of replicas already ended
+        self.done_service = 0.0  # unit-seconds of completed work
+        self.recent_service: deque[tuple[float, float]] = deque()
+        self.recent_sum = 0.0
+        self.snapshots: deque[tuple[float, dict[str, float | None]]] = deque()
+        self._last_busy_area = 0.0
+        self._last_ready_area = 0.0
+
+    # -- capacity ------------------------------------------------------------------------
+    def live(self) -> list[Replica]:
+        return [r for r in self.replicas.values() if not r.draining]
+
+    def capacity(self) -> Capacity:
+        desired = ready = 0
+        now = self.clock
+        for r in self.replicas.values():
+            if not r.draining:
+                desired += 1
+                if r.ready_at <= now:
+                    ready += 1
+        return Capacity(desired, ready, desired - ready)
+
+    def add(self, count: int, now: float, ready: bool = False) -> None:
+        for _ in range(count):
+            rid = self.next_id
+            self.next_id += 1
+            ready_at = now if ready else now + self.startup
+            self.replicas[rid] = Replica(rid, now, ready_at)
+            heapq.heappush(self.pending_ready, (ready_at, rid))
+        if ready:
+            self.advance(now)
+
+    def scale(self, desired: int, now: float) -> None:
+        live = self.live()
+        if desired > len(live):
+            self.add(desired - len(live), now)
+            return
+        surplus = len(live) - desired
+        if surplus <= 0:
+            return
+        starting = sorted((r for r in live if r.ready_at > now), key=lambda r: -r.id)
+        idle = sorted((r for r in live if r.ready_at <= now and r.busy == 0), key=lambda r: -r.id)
+        busy = sorted(
+            (r for r in live if r.ready_at <= now and r.busy > 0), key=lambda r: (r.busy, -r.id)
+        )
+        for r in (starting + idle + busy)[:surplus]:
+            if r.ready_at <= now:
+                self.ready_units -= self.per
+            r.draining = True
+            if r.busy == 0:
+                self._end(r, now)
+        self._dispatch(now)
+
+    def _end(self, r: Replica, now: float) -> None:
+        r.ended = now
+        self.billed_seconds += now - r.created
+        del self.replicas[r.id]
+
+    # -- events --------------------------------------------------------------------------
+    def advance(self, t: float) -> None:
+        """Process every arrival, completion and replica start up to time `t`."""
+        arr, n = self.arr, len(self.arr)
+        pending, completions = self.pending_ready, self.completions
+        while True:
+            ta = arr[self.next_arrival] if self.next_arrival < n else INF
+            tc = completions[0][0] if completions else INF
+            tr = pending[0][0] if pending else INF
+            tmin = ta if ta < tc else tc
+            if tr < tmin:
+                tmin = tr
+            if tmin > t:
+                break
+            self._integrate(tmin)
+            if tr == tmin:
+                _, rid = heapq.heappop(pending)
+                r = self.replicas.get(rid)
+                if r is not None and not r.draining:
+                    self.ready_units += self.per
+                    self._list(r)
+                    self._dispatch(tmin)
+            elif tc == tmin:
+                _, rid, item = heapq.heappop(completions)
+                self._complete(rid, item, tmin)
+            else:
+                item = self.next_arrival
+                self.next_arrival += 1
+                self.queue.append(item)
+                self.queued_units += self.units[item]
+                self._dispatch(tmin)
+        self._integrate(t)
+
+    def _integrate(self, t: float) -> None:
+        dt = t - self.clock
+        if dt > 0:
+            self.busy_area += self.busy_units * dt
+            self.ready_area += self.ready_units * dt
+            self.clock = t
+
+    def _complete(self, rid: int, item: int, now: float) -> None:
+        u = self.units[item]
+        d = self.dur[item]
+        self.busy_units -= u
+        self.running -= 1
+        self.done_service += d * u
+        recent = self.recent_service
+        recent.append((now, d))
+        self.recent_sum += d
+        r = self.replicas[rid]
+        r.busy -= u
+        if r.draining:
+            if r.busy == 0:
+                self._end(r, now)
+            return
+        self._list(r)
+        if self.queue:
+            self._dispatch(now)
+
+    def _list(self, r: Replica) -> None:
+        if not r.listed:
+            r.listed = True
+            heapq.heappush(self.free, r.id)
+
+    def _start(self, item: int, r: Replica, now: float) -> None:
+        u = self.units[item]
+        r.busy += u
+        self.busy_units += u
+        self.running += 1
+        self.queued_units -= u
+        self.start[item] = now
+        heapq.heappush(self.completions, (now + self.dur[item], r.id, item))
+
+    def _dispatch(self, now: float) -> None:
+        """Start queued work on free units."""
+        queue = self.queue
+        if not queue:
+            return
+        if self.unit_one:
+            free, replicas, per = self.free, self.replicas, self.per
+            while queue and free:
+                r = replicas.get(free[0])
+                if r is None or r.draining or r.ready_at > now or r.busy >= per:
+                    heapq.heappop(free)
+                    if r is not None:
+                        r.listed = False
+                    continue
+                self._start(queue.popleft(), r, now)
+                if r.busy >= per:
+                    heapq.heappop(free)
+                    r.listed = False
+            return
+        self._dispatch_jobs(now)
+
+    def _dispatch_jobs(self, now: float) -> None:
+        nodes = sorted(
+            (
+                r
+                for r in self.replicas.values()
+                if not r.draining and r.ready_at <= now and r.busy < self.per
+            ),
+            key=lambda r: r.id,
+        )
+        if not nodes:
+            return
+        kept: deque[int] = deque()
+        most_free = max(self.per - r.busy for r in nodes)
+        while self.queue:
+            item = self.queue.popleft()
+            u = self.units[item]
+            if u > most_free:
+                kept.append(item)
+                continue
+            for r in nodes:
+                if self.per - r.busy >= u:
+                    self._start(item, r, now)
+                    break
+            most_free = max((self.per - r.busy for r in nodes), default=0)
+            if most_free == 0:
+                break
+        kept.extend(self.queue)
+        self.queue = kept
+
+    # -- signals -------------------------------------------------------------------------
+    def signals(self, t: float) -> dict[str, float | None]:
+        """What a metrics system would show at `t` (after the configured delay)."""
+        snap = self._measure(t)
+        if self.delay <= 0:
+            return snap
+        self.snapshots.append((t, snap))
+        while len(self.snapshots) > 1 and self.snapshots[1][0] <= t - self.delay:
+            self.snapshots.popleft()
+        first_t, first = self.snapshots[0]
+        return first if first_t <= t - self.delay else dict.fromkeys(snap)
+
+    def _measure(self, t: float) -> dict[str, float | None]:
+        arrived = bisect_right(self.arr, t)
+        window = self.rate_window
+        rate = (arrived - bisect_right(self.arr, t - window)) / window
+        busy_da = self.busy_area - self._last_busy_area
+        ready_da = self.ready_area - self._last_ready_area
+        self._last_busy_area, self._last_ready_area = self.busy_area, self.ready_area
+        recent = self.recent_service
+        cutoff = t - self.service_window
+        while recent and recent[0][0] <= cutoff:
+            self.recent_sum -= recent.popleft()[1]
+        queue = float(len(self.queue))
+        running = float(self.running)
+        return {
+            "queue": queue,
+            "in_flight": running,
+            "concurrency": queue + running,
+            "demand": float(self.queued_units + self.busy_units),
+            "arrival_rate": rate,
+            "gpu_utilization": busy_da / ready_da if ready_da > 0 else None,
+            "service_seconds": self.recent_sum / len(recent) if recent else None,
+            "pending_gpus": float(self.queued_units),
+            "running_gpus": float(self.busy_units),
+        }
+
+    # -- accounting ----------------------------------------------------------------------
+    def billed_replica_seconds(self, now: float) -> float:
+        return self.billed_seconds + sum(now - r.created for r in self.replicas.values())
+
+    def idle(self) -> bool:
+        return not self.queue and self.running == 0 and self.next_arrival >= len(self.arr)

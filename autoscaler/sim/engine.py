@@ -1,0 +1,242 @@
+"""Replay a trace through one policy with the production controller tick.
+
+A FakeClock, the cluster's signals as the signal source and the cluster as the provider:
+the controller, policy and planner are the same code that runs in production. Nothing in
+them knows it is simulated.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from autoscaler.clock import FakeClock
+from autoscaler.config import SIMULATED_SIGNALS, Config, ControllerSettings, Pool
+from autoscaler.config.simulation import GpuBatchService
+from autoscaler.config.targets import SimulatedTarget
+from autoscaler.controller import Controller
+
+from .adapters import ClusterProvider, ClusterSignals
+from .cluster import Cluster
+from .oracle import peak_need
+from .traces import Trace
+
+
+class SimulationError(ValueError):
+    """A pool or trace the simulator cannot run; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A trace turned into work for one pool's service model."""
+
+    arrivals: np.ndarray
+    durations: np.ndarray
+    units: np.ndarray
+    units_per_replica: int
+    gpus_per_replica: int
+    cost_per_hour: float
+    startup_seconds: float
+    wait_slo_seconds: float
+    signal_delay_seconds: float
+    batch: bool
+    trace_name: str
+
+    @property
+    def work_replica_seconds(self) -> float:
+        return float(np.sum(self.durations * self.units)) / self.units_per_replica
+
+
+def workload(pool: Pool, trace: Trace) -> Workload:
+    sim = pool.simulation
+    if sim is None:
+        raise SimulationError(
+            f"pool {pool.name!r} has no `simulation` block (service model, cost and wait SLO)"
+        )
+    service = sim.service
+    if isinstance(service, GpuBatchService):
+        if trace.service_seconds is None:
+            raise SimulationError(
+                f"pool {pool.name!r} is a gpu-batch pool but trace "
+                f"{trace.name!r} has token counts, not job durations"
+            )
+        durations, per, gpus = trace.service_seconds, service.gpus_per_node, service.gpus_per_node
+        units = trace.unit_counts()
+        if int(units.max()) > per:
+            raise SimulationError(
+                f"trace {trace.name!r} has a job needing {int(units.max())} "
+                f"GPUs; nodes have {per} (simulation.service.gpus_per_node)"
+            )
+    else:
+        durations = trace.durations(service.prefill_tokens_per_s, service.decode_tokens_per_s)
+        units, per, gpus = np.ones(len(trace), dtype=np.int64), service.slots, sim.gpus_per_replica
+    return Workload(
+        trace.arrivals,
+        np.asarray(durations, dtype=float),
+        units,
+        per,
+        gpus,
+        sim.cost_per_hour,
+        pool.startup,
+        sim.wait_slo,
+        sim.signal_delay,
+        isinstance(service, GpuBatchService),
+        trace.name,
+    )
+
+
+@dataclass
+class PolicyRun:
+    """One policy's replay: its metrics and its timeline of decisions."""
+
+    policy: str
+    metrics: dict[str, Any]
+    timeline: dict[str, list[Any]] = field(default_factory=dict)
+
+
+def _sim_pool(pool: Pool, policy: Any) -> Pool:
+    unknown = sorted(policy.signal_names() - set(SIMULATED_SIGNALS))
+    if unknown:
+        raise SimulationError(
+            f"pool {pool.name!r}: the {policy.type} policy reads {', '.join(unknown)}, which "
+            f"the simulator does not produce (it produces: {', '.join(SIMULATED_SIGNALS)})"
+        )
+    behavior = None if policy.owns_behavior else pool.behavior
+    return pool.model_copy(
+        update={"target": SimulatedTarget(), "signals": {}, "policy": policy, "behavior": behavior}
+    )
+
+
+def initial_replicas(pool: Pool, policy: Any, work: Workload) -> int:
+    """Start warm, as a pool that has been running: the peak the work needs (without
+    waiting) during the first startup window, and at least the bounds' and the policy's
+    own floor (the HPA never runs below 1). Every compared policy starts the same way."""
+    need = peak_need(
+        work.arrivals,
+        work.durations,
+        work.units,
+        work.units_per_replica,
+        work.startup_seconds + 60.0,
+    )
+    floor = getattr(policy, "min_replicas", 0) or getattr(policy, "min_replica_count", 0)
+    return int(min(pool.max, max(pool.min, floor, need)))
+
+
+def run_policy(
+    pool: Pool,
+    work: Workload,
+    policy: Any,
+    label: str,
+    tick_seconds: float,
+    max_tail_seconds: float = 3600.0,
+    timeline: bool = True,
+) -> PolicyRun:
+    """Replay `work` through `policy` on `pool`; returns metrics and the timeline."""
+    started = time.perf_counter()
+    sim_pool = _sim_pool(pool, policy)
+    config = Config(controller=ControllerSettings(interval=tick_seconds), pools=[sim_pool])
+    cluster = Cluster(
+        work.arrivals,
+        work.durations,
+        work.units,
+        work.units_per_replica,
+        work.startup_seconds,
+        signal_delay_seconds=work.signal_delay_seconds,
+    )
+    cluster.add(initial_replicas(pool, policy, work), 0.0, ready=True)
+    clock = FakeClock(0.0)
+    provider = ClusterProvider(cluster)
+    controller = Controller(
+        config,
+        {"simulated": provider},
+        {"simulated": ClusterSignals(cluster)},
+        clock,
+        recorder=_Quiet(),
+        inline=True,
+    )
+    line: dict[str, list[Any]] = {
+        k: []
+        for k in (
+            "t",
+            "arrivals",
+            "queue",
+            "in_flight",
+            "gpu_utilization",
+            "current",
+            "desired",
+            "ready",
+            "reason",
+        )
+    }
+    end_cap = work.arrivals[-1] + max_tail_seconds if len(work.arrivals) else 0.0
+    t = 0.0
+    while True:
+        cluster.advance(t)
+        result = controller.tick()
+        if timeline:
+            _record(line, cluster, result, t)
+        if (t >= work.arrivals[-1] and cluster.idle()) or t >= end_cap:
+            break
+        t += tick_seconds
+        clock.advance(tick_seconds)
+    controller.close()
+    metrics = measure(cluster, work, t, provider.actions)
+    metrics["policy"] = label
+    metrics["wall_seconds"] = round(time.perf_counter() - started, 3)
+    return PolicyRun(label, metrics, line if timeline else {})
+
+
+class _Quiet:
+    def record(self, decision: Any, action: Any) -> None:
+        return None
+
+
+def _record(line: dict[str, list[Any]], cluster: Cluster, result: Any, t: float) -> None:
+    readings = result.readings
+    pool = result.decisions[0].pool if result.decisions else ""
+    util = readings.get((pool, "gpu_utilization"))
+    line["t"].append(t)
+    line["arrivals"].append(cluster.next_arrival)
+    line["queue"].append(len(cluster.queue))
+    line["in_flight"].append(cluster.running)
+    line["gpu_utilization"].append(util.value if util is not None else None)
+    capacity = cluster.capacity()
+    line["ready"].append(capacity.ready)
+    if result.decisions:
+        d = result.decisions[0]
+        line["current"].append(d.current)
+        line["desired"].append(d.desired)
+        line["reason"].append(d.reason)
+    else:
+        line["current"].append(capacity.desired)
+        line["desired"].append(capacity.desired)
+        line["reason"].append(result.skipped.get(pool, "skipped"))
+
+
+def measure(cluster: Cluster, work: Workload, end: float, actions: int) -> dict[str, Any]:
+    """GPU-hours, cost, efficiency, waits and SLO attainment of one replay."""
+    starts = np.asarray(cluster.start, dtype=float)
+    unfinished = np.isnan(starts)
+    waits = np.where(unfinished, end - work.arrivals, starts - work.arrivals)
+    replica_seconds = cluster.billed_replica_seconds(end)
+    gpu_hours = replica_seconds * work.gpus_per_replica / 3600.0
+    useful = work.work_replica_seconds * work.gpus_per_replica / 3600.0
+    within = (waits <= work.wait_slo_seconds + 1e-9) & ~unfinished
+    pct = np.percentile(waits, [50, 95, 99]) if len(waits) else [0.0, 0.0, 0.0]
+    return {
+        "gpu_hours": round(gpu_hours, 3),
+        "cost": round(replica_seconds / 3600.0 * work.cost_per_hour, 2),
+        "useful_gpu_hours": round(useful, 3),
+        "efficiency": round(useful / gpu_hours, 4) if gpu_hours else 0.0,
+        "wait_p50_s": round(float(pct[0]), 3),
+        "wait_p95_s": round(float(pct[1]), 3),
+        "wait_p99_s": round(float(pct[2]), 3),
+        "wait_max_s": round(float(waits.max()), 3) if len(waits) else 0.0,
+        "slo_attainment": round(float(np.mean(within)), 5) if len(waits) else 1.0,
+        "scale_actions": actions,
+        "requests": len(waits),
+        "unfinished": int(unfinished.sum()),
+    }

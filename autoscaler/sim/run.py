@@ -1,0 +1,143 @@
+"""`autoscaler simulate`: one pool, one trace, our policy against the baselines and oracle.
+
+Produces the result document described in the simulator issue:
+`{"trace", "pool", "results": [{"policy", "gpu_hours", "cost", "efficiency", "wait_p50_s",
+"wait_p99_s", "slo_attainment", "scale_actions", ...}], "lower_bound_gpu_hours"}`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from autoscaler.config import Config, Pool
+from policies import AnyPolicyConfig
+
+from .baselines import FAMILIES, default_baseline
+from .engine import PolicyRun, SimulationError, Workload, run_policy, workload
+from .oracle import oracle
+from .traces import Trace, read_trace
+
+POLICY = TypeAdapter(AnyPolicyConfig)
+COMPARE_CHOICES = (*FAMILIES, "oracle")
+
+
+@dataclass
+class SimulationReport:
+    trace: str
+    pool: str
+    tick_seconds: float
+    wait_slo_seconds: float
+    lower_bound_gpu_hours: float
+    runs: list[PolicyRun] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "trace": self.trace,
+            "pool": self.pool,
+            "tick_seconds": self.tick_seconds,
+            "wait_slo_s": self.wait_slo_seconds,
+            "results": [run.metrics for run in self.runs],
+            "lower_bound_gpu_hours": self.lower_bound_gpu_hours,
+        }
+
+
+def pick_pool(config: Config, name: str | None) -> Pool:
+    if name is not None:
+        try:
+            return config.pool(name)
+        except KeyError as exc:
+            raise SimulationError(exc.args[0]) from None
+    candidates = [p for p in config.pools if p.simulation is not None]
+    if len(candidates) != 1:
+        names = ", ".join(p.name for p in candidates) or "none"
+        raise SimulationError(f"choose a pool with --pool (pools with a simulation block: {names})")
+    return candidates[0]
+
+
+def load_trace(
+    pool: Pool, path: str | None, fmt: str | None, speedup: float | None, repeat: int | None
+) -> Trace:
+    configured = pool.simulation.trace if pool.simulation else None
+    if path is None:
+        if configured is None:
+            path, fmt = "bundled:azure-llm-code-sample", "azure-llm"
+        else:
+            path, fmt = configured.path, fmt or configured.format
+    trace = read_trace(path, fmt, pool=pool.name)
+    speed = speedup if speedup is not None else (configured.speedup if configured else 1.0)
+    times = repeat if repeat is not None else (configured.repeat if configured else 1)
+    return trace.transformed(speed, times)
+
+
+def baseline_policy(pool: Pool, family: str, work: Workload) -> Any:
+    overrides = pool.simulation.baselines if pool.simulation else {}
+    if family in overrides:
+        return overrides[family]
+    return POLICY.validate_python(default_baseline(family, work.units_per_replica, work.batch))
+
+
+def oracle_metrics(work: Workload) -> dict[str, Any]:
+    bound = oracle(
+        work.arrivals, work.durations, work.units, work.units_per_replica, work.startup_seconds
+    )
+    gpu_hours = bound.replica_seconds * work.gpus_per_replica / 3600.0
+    useful = bound.work_replica_seconds * work.gpus_per_replica / 3600.0
+    return {
+        "policy": "oracle",
+        "gpu_hours": round(gpu_hours, 3),
+        "cost": round(bound.replica_seconds / 3600.0 * work.cost_per_hour, 2),
+        "useful_gpu_hours": round(useful, 3),
+        "efficiency": round(useful / gpu_hours, 4) if gpu_hours else 0.0,
+        "wait_p50_s": 0.0,
+        "wait_p95_s": 0.0,
+        "wait_p99_s": 0.0,
+        "wait_max_s": 0.0,
+        "slo_attainment": 1.0,
+        "scale_actions": bound.scale_actions,
+        "requests": len(work.arrivals),
+        "unfinished": 0,
+        "wall_seconds": 0.0,
+    }
+
+
+def simulate(
+    config: Config,
+    pool_name: str | None = None,
+    trace_path: str | None = None,
+    trace_format: str | None = None,
+    compare: Sequence[str] = COMPARE_CHOICES,
+    tick_seconds: float | None = None,
+    speedup: float | None = None,
+    repeat: int | None = None,
+    timeline: bool = True,
+    progress: Callable[[str], None] | None = None,
+) -> SimulationReport:
+    """Replay the pool's trace through its own policy and each compared one."""
+    unknown = [c for c in compare if c not in COMPARE_CHOICES]
+    if unknown:
+        raise SimulationError(
+            f"--compare: unknown {', '.join(unknown)}; use any of {', '.join(COMPARE_CHOICES)}"
+        )
+    pool = pick_pool(config, pool_name)
+    work = workload(pool, load_trace(pool, trace_path, trace_format, speedup, repeat))
+    tick = tick_seconds or config.controller.interval
+    report = SimulationReport(
+        work.trace_name,
+        pool.name,
+        tick,
+        work.wait_slo_seconds,
+        round(work.work_replica_seconds * work.gpus_per_replica / 3600.0, 3),
+    )
+    plan: list[tuple[str, Any]] = [(pool.policy.type, pool.policy)]
+    plan += [(f, baseline_policy(pool, f, work)) for f in compare if f in FAMILIES]
+    for label, policy in plan:
+        if progress:
+            progress(label)
+        report.runs.append(run_policy(pool, work, policy, label, tick, timeline=timeline))
+    if "oracle" in compare:
+        report.runs.append(PolicyRun("oracle", oracle_metrics(work)))
+    return report

@@ -247,9 +247,10 @@ def run(
 
 
 def _register_lab() -> None:
-    from .cli_sim import simulate_cmd
+    from .cli_sim import simulate_cmd, sweep_cmd
 
     cli.add_command(simulate_cmd, name="simulate")
+    cli.add_command(sweep_cmd, name="sweep")
 
 
 _register_lab()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -20,17 +21,9 @@ console = Console(stderr=True)
 
 def results_table(report: SimulationReport, title: str) -> Table:
     table = Table(title=title)
-    for column in (
-        "policy",
-        "GPU-h",
-        "cost",
-        "efficiency",
-        "wait p50 s",
-        "wait p99 s",
-        "SLO met",
-        "actions",
-    ):
-        table.add_column(column, justify="left" if column == "policy" else "right")
+    table.add_column("policy", no_wrap=True, min_width=10)
+    for column in ("GPU-h", "cost", "eff.", "p50 wait", "p99 wait", "SLO met", "actions"):
+        table.add_column(column, justify="right", no_wrap=True)
     for run in report.runs:
         m = run.metrics
         table.add_row(
@@ -38,8 +31,8 @@ def results_table(report: SimulationReport, title: str) -> Table:
             f"{m['gpu_hours']:.2f}",
             f"{m['cost']:.2f}",
             f"{m['efficiency']:.1%}",
-            f"{m['wait_p50_s']:.2f}",
-            f"{m['wait_p99_s']:.2f}",
+            f"{m['wait_p50_s']:.2f}s",
+            f"{m['wait_p99_s']:.2f}s",
             f"{m['slo_attainment']:.2%}",
             str(m["scale_actions"]),
         )
@@ -140,3 +133,105 @@ def simulate_cmd(
 
         page = write_report(report, Path(report_dir))
         console.print(f"report: {page}")
+
+
+@click.command()
+@click.argument("config_file", metavar="CONFIG", type=click.Path(dir_okay=False))
+@click.option("--param", "params", multiple=True, metavar="PATH=V1,V2,...",
+              help="vary a pool setting, e.g. policy.max_utilization=0.8,0.9 (repeatable; "
+              "the grid is every combination)")
+@click.option("--tune", is_flag=True, help="tune our policy and each baseline on a built-in "
+              "grid; print the cheapest setting per family that meets the SLO")
+@click.option("--slo-target", type=float, default=0.99, show_default=True,
+              help="share of requests within the wait SLO that counts as meeting it")
+@click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True,
+              help="parallel processes")
+@click.option("--trace", "trace_path")
+@click.option("--trace-format", type=click.Choice(FORMATS))
+@click.option("--pool", "pool_name")
+@click.option("--tick", type=float)
+@click.option("--speedup", type=float)
+@click.option("--repeat", type=int)
+@click.option("--json", "json_out", type=click.Path(dir_okay=False),
+              help="write every variant's results as JSON here ('-' for standard output)")
+def sweep_cmd(config_file: str, params: tuple[str, ...], tune: bool, slo_target: float,
+              workers: int, trace_path: str | None, trace_format: str | None,
+              pool_name: str | None, tick: float | None, speedup: float | None,
+              repeat: int | None, json_out: str | None) -> None:
+    """Simulate a grid of variants in parallel and print the cost-vs-SLO Pareto front."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from .sim.engine import workload
+    from .sim.run import load_trace, pick_pool
+    from .sim.sweep import (TraceSpec, best_per_family, grid, parse_param, pareto, run_all,
+                            tuning_variants)
+
+    try:
+        config = load_config(config_file)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    if not params and not tune:
+        click.echo("error: give --param PATH=V1,V2 (repeatable) or --tune", err=True)
+        sys.exit(2)
+    if workers < 1:
+        click.echo("error: --workers must be >= 1", err=True)
+        sys.exit(2)
+    try:
+        pool = pick_pool(config, pool_name)
+        trace = load_trace(pool, trace_path, trace_format, speedup, repeat)
+        work = workload(pool, trace)
+        configured = pool.simulation.trace if pool.simulation else None
+        spec = TraceSpec(
+            trace_path or (configured.path if configured else "bundled:azure-llm-code-sample"),
+            trace_format or (configured.format if configured else None),
+            speedup if speedup is not None else (configured.speedup if configured else 1.0),
+            repeat if repeat is not None else (configured.repeat if configured else 1),
+            pool.name,
+        )
+        variants = grid(pool, [parse_param(p) for p in params]) if params else []
+        if tune:
+            variants += tuning_variants(pool, work.units_per_replica, work.batch)
+    except (SimulationError, TraceError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    interval = tick or config.controller.interval
+    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(f"{len(variants)} variants on {workers} worker(s)",
+                            total=len(variants))
+        results = run_all(variants, spec, interval, workers,
+                          progress=lambda _: bar.advance(task))
+    front = pareto(results)
+    out = Console()
+    out.print(_variants_table("cost-vs-SLO Pareto front", front))
+    summary: dict[str, object] = {"pool": pool.name, "trace": work.trace_name,
+                                  "slo_target": slo_target, "variants": results,
+                                  "pareto": [r["variant"] for r in front]}
+    if tune:
+        best = best_per_family(results, slo_target)
+        out.print(_variants_table(f"cheapest per family meeting {slo_target:.0%} within the "
+                                  "wait SLO", list(best.values()), mark=True))
+        summary["best"] = best
+    if json_out == "-":
+        click.echo(json.dumps(summary, indent=2))
+    elif json_out:
+        Path(json_out).write_text(json.dumps(summary, indent=2) + "\n")
+        out.print(f"wrote {json_out}")
+
+
+def _variants_table(title: str, rows: list[dict[str, object]], mark: bool = False) -> Table:
+    table = Table(title=title)
+    table.add_column("variant", overflow="fold")
+    for column in ("GPU-h", "cost", "p99 wait", "SLO met"):
+        table.add_column(column, justify="right", no_wrap=True)
+    if mark:
+        table.add_column("meets SLO", justify="center")
+    for r in rows:
+        cells = [str(r["variant"]), f"{r['gpu_hours']:.2f}", f"{r['cost']:.2f}",
+                 f"{r['wait_p99_s']:.2f}s", f"{r['slo_attainment']:.2%}"]
+        if mark:
+            cells.append("yes" if r["meets_slo"] else "NO")
+        table.add_row(*cells)
+    return table

@@ -45,7 +45,8 @@ def oracle(
     total = 0.0
     actions = 0
     for level in range(1, int(replicas.max()) + 1):
-        seconds, runs = _level_cost(held >= level, starts_at, ends_at, startup_seconds)
+        seconds, runs = _level_cost(held >= level, starts_at, ends_at, startup_seconds,
+                                    warm_from=float(times[0]))
         total += seconds
         actions += 2 * runs
     work = float(np.sum(durations * units)) / units_per_replica
@@ -53,10 +54,13 @@ def oracle(
 
 
 def _level_cost(
-    needed: np.ndarray, starts_at: np.ndarray, ends_at: np.ndarray, startup: float
+    needed: np.ndarray, starts_at: np.ndarray, ends_at: np.ndarray, startup: float,
+    warm_from: float,
 ) -> tuple[float, int]:
     """Replica-seconds for the k-th replica: it runs whenever k are needed, and is kept
-    through any gap shorter than the startup latency (relaunching would cost more)."""
+    through any gap shorter than the startup latency (relaunching would cost more). A
+    replica needed at the very start is already running (as in the simulated pools, which
+    start warm), so it pays no startup."""
     edges = np.diff(np.concatenate([[0], needed.astype(np.int8), [0]]))
     up = np.flatnonzero(edges == 1)
     down = np.flatnonzero(edges == -1)
@@ -67,7 +71,8 @@ def _level_cost(
     bridged = gaps < startup
     runs = 1 + int(np.count_nonzero(~bridged))
     seconds = float(np.sum(end - begin)) + float(np.sum(gaps[bridged]))
-    return seconds + startup * runs, runs
+    cold = runs - (1 if begin[0] <= warm_from else 0)
+    return seconds + startup * cold, runs
 
 
 def peak_need(

@@ -1,0 +1,209 @@
+"""Sweeps: many variants of a pool's settings, simulated in parallel processes.
+
+`grid` builds variants from `--param PATH=v1,v2` (the cartesian product, paths into the
+pool's configuration such as `policy.max_utilization` or `behavior.scale_down.
+stabilization_window`). `tuning_variants` builds, for `--tune`, a grid per policy family
+(ours and each baseline), so that comparisons are between best-tuned policies. Results are
+summarised as the cost-vs-SLO Pareto front and the cheapest setting per family that meets
+the SLO.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from autoscaler.config import Pool
+
+from .baselines import FAMILIES, tuning_grid
+from .engine import SimulationError, run_policy, workload
+from .traces import Trace, read_trace
+
+
+@dataclass(frozen=True)
+class TraceSpec:
+    path: str
+    format: str | None
+    speedup: float
+    repeat: int
+    pool: str
+
+    def load(self) -> Trace:
+        return read_trace(self.path, self.format, pool=self.pool).transformed(
+            self.speedup, self.repeat)
+
+
+@dataclass(frozen=True)
+class Variant:
+    family: str
+    label: str
+    pool: dict[str, Any]
+
+
+def parse_param(text: str) -> tuple[str, list[Any]]:
+    path, sep, values = text.partition("=")
+    if not sep or not path.strip() or not values.strip():
+        raise SimulationError(f"--param {text!r}: write PATH=V1,V2,... "
+                              "e.g. policy.max_utilization=0.7,0.8,0.9")
+    return path.strip(), [yaml.safe_load(v) for v in values.split(",")]
+
+
+def set_path(data: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    node: Any = data
+    for i, part in enumerate(parts[:-1]):
+        key: Any = int(part) if isinstance(node, list) else part
+        try:
+            child = node[key]
+        except (KeyError, IndexError, TypeError):
+            if isinstance(node, dict):
+                child = node[key] = {}
+            else:
+                raise SimulationError(
+                    f"--param {path}: {'.'.join(parts[: i + 1])} does not exist") from None
+        if child is None and isinstance(node, dict):
+            child = node[key] = {}
+        node = child
+    last = parts[-1]
+    if isinstance(node, list):
+        node[int(last)] = value
+    elif isinstance(node, dict):
+        node[last] = value
+    else:
+        raise SimulationError(f"--param {path}: cannot set a field on {type(node).__name__}")
+
+
+def _dump(pool: Pool) -> dict[str, Any]:
+    """The pool as the simulator runs it: a simulated target reading simulated signals."""
+    data = pool.model_dump(mode="json", exclude_none=True)
+    data["target"] = {"kind": "simulated"}
+    data["signals"] = {}
+    return data
+
+
+def _check(data: dict[str, Any], label: str) -> dict[str, Any]:
+    try:
+        Pool.model_validate(data)
+    except Exception as exc:
+        raise SimulationError(f"variant {label}: {exc}") from None
+    return data
+
+
+def grid(pool: Pool, params: Sequence[tuple[str, list[Any]]]) -> list[Variant]:
+    """Every combination of the parameter values, applied to the pool."""
+    base = _dump(pool)
+    variants = []
+    for combo in itertools.product(*(values for _, values in params)):
+        data = yaml.safe_load(yaml.safe_dump(base))
+        label = ", ".join(f"{p}={v}" for (p, _), v in zip(params, combo, strict=True))
+        for (path, _), value in zip(params, combo, strict=True):
+            set_path(data, path, value)
+        variants.append(Variant(pool.policy.type, label or "as configured", _check(data, label)))
+    return variants
+
+
+def _own_knobs(pool: Pool) -> list[tuple[str, list[Any]]]:
+    """Default tuning grid for our own policy: utilization headroom and scale-down window."""
+    policy = pool.policy
+    prefix = "policy"
+    if policy.type == "composite":
+        children = [c.type for c in policy.policies]  # type: ignore[attr-defined]
+        if "queueing" in children:
+            prefix = f"policy.policies.{children.index('queueing')}"
+            policy = policy.policies[children.index("queueing")]  # type: ignore[attr-defined]
+    knobs: list[tuple[str, list[Any]]] = []
+    if policy.type == "queueing":
+        knobs.append((f"{prefix}.max_utilization", [0.7, 0.8, 0.9, 0.95]))
+    elif policy.type == "queue-depth":
+        target = policy.target_per_replica  # type: ignore[attr-defined]
+        knobs.append((f"{prefix}.target_per_replica",
+                      [round(target * f, 3) for f in (0.5, 0.75, 1.0, 1.5)]))
+    if not pool.policy.owns_behavior:
+        knobs.append(("behavior.scale_down.stabilization_window", [60, 180, 300]))
+    return knobs
+
+
+def tuning_variants(pool: Pool, units_per_replica: int, batch: bool) -> list[Variant]:
+    """A grid per family: ours (its main knobs) and each baseline (its target)."""
+    variants = grid(pool, _own_knobs(pool))
+    base = _dump(pool)
+    for family in FAMILIES:
+        for config in tuning_grid(family, units_per_replica, batch):
+            data = {**base, "policy": config}
+            data.pop("behavior", None)
+            knob = {k: v for k, v in config.items() if k != "type"}
+            variants.append(Variant(family, f"{family} {knob}", _check(data, family)))
+    return variants
+
+
+_TRACES: dict[TraceSpec, Trace] = {}
+
+
+def run_variant(variant: Variant, spec: TraceSpec, tick: float) -> dict[str, Any]:
+    """Simulate one variant (in a worker process; traces are cached per process)."""
+    trace = _TRACES.get(spec)
+    if trace is None:
+        trace = _TRACES[spec] = spec.load()
+    pool = Pool.model_validate(variant.pool)
+    run = run_policy(pool, workload(pool, trace), pool.policy, variant.label, tick,
+                     timeline=False)
+    return {**run.metrics, "family": variant.family, "variant": variant.label}
+
+
+def run_all(variants: Sequence[Variant], spec: TraceSpec, tick: float, workers: int,
+            progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+    """Run every variant on `workers` processes (1: in this process)."""
+    results: list[dict[str, Any]] = []
+    if workers <= 1:
+        for v in variants:
+            results.append(run_variant(v, spec, tick))
+            if progress:
+                progress(results[-1])
+        return results
+    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        futures = [pool.submit(run_variant, v, spec, tick) for v in variants]
+        for future in as_completed(futures):
+            results.append(future.result())
+            if progress:
+                progress(results[-1])
+    order = {v.label: i for i, v in enumerate(variants)}
+    return sorted(results, key=lambda r: order.get(r["variant"], 0))
+
+
+def pareto(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Variants no other beats on both cost and SLO attainment, cheapest first."""
+    front = []
+    for r in results:
+        dominated = any(
+            o["cost"] <= r["cost"] and o["slo_attainment"] >= r["slo_attainment"]
+            and (o["cost"] < r["cost"] or o["slo_attainment"] > r["slo_attainment"])
+            for o in results
+        )
+        if not dominated:
+            front.append(r)
+    return sorted(front, key=lambda r: r["cost"])
+
+
+def best_per_family(results: Sequence[dict[str, Any]], slo_target: float
+                    ) -> dict[str, dict[str, Any]]:
+    """Per family, the cheapest variant meeting the SLO target (or, if none does, the one
+    closest to it, marked `meets_slo: False`)."""
+    best: dict[str, dict[str, Any]] = {}
+    for family in dict.fromkeys(r["family"] for r in results):
+        mine = [r for r in results if r["family"] == family]
+        meeting = [r for r in mine if r["slo_attainment"] >= slo_target]
+        if meeting:
+            pick = min(meeting, key=lambda r: r["cost"])
+            best[family] = {**pick, "meets_slo": True}
+        else:
+            pick = max(mine, key=lambda r: (r["slo_attainment"], -r["cost"]))
+            best[family] = {**pick, "meets_slo": False}
+    return best

@@ -204,7 +204,8 @@ def sweep_cmd(config_file: str, params: tuple[str, ...], tune: bool, slo_target:
         results = run_all(variants, spec, interval, workers,
                           progress=lambda _: bar.advance(task))
     front = pareto(results)
-    out = Console()
+    # With `--json -` standard output carries only the JSON document.
+    out = Console(stderr=json_out == "-")
     out.print(_variants_table("cost-vs-SLO Pareto front", front))
     summary: dict[str, object] = {"pool": pool.name, "trace": work.trace_name,
                                   "slo_target": slo_target, "variants": results,

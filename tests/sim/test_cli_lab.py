@@ -1,0 +1,78 @@
+"""`autoscaler simulate` and `autoscaler sweep` as a user runs them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from autoscaler.cli import cli
+
+ROOT = Path(__file__).resolve().parents[2]
+LLM = str(ROOT / "examples" / "llm-serving.yaml")
+
+
+def test_simulate_prints_the_documented_json():
+    result = CliRunner().invoke(cli, ["simulate", LLM, "--json", "-"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["trace"] == "azure_llm_conv_sample" and data["pool"] == "llm-chat"
+    assert [r["policy"] for r in data["results"]] == ["composite", "hpa", "keda", "kpa",
+                                                       "oracle"]
+    for key in ("gpu_hours", "cost", "efficiency", "wait_p50_s", "wait_p99_s",
+                "slo_attainment", "scale_actions"):
+        assert all(key in r for r in data["results"])
+    assert 0 < data["lower_bound_gpu_hours"] <= min(r["gpu_hours"] for r in data["results"])
+
+
+def test_simulate_writes_an_html_report_with_plots_and_timelines(tmp_path):
+    out = tmp_path / "report"
+    result = CliRunner().invoke(cli, ["simulate", LLM, "--compare", "hpa", "--report",
+                                      str(out)])
+    assert result.exit_code == 0, result.output
+    names = {p.name for p in out.iterdir()}
+    assert {"index.html", "arrivals.png", "queue.png", "ready.png", "gpu_utilization.png",
+            "timeline-composite.csv", "timeline-hpa.csv", "results.json"} <= names
+    header, first = (out / "timeline-composite.csv").read_text().splitlines()[:2]
+    assert header.split(",")[-1] == "reason" and first
+    assert "timeline-hpa.csv" in (out / "index.html").read_text()
+
+
+def test_simulate_reports_a_bad_trace_with_its_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,service_seconds\n1,2\n0,2\n")
+    result = CliRunner().invoke(cli, ["simulate", LLM, "--trace", str(bad)])
+    assert result.exit_code == 2
+    assert "line 3" in result.output and "Traceback" not in result.output
+
+
+def test_simulate_rejects_an_unknown_baseline():
+    result = CliRunner().invoke(cli, ["simulate", LLM, "--compare", "hpa,magic"])
+    assert result.exit_code == 2 and "unknown magic" in result.output
+
+
+def test_sweep_runs_the_grid_on_two_workers_and_prints_the_front(tmp_path):
+    out = tmp_path / "sweep.json"
+    result = CliRunner().invoke(cli, [
+        "sweep", LLM, "--workers", "2", "--json", str(out),
+        "--param", "policy.policies.0.max_utilization=0.8,0.9",
+        "--param", "behavior.scale_down.stabilization_window=60,300",
+    ])
+    assert result.exit_code == 0, result.output
+    data = json.loads(out.read_text())
+    assert len(data["variants"]) == 4
+    assert data["pareto"] and set(data["pareto"]) <= {v["variant"] for v in data["variants"]}
+    assert "Pareto front" in result.stdout
+
+
+def test_sweep_tune_names_the_cheapest_setting_per_family():
+    result = CliRunner().invoke(cli, ["sweep", LLM, "--tune", "--workers", "1", "--json", "-"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert set(data["best"]) == {"composite", "hpa", "keda", "kpa"}
+
+
+def test_sweep_refuses_a_path_that_does_not_exist():
+    result = CliRunner().invoke(cli, ["sweep", LLM, "--param", "policy.nope.x=1,2"])
+    assert result.exit_code == 2

@@ -1,0 +1,117 @@
+"""The simulated world, with small workloads whose answers are known by hand."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autoscaler.sim.cluster import Cluster
+from autoscaler.sim.oracle import oracle
+
+
+def cluster(arrivals, durations, units=None, per=2, startup=0.0, **kw) -> Cluster:
+    units = units or [1] * len(arrivals)
+    return Cluster(np.asarray(arrivals, float), np.asarray(durations, float),
+                   np.asarray(units), per, startup, **kw)
+
+
+def test_requests_beyond_the_slots_wait_for_a_free_one():
+    c = cluster([0, 0, 0], [10, 10, 10], per=2)
+    c.add(1, 0.0, ready=True)
+    c.advance(100)
+    assert c.start == [0.0, 0.0, 10.0]
+
+
+def test_new_replicas_take_their_startup_time_and_are_billed_from_the_request():
+    c = cluster([0, 0, 0, 0], [100] * 4, per=1, startup=30)
+    c.add(1, 0.0, ready=True)
+    c.advance(0)
+    c.scale(3, 0.0)
+    assert c.capacity().desired == 3 and c.capacity().ready == 1
+    c.advance(30)
+    assert c.capacity().ready == 3
+    assert c.billed_replica_seconds(50) == pytest.approx(150)
+    c.advance(100)
+    assert c.start == [0.0, 30.0, 30.0, 100.0]
+
+
+def test_scale_in_removes_starting_then_idle_replicas_and_drains_busy_ones():
+    c = cluster([0], [50], per=1, startup=10)
+    c.add(2, 0.0, ready=True)
+    c.advance(0)              # replica 0 busy until 50, replica 1 idle
+    c.scale(3, 0.0)           # replica 2 starting
+    c.scale(1, 1.0)           # drops the starting one, then the idle one
+    assert {r.id for r in c.replicas.values()} == {0}
+    c.scale(0, 2.0)           # the busy one drains: billed until its request ends
+    assert c.capacity().desired == 0
+    c.advance(60)
+    assert c.start == [0.0]
+    assert c.replicas == {}
+    assert c.billed_replica_seconds(60) == pytest.approx(50 + 1 + 1)
+
+
+def test_draining_replicas_take_no_new_work():
+    c = cluster([0, 1], [10, 10], per=2)
+    c.add(1, 0.0, ready=True)
+    c.advance(0)
+    c.scale(0, 0.5)
+    c.advance(1)
+    assert c.start[1] != c.start[1]  # NaN: still waiting
+    assert len(c.queue) == 1
+
+
+def test_jobs_pack_first_fit_and_small_jobs_pass_a_blocked_big_one():
+    c = cluster([0, 1, 2], [100, 100, 100], units=[4, 8, 4], per=8)
+    c.add(1, 0.0, ready=True)
+    c.advance(5)
+    assert c.start[0] == 0.0 and c.start[2] == 2.0
+    assert c.start[1] != c.start[1]  # the 8-GPU job waits for a whole node
+    c.advance(150)
+    assert c.start[1] == 102.0
+
+
+def test_a_job_larger_than_a_node_is_refused():
+    with pytest.raises(ValueError, match="needs 8 units but a replica has 4"):
+        cluster([0], [1], units=[8], per=4)
+
+
+def test_signals_are_what_production_would_see():
+    c = cluster([0, 0, 0, 30], [20, 20, 20, 20], per=2, rate_window_seconds=60)
+    c.add(1, 0.0, ready=True)
+    c.advance(10)
+    s = c.signals(10.0)
+    assert (s["queue"], s["in_flight"], s["concurrency"], s["demand"]) == (1, 2, 3, 3)
+    assert s["gpu_utilization"] == pytest.approx(1.0)
+    assert s["arrival_rate"] == pytest.approx(3 / 60)
+    assert s["service_seconds"] is None  # nothing completed yet: missing, not zero
+    c.advance(25)
+    assert c.signals(25.0)["service_seconds"] == pytest.approx(20.0)
+
+
+def test_gpu_utilization_is_missing_when_nothing_is_ready():
+    c = cluster([0], [5], per=1, startup=60)
+    c.add(1, 0.0)
+    c.advance(10)
+    assert c.signals(10.0)["gpu_utilization"] is None
+
+
+def test_signal_delay_shows_older_values():
+    c = cluster([0, 0, 0, 0], [100] * 4, per=4, signal_delay_seconds=10)
+    c.add(1, 0.0, ready=True)
+    c.advance(0)
+    assert c.signals(0.0)["in_flight"] is None  # nothing old enough yet
+    c.advance(5)
+    c.signals(5.0)
+    c.advance(15)
+    assert c.signals(15.0)["in_flight"] == 4
+
+
+def test_the_oracle_pays_startup_once_per_launch_and_bridges_short_gaps():
+    # one replica needed over [0, 10) and [15, 25): the 5 s gap is shorter than the 30 s
+    # startup, so it is kept; the first run is warm (already running at the start)
+    bound = oracle(np.array([0.0, 15.0]), np.array([10.0, 10.0]), np.array([1, 1]), 1, 30.0)
+    assert bound.replica_seconds == pytest.approx(25.0)
+    # with a 100 s gap, relaunching (30 s) is cheaper than keeping (100 s)
+    bound = oracle(np.array([0.0, 110.0]), np.array([10.0, 10.0]), np.array([1, 1]), 1, 30.0)
+    assert bound.replica_seconds == pytest.approx(10 + 10 + 30)
+    assert bound.work_replica_seconds == pytest.approx(20.0)

@@ -1,0 +1,101 @@
+"""Scenarios on small synthetic traces with known answers, through the real controller."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from autoscaler.config import parse_config
+from autoscaler.sim import engine
+from autoscaler.sim.engine import Workload, run_policy
+
+POOL = """
+controller: {interval: 5s}
+pools:
+  - name: p
+    target: {kind: simulated}
+    min: 0
+    max: 50
+    startup: 60s
+    policy: {type: queue-depth, signal: queue, in_flight_signal: in_flight,
+             target_per_replica: 8}
+    behavior: {scale_down: {stabilization_window: 0}, scale_to_zero_after: 120s}
+    simulation:
+      service: {type: llm, slots: 8, prefill_tokens_per_s: 1000, decode_tokens_per_s: 10}
+      cost_per_hour: 1.0
+      wait_slo: 1s
+"""
+
+
+def work(arrivals, durations) -> Workload:
+    a = np.asarray(arrivals, float)
+    return Workload(a, np.asarray(durations, float), np.ones(len(a), dtype=np.int64), 8, 1,
+                    1.0, 60.0, 1.0, 0.0, False, "synthetic")
+
+
+def run(arrivals, durations, text=POOL):
+    pool = parse_config(text, env={}).pools[0]
+    return run_policy(pool, work(arrivals, durations), pool.policy, "qd", 5.0)
+
+
+def first_time(line, key, predicate):
+    return next(t for t, v in zip(line["t"], line[key], strict=True) if predicate(v))
+
+
+def test_a_burst_reaches_the_right_replica_count_within_startup_plus_one_tick():
+    # idle for 10 minutes (the pool starts at 0), then 80 long requests at once
+    result = run([600.0] * 80, [1000.0] * 80)
+    line = result.timeline
+    assert line["ready"][0] == 0
+    reached = first_time(line, "ready", lambda r: r >= 10)
+    assert 600 + 60 <= reached <= 600 + 60 + 5
+    assert max(line["ready"]) == 10          # not more than 80 / 8
+
+
+def test_an_idle_pool_goes_to_zero_after_its_delay():
+    # (the simulation ends when the work does, so a late request keeps it running)
+    result = run([0.0, 1000.0], [10.0, 10.0])
+    line = result.timeline
+    zero = first_time(line, "desired", lambda d: d == 0)
+    assert 10 + 120 <= zero <= 10 + 120 + 10
+    # the late request finds the pool at zero and waits one cold start (plus a tick)
+    assert 60 <= result.metrics["wait_max_s"] <= 65
+
+
+def test_a_stale_signal_holds_capacity_until_it_returns(monkeypatch):
+    original = engine.ClusterSignals.read
+
+    def flaky(self, requests, now):
+        if 100 <= now < 400:
+            raise ConnectionError("metrics backend down")
+        return original(self, requests, now)
+
+    monkeypatch.setattr(engine.ClusterSignals, "read", flaky)
+    # 16 requests for 150 s at t=90 keep 2 replicas busy until 240; the outage runs to 400
+    result = run([90.0] * 16 + [1200.0], [150.0] * 16 + [1.0])
+    line = result.timeline
+    during = [d for t, d in zip(line["t"], line["desired"], strict=True) if 100 <= t < 400]
+    assert during and all(d == 2 for d in during)
+    reasons = [r for t, r in zip(line["t"], line["reason"], strict=True) if 100 <= t < 400]
+    assert all("stale" in r and "ConnectionError" in r for r in reasons)
+    assert first_time(line, "desired", lambda d: d == 0) >= 400 + 120
+
+
+def test_a_policy_reading_a_signal_the_simulator_lacks_is_refused():
+    text = POOL.replace("signal: queue,", "signal: tokens,")
+    text = text.replace("target: {kind: simulated}", "target: {kind: deployment, name: d}")
+    text = text.replace("    startup: 60s", "    startup: 60s\n    signals: "
+                        "{tokens: {source: {type: static, value: 1}}, "
+                        "in_flight: {source: {type: static, value: 1}}}")
+    pool = parse_config(text, env={}).pools[0]
+    with pytest.raises(engine.SimulationError, match="reads tokens, which the simulator"):
+        run_policy(pool, work([0.0], [1.0]), pool.policy, "x", 5.0)
+
+
+def test_costs_and_efficiency_add_up():
+    result = run([600.0] * 80, [1000.0] * 80)
+    m = result.metrics
+    assert m["useful_gpu_hours"] == pytest.approx(80 * 1000 / 8 / 3600, abs=1e-3)
+    assert m["gpu_hours"] >= m["useful_gpu_hours"]
+    assert m["cost"] == pytest.approx(m["gpu_hours"], abs=0.01)  # 1 GPU at 1.0 per hour
+    assert m["unfinished"] == 0

@@ -137,34 +137,70 @@ def simulate_cmd(
 
 @click.command()
 @click.argument("config_file", metavar="CONFIG", type=click.Path(dir_okay=False))
-@click.option("--param", "params", multiple=True, metavar="PATH=V1,V2,...",
-              help="vary a pool setting, e.g. policy.max_utilization=0.8,0.9 (repeatable; "
-              "the grid is every combination)")
-@click.option("--tune", is_flag=True, help="tune our policy and each baseline on a built-in "
-              "grid; print the cheapest setting per family that meets the SLO")
-@click.option("--slo-target", type=float, default=0.99, show_default=True,
-              help="share of requests within the wait SLO that counts as meeting it")
-@click.option("--workers", type=int, default=os.cpu_count() or 1, show_default=True,
-              help="parallel processes")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="PATH=V1,V2,...",
+    help="vary a pool setting, e.g. policy.max_utilization=0.8,0.9 (repeatable; "
+    "the grid is every combination)",
+)
+@click.option(
+    "--tune",
+    is_flag=True,
+    help="tune our policy and each baseline on a built-in "
+    "grid; print the cheapest setting per family that meets the SLO",
+)
+@click.option(
+    "--slo-target",
+    type=float,
+    default=0.99,
+    show_default=True,
+    help="share of requests within the wait SLO that counts as meeting it",
+)
+@click.option(
+    "--workers", type=int, default=os.cpu_count() or 1, show_default=True, help="parallel processes"
+)
 @click.option("--trace", "trace_path")
 @click.option("--trace-format", type=click.Choice(FORMATS))
 @click.option("--pool", "pool_name")
 @click.option("--tick", type=float)
 @click.option("--speedup", type=float)
 @click.option("--repeat", type=int)
-@click.option("--json", "json_out", type=click.Path(dir_okay=False),
-              help="write every variant's results as JSON here ('-' for standard output)")
-def sweep_cmd(config_file: str, params: tuple[str, ...], tune: bool, slo_target: float,
-              workers: int, trace_path: str | None, trace_format: str | None,
-              pool_name: str | None, tick: float | None, speedup: float | None,
-              repeat: int | None, json_out: str | None) -> None:
+@click.option(
+    "--json",
+    "json_out",
+    type=click.Path(dir_okay=False),
+    help="write every variant's results as JSON here ('-' for standard output)",
+)
+def sweep_cmd(
+    config_file: str,
+    params: tuple[str, ...],
+    tune: bool,
+    slo_target: float,
+    workers: int,
+    trace_path: str | None,
+    trace_format: str | None,
+    pool_name: str | None,
+    tick: float | None,
+    speedup: float | None,
+    repeat: int | None,
+    json_out: str | None,
+) -> None:
     """Simulate a grid of variants in parallel and print the cost-vs-SLO Pareto front."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .sim.engine import workload
     from .sim.run import load_trace, pick_pool
-    from .sim.sweep import (TraceSpec, best_per_family, grid, parse_param, pareto, run_all,
-                            tuning_variants)
+    from .sim.sweep import (
+        TraceSpec,
+        best_per_family,
+        grid,
+        pareto,
+        parse_param,
+        run_all,
+        tuning_variants,
+    )
 
     try:
         config = load_config(config_file)
@@ -196,24 +232,35 @@ def sweep_cmd(config_file: str, params: tuple[str, ...], tune: bool, slo_target:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
     interval = tick or config.controller.interval
-    columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn(),
-               TimeRemainingColumn())
+    columns = (
+        *Progress.get_default_columns()[:1],
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+    )
     with Progress(*columns, console=console) as bar:
-        task = bar.add_task(f"{len(variants)} variants on {workers} worker(s)",
-                            total=len(variants))
-        results = run_all(variants, spec, interval, workers,
-                          progress=lambda _: bar.advance(task))
+        task = bar.add_task(f"{len(variants)} variants on {workers} worker(s)", total=len(variants))
+        results = run_all(variants, spec, interval, workers, progress=lambda _: bar.advance(task))
     front = pareto(results)
     # With `--json -` standard output carries only the JSON document.
     out = Console(stderr=json_out == "-")
     out.print(_variants_table("cost-vs-SLO Pareto front", front))
-    summary: dict[str, object] = {"pool": pool.name, "trace": work.trace_name,
-                                  "slo_target": slo_target, "variants": results,
-                                  "pareto": [r["variant"] for r in front]}
+    summary: dict[str, object] = {
+        "pool": pool.name,
+        "trace": work.trace_name,
+        "slo_target": slo_target,
+        "variants": results,
+        "pareto": [r["variant"] for r in front],
+    }
     if tune:
         best = best_per_family(results, slo_target)
-        out.print(_variants_table(f"cheapest per family meeting {slo_target:.0%} within the "
-                                  "wait SLO", list(best.values()), mark=True))
+        out.print(
+            _variants_table(
+                f"cheapest per family meeting {slo_target:.0%} within the wait SLO",
+                list(best.values()),
+                mark=True,
+            )
+        )
         summary["best"] = best
     if json_out == "-":
         click.echo(json.dumps(summary, indent=2))
@@ -230,8 +277,13 @@ def _variants_table(title: str, rows: list[dict[str, object]], mark: bool = Fals
     if mark:
         table.add_column("meets SLO", justify="center")
     for r in rows:
-        cells = [str(r["variant"]), f"{r['gpu_hours']:.2f}", f"{r['cost']:.2f}",
-                 f"{r['wait_p99_s']:.2f}s", f"{r['slo_attainment']:.2%}"]
+        cells = [
+            str(r["variant"]),
+            f"{r['gpu_hours']:.2f}",
+            f"{r['cost']:.2f}",
+            f"{r['wait_p99_s']:.2f}s",
+            f"{r['slo_attainment']:.2%}",
+        ]
         if mark:
             cells.append("yes" if r["meets_slo"] else "NO")
         table.add_row(*cells)

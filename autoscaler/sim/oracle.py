@@ -45,8 +45,9 @@ def oracle(
     total = 0.0
     actions = 0
     for level in range(1, int(replicas.max()) + 1):
-        seconds, runs = _level_cost(held >= level, starts_at, ends_at, startup_seconds,
-                                    warm_from=float(times[0]))
+        seconds, runs = _level_cost(
+            held >= level, starts_at, ends_at, startup_seconds, warm_from=float(times[0])
+        )
         total += seconds
         actions += 2 * runs
     work = float(np.sum(durations * units)) / units_per_replica
@@ -54,7 +55,10 @@ def oracle(
 
 
 def _level_cost(
-    needed: np.ndarray, starts_at: np.ndarray, ends_at: np.ndarray, startup: float,
+    needed: np.ndarray,
+    starts_at: np.ndarray,
+    ends_at: np.ndarray,
+    startup: float,
     warm_from: float,
 ) -> tuple[float, int]:
     """Replica-seconds for the k-th replica: it runs whenever k are needed, and is kept

@@ -37,7 +37,8 @@ class TraceSpec:
 
     def load(self) -> Trace:
         return read_trace(self.path, self.format, pool=self.pool).transformed(
-            self.speedup, self.repeat)
+            self.speedup, self.repeat
+        )
 
 
 @dataclass(frozen=True)
@@ -50,8 +51,9 @@ class Variant:
 def parse_param(text: str) -> tuple[str, list[Any]]:
     path, sep, values = text.partition("=")
     if not sep or not path.strip() or not values.strip():
-        raise SimulationError(f"--param {text!r}: write PATH=V1,V2,... "
-                              "e.g. policy.max_utilization=0.7,0.8,0.9")
+        raise SimulationError(
+            f"--param {text!r}: write PATH=V1,V2,... e.g. policy.max_utilization=0.7,0.8,0.9"
+        )
     return path.strip(), [yaml.safe_load(v) for v in values.split(",")]
 
 
@@ -67,7 +69,8 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
                 child = node[key] = {}
             else:
                 raise SimulationError(
-                    f"--param {path}: {'.'.join(parts[: i + 1])} does not exist") from None
+                    f"--param {path}: {'.'.join(parts[: i + 1])} does not exist"
+                ) from None
         if child is None and isinstance(node, dict):
             child = node[key] = {}
         node = child
@@ -114,17 +117,18 @@ def _own_knobs(pool: Pool) -> list[tuple[str, list[Any]]]:
     policy = pool.policy
     prefix = "policy"
     if policy.type == "composite":
-        children = [c.type for c in policy.policies]  # type: ignore[attr-defined]
+        children = [c.type for c in policy.policies]
         if "queueing" in children:
             prefix = f"policy.policies.{children.index('queueing')}"
-            policy = policy.policies[children.index("queueing")]  # type: ignore[attr-defined]
+            policy = policy.policies[children.index("queueing")]
     knobs: list[tuple[str, list[Any]]] = []
     if policy.type == "queueing":
         knobs.append((f"{prefix}.max_utilization", [0.7, 0.8, 0.9, 0.95]))
     elif policy.type == "queue-depth":
-        target = policy.target_per_replica  # type: ignore[attr-defined]
-        knobs.append((f"{prefix}.target_per_replica",
-                      [round(target * f, 3) for f in (0.5, 0.75, 1.0, 1.5)]))
+        target = policy.target_per_replica
+        knobs.append(
+            (f"{prefix}.target_per_replica", [round(target * f, 3) for f in (0.5, 0.75, 1.0, 1.5)])
+        )
     if not pool.policy.owns_behavior:
         knobs.append(("behavior.scale_down.stabilization_window", [60, 180, 300]))
     return knobs
@@ -152,13 +156,17 @@ def run_variant(variant: Variant, spec: TraceSpec, tick: float) -> dict[str, Any
     if trace is None:
         trace = _TRACES[spec] = spec.load()
     pool = Pool.model_validate(variant.pool)
-    run = run_policy(pool, workload(pool, trace), pool.policy, variant.label, tick,
-                     timeline=False)
+    run = run_policy(pool, workload(pool, trace), pool.policy, variant.label, tick, timeline=False)
     return {**run.metrics, "family": variant.family, "variant": variant.label}
 
 
-def run_all(variants: Sequence[Variant], spec: TraceSpec, tick: float, workers: int,
-            progress: Callable[[dict[str, Any]], None] | None = None) -> list[dict[str, Any]]:
+def run_all(
+    variants: Sequence[Variant],
+    spec: TraceSpec,
+    tick: float,
+    workers: int,
+    progress: Callable[[dict[str, Any]], None] | None = None,
+) -> list[dict[str, Any]]:
     """Run every variant on `workers` processes (1: in this process)."""
     results: list[dict[str, Any]] = []
     if workers <= 1:
@@ -183,7 +191,8 @@ def pareto(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     front = []
     for r in results:
         dominated = any(
-            o["cost"] <= r["cost"] and o["slo_attainment"] >= r["slo_attainment"]
+            o["cost"] <= r["cost"]
+            and o["slo_attainment"] >= r["slo_attainment"]
             and (o["cost"] < r["cost"] or o["slo_attainment"] > r["slo_attainment"])
             for o in results
         )
@@ -192,8 +201,9 @@ def pareto(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(front, key=lambda r: r["cost"])
 
 
-def best_per_family(results: Sequence[dict[str, Any]], slo_target: float
-                    ) -> dict[str, dict[str, Any]]:
+def best_per_family(
+    results: Sequence[dict[str, Any]], slo_target: float
+) -> dict[str, dict[str, Any]]:
     """Per family, the cheapest variant meeting the SLO target (or, if none does, the one
     closest to it, marked `meets_slo: False`)."""
     best: dict[str, dict[str, Any]] = {}

@@ -79,6 +79,7 @@ class Trace:
             return trace
         gap = float(np.mean(np.diff(arrivals))) if len(arrivals) > 1 else 1.0
         period = float(arrivals[-1]) + gap
+
         def tile(a: np.ndarray | None) -> np.ndarray | None:
             return None if a is None else np.tile(a, repeat)
 

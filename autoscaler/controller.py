@@ -72,6 +72,10 @@ class Controller:
         self.memory: dict[str, PoolMemory] = dict(memory or {})
         self.policies = {p.name: p.policy.build() for p in config.pools}
         self.specs = {p.name: PlanSpec.from_pool(p) for p in config.pools}
+        # Only signals the policy reads can hold the pool; others are just observed.
+        self._required = {
+            p.name: p.policy.signal_names() - p.policy.optional_signals() for p in config.pools
+        }
         self.inline = inline
         self.observer = Observer()
         self._actor = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="act")
@@ -241,8 +245,7 @@ class Controller:
         values: dict[str, float] = {}
         stale: dict[str, str] = {}
         empty: set[str] = set()
-        # Only signals the policy reads can hold the pool; others are just observed.
-        required = pool.policy.signal_names() - pool.policy.optional_signals()
+        required = self._required[pool.name]
         max_age_default = 3 * self.config.controller.interval
         for name, declared_max_age in self._signals[pool.name]:
             reading = readings.get((pool.name, name)) or Reading(None, now, "not read")

@@ -151,6 +151,15 @@ def _with(m: PoolMemory, **changes: Any) -> PoolMemory:
     return PoolMemory(**fields)
 
 
+def _remember(recs: History, now: float, value: int) -> History:
+    """Add a recommendation to the history. A repeat of the latest value only moves its
+    time forward: the windows ask "was v recommended after the cutoff?", and the latest
+    time answers that for the whole run, so history stays short at a 1 s tick."""
+    if recs and recs[-1][1] == value:
+        return (*recs[:-1], (now, value))
+    return (*recs, (now, value))
+
+
 def clamp(value: int, spec: PlanSpec) -> int:
     return spec.min if value < spec.min else spec.max if value > spec.max else value
 
@@ -234,7 +243,7 @@ def _plan_fresh(
         notes.append(f"bounds [{spec.min}, {spec.max}] -> {desired}")
     memory = _with(
         memory,
-        recommendations=(*recs, (now, bounded)) if keep > 0 else (),
+        recommendations=_remember(recs, now, bounded) if keep > 0 else (),
         scale_events=events,
         zero_since=zero_since,
         stale_since=None,

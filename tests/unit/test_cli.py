@@ -59,14 +59,17 @@ def test_schema_prints_a_json_schema(tmp_path):
 
 def test_explain_shows_decision_and_reason():
     result = invoke("explain", LLM, "--pool", "llm-chat", "--signal", "queue=120",
-                    "--signal", "in_flight=128", "--signal", "arrival_rate=12",
+                    "--signal", "in_flight=64", "--signal", "arrival_rate=12",
                     "--signal", "service_seconds=10", "--signal", "gpu_utilization=0.97",
-                    "--replicas", "4", "--json")
+                    "--replicas", "8", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    assert data["decision"]["desired"] == 5
+    # Erlang C: 12/s x 10 s = 120 slots of load -> 134 slots -> 17 replicas, capped at 16
+    assert data["recommendation"]["desired"] == 17
+    assert data["decision"]["desired"] == 16
     assert data["decision"]["direction"] == "up"
     assert data["decision"]["reason"].startswith("composite: queueing wins")
+    assert data["decision"]["reason"].endswith("bounds [0, 16] -> 16")
 
 
 def test_explain_marks_a_missing_signal_stale_and_holds():

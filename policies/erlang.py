@@ -34,11 +34,16 @@ def servers_for_wait(
     `max_servers`). 0 when there is no load."""
     if offered_load <= 0:
         return 0
-    blocking = 1.0
-    for k in range(1, max_servers + 1):
-        blocking = offered_load * blocking / (k + offered_load * blocking)
-        if k <= offered_load:
-            continue
+    # Erlang B through its reciprocal, R(k) = 1 + (k / a) R(k-1) (B = 1 / R): one multiply
+    # and add per server below the load, where no answer is possible yet.
+    inv = 1.0 / offered_load
+    stable_from = min(int(offered_load) + 1, max_servers)
+    reciprocal = 1.0
+    for k in range(1, stable_from):
+        reciprocal = 1.0 + k * inv * reciprocal
+    for k in range(stable_from, max_servers + 1):
+        reciprocal = 1.0 + k * inv * reciprocal
+        blocking = 1.0 / reciprocal
         waiting = k * blocking / (k - offered_load * (1.0 - blocking))
         if waiting * math.exp(-(k - offered_load) * wait_over_service) <= max_wait_probability:
             return k

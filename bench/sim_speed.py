@@ -1,0 +1,92 @@
+"""Benchmark: simulator speed.
+
+1. 24 h of one pool at a 1 s tick with request-level queueing (the Azure LLM conv trace
+   repeated 24 times, ~465,000 requests) through the `queueing` policy of
+   examples/simulated.yaml. Target: <= 5 s wall.
+2. A sweep of 32 variants on 2 workers vs 1 worker, measured side by side in this run.
+   Target: >= 1.6x.
+
+    python bench/sim_speed.py [--hours 24] [--variants 32] [--json bench/results/sim_speed.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from autoscaler.config import load_config
+from autoscaler.sim.engine import run_policy, workload
+from autoscaler.sim.sweep import TraceSpec, grid, run_all
+from autoscaler.sim.traces import read_trace
+
+ROOT = Path(__file__).resolve().parents[1]
+CONV = ROOT.parent / "shared" / "traces" / "AzureLLMInferenceTrace_conv.csv"
+
+
+def day_run(hours: int) -> dict:
+    pool = load_config(ROOT / "examples" / "simulated.yaml").pools[0]
+    trace = read_trace(str(CONV)).transformed(1.0, hours)
+    work = workload(pool, trace)
+    started = time.perf_counter()
+    run = run_policy(pool, work, pool.policy, "queueing", 1.0, timeline=False)
+    wall = time.perf_counter() - started
+    return {"hours": hours, "requests": len(trace), "ticks": int(trace.span_seconds),
+            "wall_s": round(wall, 2), "target_s": 5.0, "meets_target": wall <= 5.0,
+            "slo_attainment": run.metrics["slo_attainment"]}
+
+
+def sweep_run(count: int) -> dict:
+    pool = load_config(ROOT / "examples" / "simulated.yaml").pools[0]
+    utilizations = [round(0.6 + 0.35 * i / 7, 3) for i in range(8)]
+    windows = [60, 120, 180, 300][: max(1, count // 8)]
+    variants = grid(pool, [("policy.max_utilization", utilizations),
+                           ("behavior.scale_down.stabilization_window", windows)])[:count]
+    spec = TraceSpec(str(CONV), "azure-llm", 1.0, 1, pool.name)
+    walls = {}
+    for workers in (1, 2):
+        started = time.perf_counter()
+        run_all(variants, spec, 1.0, workers)
+        walls[workers] = time.perf_counter() - started
+    speedup = walls[1] / walls[2]
+    return {"variants": len(variants), "wall_1_worker_s": round(walls[1], 2),
+            "wall_2_workers_s": round(walls[2], 2), "speedup": round(speedup, 2),
+            "target_speedup": 1.6, "meets_target": speedup >= 1.6}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--hours", type=int, default=24)
+    parser.add_argument("--variants", type=int, default=32)
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "sim_speed.json"))
+    args = parser.parse_args()
+    if not CONV.exists():
+        sys.exit(f"needs the shared traces beside the checkout: {CONV}")
+    day = day_run(args.hours)
+    sweep = sweep_run(args.variants)
+    rows = [
+        (f"{args.hours} h at 1 s tick, {day['requests']} requests", f"{day['wall_s']:.2f} s",
+         "<= 5 s", day["meets_target"]),
+        (f"sweep of {sweep['variants']} variants, 2 vs 1 worker", f"{sweep['speedup']:.2f}x",
+         ">= 1.6x", sweep["meets_target"]),
+    ]
+    print(f"{'benchmark':<44} {'measured':>10} {'target':>8} {'ok':>4}")
+    for name, measured, target, ok in rows:
+        print(f"{name:<44} {measured:>10} {target:>8} {'yes' if ok else 'NO':>4}")
+    print(f"  sweep: 1 worker {sweep['wall_1_worker_s']} s, 2 workers "
+          f"{sweep['wall_2_workers_s']} s; load average {os.getloadavg()[0]:.2f}")
+    result = {"day": day, "sweep": sweep, "python": platform.python_version(),
+              "cpus": os.cpu_count(), "load_average": os.getloadavg()}
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

@@ -233,3 +233,9 @@ def test_kpa_decides_every_two_seconds():
     d = Driver(KPA, 1)
     d.at(0, concurrency=7)
     assert d.at(1, concurrency=700) == 1
+
+
+def test_a_new_hpa_seeds_its_scale_down_window_with_the_current_count():
+    d = Driver(HPA_QUEUE, 8)
+    assert d.at(0, queue=10) == 8      # would be 1, but the window starts with 8
+    assert d.at(300, queue=10) == 1

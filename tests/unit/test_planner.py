@@ -191,3 +191,17 @@ def test_the_planner_does_not_keep_history_it_does_not_need():
     for t in range(100):
         pool.at(t, 1 + t % 3)
     assert pool.memory.recommendations == ()
+
+
+def test_a_restarted_controller_does_not_scale_down_on_its_first_tick():
+    """The capacity found at start counts as a recommendation in the scale-down window,
+    as the HPA seeds its window (maybeInitScaleDownStabilizationWindow)."""
+    pool = Pool(PlanSpec(0, 100, ScalingRules(), ScalingRules(300)), 12)
+    assert pool.at(0, 2) == 12
+    assert pool.at(299, 2) == 12
+    assert pool.at(300, 2) == 2
+
+
+def test_the_start_seed_does_not_delay_scale_up():
+    pool = Pool(PlanSpec(0, 100, ScalingRules(60), ScalingRules(300)), 0)
+    assert pool.at(0, 4) == 4

@@ -42,6 +42,8 @@ test: lint $(TEST_DEPS)
 
 bench: install
 	$(BIN)/python bench/decide.py
+	$(BIN)/python bench/sim_speed.py
+	$(BIN)/python bench/policy_quality.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

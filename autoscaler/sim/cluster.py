@@ -8,8 +8,9 @@ One model serves both workloads the simulator knows:
 
 A new replica is billed from the moment it is requested and becomes ready `startup`
 seconds later. Scale-in removes starting replicas first, then idle ready ones (newest first),
-then busy ones, which drain: they take no new work, finish what they hold and are billed
-until then (graceful termination; running work is never killed).
+then, for serving, busy ones, which drain: they take no new work, finish what they hold and
+are billed until then (graceful termination; running work is never killed). Batch nodes
+with running jobs are never drained: they stay until their jobs finish.
 
 Signals are what production would see: queue length, work in flight, arrival rate over a
 window, GPU utilization (busy share of ready units, averaged over the last interval),
@@ -58,7 +59,11 @@ class Cluster:
         rate_window_seconds: float = 60.0,
         service_window_seconds: float = 300.0,
         signal_delay_seconds: float = 0.0,
+        drain_busy: bool = True,
     ) -> None:
+        """`drain_busy`: scale-in may drain busy replicas (serving: requests are short).
+        When False (batch: jobs run for hours and cannot move), only starting and idle
+        nodes are removed and a busy node stays until its jobs finish."""
         if len(units) and int(units.max()) > units_per_replica:
             raise ValueError(
                 f"a job needs {int(units.max())} units but a replica has {units_per_replica}; "
@@ -73,6 +78,7 @@ class Cluster:
         self.rate_window = rate_window_seconds
         self.service_window = service_window_seconds
         self.delay = signal_delay_seconds
+        self.drain_busy = drain_busy
         n = len(self.arr)
         self.start = [math.nan] * n
         self.replicas: dict[int, Replica] = {}

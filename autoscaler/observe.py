@@ -1,8 +1,14 @@
 """Observe: read every signal and every pool's capacity concurrently, within a deadline.
 
-A source or provider that fails or is late yields stale readings (or an unknown capacity)
-for its own pools only; the tick goes on. A source whose previous read has not returned is
-not asked again until it does, so a hung endpoint cannot pile up threads.
+Each source type runs in its own thread. A source type that fails, raises or is late yields
+stale readings for its own requests only; the tick goes on. Each type is waited for until
+its own timeout (counted from the start of the tick, never from when an earlier type was
+done) or the overall deadline, whichever comes first. A source whose previous read has not
+returned is not asked again until it does, so a hung endpoint cannot pile up threads.
+
+Every read is timed and every stale reading counted by source type and error code in
+`autoscaler.telemetry`. This module must never raise for a failed read, and never turn a
+failure into a value.
 """
 
 from __future__ import annotations
@@ -13,10 +19,14 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
+from . import telemetry
+from .signals._common import fail_all
 from .signals.base import SignalKey, SignalRequest, SignalSource
 from .types import Reading
 
 T = TypeVar("T")
+
+_Readings = dict[SignalKey, Reading]
 
 
 class Observer:
@@ -47,33 +57,26 @@ class Observer:
         timeouts: Mapping[str, float],
         deadline_seconds: float,
     ) -> dict[SignalKey, Reading]:
-        """Every requested signal, by (pool, signal); failures come back as stale readings."""
+        """Every requested signal, by (pool, signal); failures come back as stale readings.
+
+        `timeouts` are seconds per source type; `deadline_seconds` bounds the whole call.
+        """
         started = time.monotonic()
-        futures: dict[str, cf.Future[dict[SignalKey, Reading]] | None] = {}
-        for kind, reqs in requests.items():
-            source = sources[kind]
-            futures[kind] = self._submit(
-                f"source:{kind}",
-                lambda s=source, r=reqs: s.read(r, now),  # type: ignore[misc]
-            )
-        out: dict[SignalKey, Reading] = {}
-        for kind, future in futures.items():
-            reqs = requests[kind]
-            if future is None:
-                out.update(_failed(reqs, now, "previous read still running"))
-                continue
-            left = deadline_seconds - (time.monotonic() - started)
-            wait = max(0.0, min(timeouts.get(kind, deadline_seconds), left))
-            try:
-                got = future.result(timeout=wait)
-            except cf.TimeoutError:
-                out.update(_failed(reqs, now, f"timeout after {wait:.1f}s"))
-                continue
-            except Exception as exc:  # a source bug or dead endpoint: stale, not fatal
-                out.update(_failed(reqs, now, f"{type(exc).__name__}: {exc}"))
-                continue
-            for req in reqs:
-                out[req.key] = got.get(req.key) or Reading(None, now, "source returned nothing")
+        futures = {
+            kind: self._submit(f"source:{kind}", _timed(kind, sources[kind], reqs, now))
+            for kind, reqs in requests.items()
+        }
+        # Wait in order of expiry: a type's wait ends at its own timeout after `started`.
+        expiry = {
+            kind: started + min(timeouts.get(kind, deadline_seconds), deadline_seconds)
+            for kind in futures
+        }
+        out: _Readings = {}
+        for kind in sorted(futures, key=expiry.__getitem__):
+            allowed = expiry[kind] - started
+            got = _collect(kind, futures[kind], requests[kind], now, expiry[kind], allowed)
+            telemetry.record_readings(kind, got)
+            out.update(got)
         return out
 
     def call_each(
@@ -94,5 +97,44 @@ class Observer:
         return out
 
 
-def _failed(reqs: Sequence[SignalRequest], now: float, why: str) -> dict[SignalKey, Reading]:
-    return {r.key: Reading(None, now, why) for r in reqs}
+def _timed(
+    kind: str, source: SignalSource, reqs: Sequence[SignalRequest], now: float
+) -> Callable[[], _Readings]:
+    """The read, timed into telemetry when it returns (a late read is timed too)."""
+
+    def read() -> _Readings:
+        t0 = time.monotonic()
+        try:
+            return source.read(reqs, now)
+        finally:
+            telemetry.record_read_seconds(kind, time.monotonic() - t0)
+
+    return read
+
+
+def _collect(
+    kind: str,
+    future: cf.Future[_Readings] | None,
+    reqs: Sequence[SignalRequest],
+    now: float,
+    expiry: float,
+    allowed_seconds: float,
+) -> _Readings:
+    """One source type's readings, or stale ones saying why there are none."""
+    if future is None:
+        return fail_all(
+            reqs, now, "busy", f"the {kind} source's previous read is still running; not asked"
+        )
+    try:
+        got = future.result(timeout=max(0.0, expiry - time.monotonic()))
+    except cf.TimeoutError:
+        return fail_all(
+            reqs, now, "timeout", f"the {kind} source gave no answer within {allowed_seconds:.2f}s"
+        )
+    except Exception as exc:  # a source bug or dead endpoint: stale, not fatal
+        return fail_all(reqs, now, "source_error", f"{kind} source: {type(exc).__name__}: {exc}")
+    return {
+        r.key: got.get(r.key)
+        or Reading(None, now, f"missing: the {kind} source returned nothing for this signal")
+        for r in reqs
+    }

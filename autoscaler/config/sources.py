@@ -6,9 +6,10 @@ is not in this version is rejected when a controller is built, with a message th
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from autoscaler.units import Seconds
 
@@ -25,66 +26,215 @@ class StaticSource(_Source):
     value: float
 
 
+Aggregate = Literal["single", "sum", "avg", "max", "min"]
+
+PROMETHEUS_SHAPES: dict[str, tuple[str, str]] = {
+    # shape: (PromQL template with {agg} and {sel}, default aggregate)
+    "dcgm-gpu-utilization": ("{agg}(DCGM_FI_DEV_GPU_UTIL{sel}) / 100", "avg"),
+    "vllm-queue": ("{agg}(vllm:num_requests_waiting{sel})", "sum"),
+    "vllm-running": ("{agg}(vllm:num_requests_running{sel})", "sum"),
+    # vLLM renamed gpu_cache_usage_perc to kv_cache_usage_perc (both 0..1); `or` takes
+    # the new name where a server exports both, so either version reads the same.
+    "vllm-kv-cache": (
+        "{agg}(vllm:kv_cache_usage_perc{sel} or vllm:gpu_cache_usage_perc{sel})",
+        "avg",
+    ),
+    "triton-queue": ("{agg}(nv_inference_pending_request_count{sel})", "sum"),
+}
+"""Ready-made queries: DCGM GPU utilization as a fraction (the exporter reports percent),
+vLLM waiting/running requests and KV-cache use (0..1), Triton pending requests."""
+
+
 class PrometheusSource(_Source):
-    """An instant PromQL query; an empty result is *missing*, not zero, unless opted in."""
+    """An instant PromQL query, or a ready-made `shape` with a label `selector`.
+
+    An empty result is *missing* (stale), not zero, unless `empty_as_zero`. A result with
+    several series is an error unless `aggregate` says how to combine them.
+    """
 
     type: Literal["prometheus"] = "prometheus"
     url: str = Field(description="base URL of the Prometheus HTTP API, e.g. http://prom:9090")
-    query: str = Field(description="instant PromQL query returning one series (or sum() it)")
+    query: str | None = Field(None, description="instant PromQL query (or use `shape`)")
+    shape: (
+        Literal[
+            "dcgm-gpu-utilization", "vllm-queue", "vllm-running", "vllm-kv-cache", "triton-queue"
+        ]
+        | None
+    ) = Field(None, description="a ready-made query (docs/signals.md lists them)")
+    selector: str = Field(
+        "", description='label matchers for `shape`, e.g. namespace="llm",pod=~"vllm-.*"'
+    )
+    aggregate: Aggregate | None = Field(
+        None,
+        description="how several series combine: sum, avg, max, min, or single (several is "
+        "an error). Default: single for `query`, the shape's own for `shape`",
+    )
     empty_as_zero: bool = Field(False, description="treat an empty result as 0")
-    bearer_token_file: str | None = None
-    username: str | None = None
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="extra HTTP headers, e.g. X-Scope-OrgID for Mimir"
+    )
+    bearer_token_file: str | None = Field(
+        None, description="file holding a bearer token; re-read when it changes"
+    )
+    username: str | None = Field(None, description="basic-auth user (with `password_env`)")
     password_env: str | None = Field(None, description="env var holding the basic-auth password")
-    ca_file: str | None = None
-    insecure_skip_verify: bool = False
+    ca_file: str | None = Field(None, description="PEM bundle to verify the server's certificate")
+    insecure_skip_verify: bool = Field(False, description="do not verify TLS certificates")
+
+    @model_validator(mode="after")
+    def _query_or_shape(self) -> PrometheusSource:
+        if (self.query is None) == (self.shape is None):
+            raise ValueError("set exactly one of `query` (PromQL) and `shape` (a ready-made one)")
+        if self.selector and self.shape is None:
+            raise ValueError("`selector` goes with `shape`; put label matchers in `query` instead")
+        if "{" in self.selector or "}" in self.selector:
+            raise ValueError(
+                f"`selector` holds only label matchers, without braces: got {self.selector!r}"
+            )
+        if self.bearer_token_file and (self.username or self.password_env):
+            raise ValueError("use either `bearer_token_file` or `username`/`password_env`")
+        if bool(self.username) != bool(self.password_env):
+            raise ValueError("basic auth needs both `username` and `password_env`")
+        if not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"`url` must start with http:// or https://, got {self.url!r}")
+        return self
+
+    @property
+    def effective_query(self) -> str:
+        """The PromQL sent to the server."""
+        if self.query is not None:
+            return self.query
+        assert self.shape is not None
+        template, default = PROMETHEUS_SHAPES[self.shape]
+        agg = self.aggregate or default
+        sel = "{" + self.selector + "}" if self.selector else ""
+        if agg == "single":
+            # No aggregator: strip "{agg}(" ... ")" around the metric expression.
+            body = template.replace("{agg}(", "(", 1)
+            return body.format(sel=sel)
+        return template.format(agg=agg, sel=sel)
+
+    @property
+    def result_aggregate(self) -> str:
+        """How the reader combines the series the server returns (shapes aggregate in
+        PromQL, so the server returns at most one)."""
+        if self.query is not None:
+            return self.aggregate or "single"
+        return "single"
 
 
 class SqsSource(_Source):
-    """SQS backlog: ApproximateNumberOfMessages + NotVisible (+ Delayed)."""
+    """SQS backlog: ApproximateNumberOfMessages + NotVisible (+ Delayed), in messages."""
 
     type: Literal["sqs"] = "sqs"
-    queue_url: str
-    region: str | None = None
+    queue_url: str = Field(description="https://sqs.<region>.amazonaws.com/<account>/<queue>")
+    region: str | None = Field(None, description="default: from the queue URL, else environment")
     include_in_flight: bool = Field(True, description="add ApproximateNumberOfMessagesNotVisible")
-    include_delayed: bool = False
+    include_delayed: bool = Field(False, description="add ApproximateNumberOfMessagesDelayed")
+
+
+_STATISTICS = ("Average", "Sum", "Minimum", "Maximum", "SampleCount")
+_EXTENDED_STATISTIC = re.compile(r"^(p|tm|wm|tc|ts)\d{1,2}(\.\d+)?$|^(TM|WM|TC|TS|PR)\(.+\)$")
 
 
 class CloudWatchSource(_Source):
-    """Any CloudWatch metric through GetMetricData."""
+    """Any CloudWatch metric through GetMetricData: the newest datapoint within `lookback`.
+
+    No datapoint is a *missing* reading (the pool holds), never 0.
+    """
 
     type: Literal["cloudwatch"] = "cloudwatch"
-    namespace: str
-    metric_name: str
+    namespace: str = Field(min_length=1, description="e.g. CWAgent")
+    metric_name: str = Field(min_length=1, description="e.g. nvidia_smi_utilization_gpu")
     dimensions: dict[str, str] = Field(default_factory=dict)
-    statistic: str = "Average"
-    period: Seconds = 60.0
-    region: str | None = None
+    statistic: str = Field("Average", description="Average, Sum, Minimum, Maximum, p90, ...")
+    period: Seconds = Field(60.0, description="seconds per datapoint: 1, 5, 10, 30 or k*60")
+    lookback: Seconds | None = Field(
+        None, description="how far back to look for a datapoint (default: 5 periods, >= 5m)"
+    )
+    unit: str | None = Field(None, description="only datapoints published with this unit")
+    region: str | None = Field(None, description="default: the environment (AWS_REGION)")
+
+    @field_validator("statistic")
+    @classmethod
+    def _known_statistic(cls, value: str) -> str:
+        if value in _STATISTICS or _EXTENDED_STATISTIC.match(value):
+            return value
+        raise ValueError(
+            f"unknown statistic {value!r}; use one of {', '.join(_STATISTICS)} "
+            "or a percentile such as p90"
+        )
+
+    @field_validator("period")
+    @classmethod
+    def _valid_period(cls, value: float) -> float:
+        if value in (1, 5, 10, 20, 30) or (value >= 60 and value % 60 == 0):
+            return value
+        raise ValueError(
+            f"CloudWatch periods are 1, 5, 10, 20 or 30 seconds or a multiple of 60; got {value:g}s"
+        )
+
+    @property
+    def lookback_seconds(self) -> float:
+        """The query window in seconds: `lookback`, or 5 periods but at least 5 minutes."""
+        if self.lookback is not None:
+            return max(self.lookback, self.period)
+        return max(5 * self.period, 300.0)
 
 
 class RedisSource(_Source):
-    """A Redis list length, stream length or consumer-group lag."""
+    """A Redis queue's length: a list (LLEN: Celery, RQ), a sorted set (ZCARD: arq, delayed
+    jobs), a stream (XLEN), or a stream consumer group's pending count (XPENDING) or lag
+    (XINFO GROUPS, Redis >= 7)."""
 
     type: Literal["redis"] = "redis"
-    url: str = Field(description="redis://host:6379/0 or rediss:// for TLS")
+    url: str = Field(description="redis://host:6379/0, rediss:// for TLS, unix:///path.sock")
     key: str
-    kind: Literal["list", "stream", "stream-pending", "stream-lag"] = "list"
+    kind: Literal["list", "zset", "stream", "stream-pending", "stream-lag"] = "list"
     group: str | None = Field(None, description="consumer group, for stream-pending/-lag")
-    password_env: str | None = None
+    password_env: str | None = Field(None, description="env var holding the password")
+    ca_file: str | None = Field(None, description="PEM bundle to verify the server (rediss://)")
+    insecure_skip_verify: bool = Field(False, description="do not verify TLS (rediss://)")
 
     @model_validator(mode="after")
     def _group_for_groups(self) -> RedisSource:
         if self.kind in ("stream-pending", "stream-lag") and not self.group:
             raise ValueError(f"kind {self.kind!r} needs `group` (the consumer group name)")
+        if self.group and self.kind not in ("stream-pending", "stream-lag"):
+            raise ValueError(
+                f"`group` goes with kind stream-pending or stream-lag, not {self.kind!r}"
+            )
+        if not self.url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError(f"`url` must start with redis://, rediss:// or unix://: {self.url!r}")
+        tls = self.ca_file is not None or self.insecure_skip_verify
+        if tls and not self.url.startswith("rediss://"):
+            raise ValueError("`ca_file` and `insecure_skip_verify` need a rediss:// (TLS) url")
         return self
 
 
 class KubePendingSource(_Source):
-    """Pods pending in a namespace matching a label selector (optionally GPU requests only)."""
+    """Kubernetes backlog in a namespace, by label selector.
+
+    `kind: pending-pods` counts Pending pods (optionally only those requesting GPUs, or only
+    those the scheduler could not place); `kind: job-backlog` counts the completions that
+    unfinished Jobs still need (docs/signals.md says exactly how).
+    """
 
     type: Literal["kube-pending-pods"] = "kube-pending-pods"
+    kind: Literal["pending-pods", "job-backlog"] = "pending-pods"
     namespace: str = "default"
-    selector: str = ""
-    gpu_only: bool = False
+    selector: str = Field("", description="label selector, e.g. app=llm,tier!=canary")
+    gpu_only: bool = Field(False, description="count only pods requesting `gpu_resource`")
+    gpu_resource: str = Field("nvidia.com/gpu", description="the extended resource of a GPU")
+    unschedulable_only: bool = Field(
+        False, description="count only pods the scheduler marked Unschedulable"
+    )
+
+    @model_validator(mode="after")
+    def _pod_options(self) -> KubePendingSource:
+        if self.kind == "job-backlog" and (self.gpu_only or self.unschedulable_only):
+            raise ValueError("`gpu_only` and `unschedulable_only` apply to kind pending-pods")
+        return self
 
 
 class NvmlSource(_Source):
@@ -92,7 +242,17 @@ class NvmlSource(_Source):
 
     type: Literal["nvml"] = "nvml"
     metric: Literal["utilization", "memory"] = "utilization"
-    devices: list[int] | None = None
+    devices: list[Annotated[int, Field(ge=0)]] | None = Field(
+        None, description="GPU indices to average over; default: every GPU of the node"
+    )
+
+    @model_validator(mode="after")
+    def _devices(self) -> NvmlSource:
+        if self.devices is not None and (
+            not self.devices or len(set(self.devices)) != len(self.devices)
+        ):
+            raise ValueError(f"`devices` must list distinct GPU indices, got {self.devices}")
+        return self
 
 
 AnySource = Annotated[

@@ -1,0 +1,1 @@
+"""Real Prometheus and Redis servers (and a metrics exporter) for tests and benches."""

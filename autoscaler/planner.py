@@ -241,15 +241,20 @@ def _plan_fresh(
     desired = clamp(limited, spec)
     if desired != limited:
         notes.append(f"bounds [{spec.min}, {spec.max}] -> {desired}")
-    memory = _with(
-        memory,
-        recommendations=_remember(recs, now, bounded) if keep > 0 else (),
-        scale_events=events,
-        zero_since=zero_since,
-        stale_since=None,
-        policy=rec.memory,
-        started_at=started_at,
-        started_with=started_with,
+    # Positional, in field order: this runs once per pool per tick (see bench/decide.py).
+    memory = PoolMemory(
+        _remember(recs, now, bounded) if keep > 0 else (),
+        events,
+        memory.last_scale_at,
+        None,
+        zero_since,
+        memory.backoff_until,
+        memory.backoff_seconds,
+        memory.last_error,
+        memory.actions,
+        rec.memory,
+        started_at,
+        started_with,
     )
     reason = rec.reason if not notes else f"{rec.reason}; {'; '.join(notes)}"
     return _decision(pool, now, current, rec, desired, reason), memory

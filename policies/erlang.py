@@ -41,10 +41,14 @@ def servers_for_wait(
     reciprocal = 1.0
     for k in range(1, stable_from):
         reciprocal = 1.0 + k * inv * reciprocal
+    # exp(-(k - a) t) for successive k: one exp, then a constant factor per server.
+    tail = math.exp(-(stable_from - offered_load) * wait_over_service)
+    step = math.exp(-wait_over_service)
     for k in range(stable_from, max_servers + 1):
         reciprocal = 1.0 + k * inv * reciprocal
         blocking = 1.0 / reciprocal
         waiting = k * blocking / (k - offered_load * (1.0 - blocking))
-        if waiting * math.exp(-(k - offered_load) * wait_over_service) <= max_wait_probability:
+        if waiting * tail <= max_wait_probability:
             return k
+        tail *= step
     return max_servers

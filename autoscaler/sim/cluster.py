@@ -167,7 +167,11 @@ class Cluster:
                 tmin = tr
             if tmin > t:
                 break
-            self._integrate(tmin)
+            dt = tmin - self.clock  # integrate busy and ready units (inlined: hot loop)
+            if dt > 0:
+                self.busy_area += self.busy_units * dt
+                self.ready_area += self.ready_units * dt
+                self.clock = tmin
             if tr == tmin:
                 _, rid = heapq.heappop(pending)
                 r = self.replicas.get(rid)

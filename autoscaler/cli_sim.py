@@ -215,11 +215,16 @@ def sweep_cmd(
         sys.exit(2)
     try:
         pool = pick_pool(config, pool_name)
-        trace = load_trace(pool, trace_path, trace_format, speedup, repeat)
+        trace = load_trace(pool, trace_path, trace_format, speedup, repeat, config)
         work = workload(pool, trace)
         configured = pool.simulation.trace if pool.simulation else None
         spec = TraceSpec(
-            trace_path or (configured.path if configured else "bundled:azure-llm-code-sample"),
+            trace_path
+            or (
+                config.resolve_path(configured.path)
+                if configured
+                else "bundled:azure-llm-code-sample"
+            ),
             trace_format or (configured.format if configured else None),
             speedup if speedup is not None else (configured.speedup if configured else 1.0),
             repeat if repeat is not None else (configured.repeat if configured else 1),

@@ -260,7 +260,9 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         raise ConfigError(str(p), [ConfigIssue("(file)", f"cannot read: {exc.strerror}")]) from None
     except UnicodeDecodeError:
         raise ConfigError(str(p), [ConfigIssue("(file)", "not UTF-8 text")]) from None
-    return parse_config(text, str(p), env)
+    config = parse_config(text, str(p), env)
+    config._base_dir = p.resolve().parent
+    return config
 
 
 def config_schema() -> dict[str, Any]:

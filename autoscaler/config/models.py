@@ -7,9 +7,10 @@ scale to zero, what to do on stale signals) and, for simulation, its `simulation
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from autoscaler.units import Seconds
 from policies import AnyPolicyConfig
@@ -190,6 +191,14 @@ class Config(_Model):
         default_factory=ControllerSettings, description="tick interval and deadlines"
     )
     pools: list[Pool] = Field(min_length=1, description="the pools to scale")
+    _base_dir: Path | None = PrivateAttr(default=None)
+    """The folder of the file it was loaded from: relative paths in it start there."""
+
+    def resolve_path(self, path: str) -> str:
+        """A path from the file, relative to the file's folder (bundled: names as they are)."""
+        if self._base_dir is None or path.startswith("bundled:") or Path(path).is_absolute():
+            return path
+        return str(self._base_dir / path)
 
     @field_validator("pools")
     @classmethod

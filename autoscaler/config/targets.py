@@ -9,6 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from autoscaler.units import Seconds
+
 
 class _Target(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -47,39 +49,133 @@ class JobTarget(_Target):
         return self
 
 
+class AwsRetry(_Target):
+    """How hard an AWS call is retried before the pool is handed to the controller's backoff.
+
+    botocore's adaptive mode retries throttled and transient errors itself (with a
+    client-side rate limiter); after it gives up on throttling, the provider waits
+    `backoff` seconds (doubling) for at most `backoff_rounds` more rounds, then raises
+    Throttled. Capacity errors are never retried in place: the next offering is tried.
+    """
+
+    max_attempts: int = Field(4, ge=1, le=20, description="attempts per call in botocore")
+    backoff: Seconds = Field(1.0, description="first extra wait after botocore gives up")
+    backoff_rounds: int = Field(2, ge=0, le=10, description="extra rounds, each wait doubled")
+
+
+class InstanceTypeOption(_Target):
+    """An instance type with the prices that `order: cheapest` sorts by (USD per hour)."""
+
+    type: str = Field(min_length=1, description="e.g. g6.12xlarge")
+    price: float | None = Field(None, ge=0, description="on-demand USD per hour")
+    spot_price: float | None = Field(None, ge=0, description="expected spot USD per hour")
+
+
 class Ec2Target(_Target):
-    """EC2 instances the autoscaler launches itself, tagged as its own."""
+    """EC2 instances the autoscaler launches itself, tagged as its own.
+
+    One replica is one instance. Offerings (instance type x subnet x market) are tried in
+    `order`; one that fails for capacity is skipped for `unavailable_for` seconds.
+    """
 
     kind: Literal["ec2"] = "ec2"
-    region: str | None = None
-    launch_template: str | None = Field(None, description="launch template name or id")
+    region: str | None = Field(None, description="default: the environment (AWS_REGION)")
+    launch_template: str | None = Field(None, description="launch template name or id (lt-...)")
     launch_template_version: str = "$Default"
-    image_id: str | None = None
-    instance_types: list[str] = Field(min_length=1, description="in priority order")
+    image_id: str | None = Field(None, description="AMI; inline spec, or overrides the template")
+    instance_types: list[str | InstanceTypeOption] = Field(
+        min_length=1, description="in priority order; with prices for `order: cheapest`"
+    )
     subnets: list[str] = Field(default_factory=list, description="in priority order")
-    security_groups: list[str] = Field(default_factory=list)
-    instance_profile: str | None = None
-    user_data: str | None = None
+    security_groups: list[str] = Field(default_factory=list, description="security group ids")
+    instance_profile: str | None = Field(None, description="IAM instance profile name or ARN")
+    key_name: str | None = None
+    user_data: str | None = Field(None, description="plain text; encoded by the provider")
     market: Literal["on-demand", "spot", "spot-then-on-demand"] = "on-demand"
+    spot_max_price: float | None = Field(None, gt=0, description="USD per hour; default on-demand")
     order: Literal["priority", "cheapest"] = "priority"
-    api: Literal["fleet", "run-instances"] = "fleet"
+    api: Literal["auto", "fleet", "run-instances"] = Field(
+        "auto", description="auto: CreateFleet with a launch template, else RunInstances"
+    )
     scale_in: Literal["terminate", "stop"] = Field(
         "terminate", description="`stop` keeps a warm pool of stopped instances"
     )
+    warm_pool_max: int | None = Field(
+        None, ge=0, description="with scale_in: stop, most stopped instances kept (default: max)"
+    )
+    unavailable_for: Seconds = Field(
+        180.0, description="how long an offering that ran out of capacity is skipped"
+    )
+    retry: AwsRetry = Field(default_factory=AwsRetry)
 
     @model_validator(mode="after")
-    def _template_or_image(self) -> Ec2Target:
+    def _consistent(self) -> Ec2Target:
         if not self.launch_template and not self.image_id:
             raise ValueError("set `launch_template` or an inline `image_id`")
+        if self.uses_fleet:
+            inline = [
+                name
+                for name in ("security_groups", "instance_profile", "key_name", "user_data")
+                if getattr(self, name)
+            ]
+            if not self.launch_template:
+                raise ValueError(
+                    "`api: fleet` (CreateFleet) launches only from a launch template; set "
+                    "`launch_template`, or `api: run-instances` for an inline spec"
+                )
+            if inline:
+                raise ValueError(
+                    f"CreateFleet takes {', '.join(inline)} from the launch template; move "
+                    "them there, or set `api: run-instances`"
+                )
+        names = [t.type for t in self.type_options]
+        duplicated = sorted({n for n in names if names.count(n) > 1})
+        if duplicated:
+            raise ValueError(f"instance type listed twice: {', '.join(duplicated)}")
+        if self.order == "cheapest":
+            self._check_prices()
         return self
+
+    def _check_prices(self) -> None:
+        need = {"on-demand": ("price",), "spot": ("spot_price",)}.get(
+            self.market, ("spot_price", "price")
+        )
+        missing = [
+            f"{t.type}.{field}"
+            for t in self.type_options
+            for field in need
+            if getattr(t, field) is None
+        ]
+        if missing:
+            raise ValueError(
+                "`order: cheapest` needs a price for every instance type in this market; "
+                f"missing: {', '.join(missing)} (write {{type: ..., price: ..., spot_price: ...}})"
+            )
+
+    @property
+    def type_options(self) -> list[InstanceTypeOption]:
+        """The instance types in configured order, each as an InstanceTypeOption."""
+        return [
+            InstanceTypeOption(type=t) if isinstance(t, str) else t for t in self.instance_types
+        ]
+
+    @property
+    def uses_fleet(self) -> bool:
+        """True when launches go through CreateFleet (type instant)."""
+        return self.api == "fleet" or (self.api == "auto" and bool(self.launch_template))
 
 
 class AsgTarget(_Target):
     """An existing Auto Scaling group: SetDesiredCapacity within the group's own bounds."""
 
     kind: Literal["asg"] = "asg"
-    name: str
-    region: str | None = None
+    name: str = Field(min_length=1, description="the Auto Scaling group's name")
+    region: str | None = Field(None, description="default: the environment (AWS_REGION)")
+    require_owner_tag: bool = Field(
+        True,
+        description="change the group only if it carries <tag_prefix>/owner = installation id",
+    )
+    retry: AwsRetry = Field(default_factory=AwsRetry)
 
 
 class SimulatedTarget(_Target):

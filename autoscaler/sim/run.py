@@ -59,14 +59,22 @@ def pick_pool(config: Config, name: str | None) -> Pool:
 
 
 def load_trace(
-    pool: Pool, path: str | None, fmt: str | None, speedup: float | None, repeat: int | None
+    pool: Pool,
+    path: str | None,
+    fmt: str | None,
+    speedup: float | None,
+    repeat: int | None,
+    config: Config | None = None,
 ) -> Trace:
+    """The trace given on the command line, else the pool's (relative to its file), else
+    the bundled sample."""
     configured = pool.simulation.trace if pool.simulation else None
     if path is None:
         if configured is None:
             path, fmt = "bundled:azure-llm-code-sample", "azure-llm"
         else:
-            path, fmt = configured.path, fmt or configured.format
+            path = config.resolve_path(configured.path) if config else configured.path
+            fmt = fmt or configured.format
     trace = read_trace(path, fmt, pool=pool.name)
     speed = speedup if speedup is not None else (configured.speedup if configured else 1.0)
     times = repeat if repeat is not None else (configured.repeat if configured else 1)
@@ -123,7 +131,7 @@ def simulate(
             f"--compare: unknown {', '.join(unknown)}; use any of {', '.join(COMPARE_CHOICES)}"
         )
     pool = pick_pool(config, pool_name)
-    work = workload(pool, load_trace(pool, trace_path, trace_format, speedup, repeat))
+    work = workload(pool, load_trace(pool, trace_path, trace_format, speedup, repeat, config))
     tick = tick_seconds or config.controller.interval
     report = SimulationReport(
         work.trace_name,

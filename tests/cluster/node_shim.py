@@ -172,8 +172,10 @@ class NodeShim:
 
     def sync_once(self) -> set[str]:
         """Create/delete Nodes to match EC2 now. Returns the names of the Nodes that exist."""
-        now = time.monotonic()
         instances = self.owned_instances()
+        # Read the clock after the describe call: an instance launched while a slow call was
+        # in flight must not get a first-seen time earlier than its launch.
+        now = time.monotonic()
         running = {i: inst for i, inst in instances.items() if inst["State"]["Name"] == "running"}
         for iid in running:
             self._first_running.setdefault(iid, now)

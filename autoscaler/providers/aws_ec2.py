@@ -1,0 +1,387 @@
+"""The `ec2` provider: a pool of EC2 instances the autoscaler launches and retires itself.
+
+Every instance is tagged at launch with `<prefix>/owner` (the installation id), `<prefix>/
+pool` and `<prefix>/request-id` (the action that launched it). `describe` counts only
+owned, pending or running instances of the pool. Scale-out first starts the pool's stopped
+instances (the warm pool), then launches through CreateFleet (or RunInstances), offering
+after offering until the count is met; offerings that ran out of capacity are skipped for
+`unavailable_for` seconds. Scale-in picks members in the order of `aws_instances` and
+terminates them, or stops them to keep a warm pool.
+
+This provider must never stop or terminate an instance it does not own: every destructive
+call is made on instances found by the ownership tag filter, and their tags are checked
+again just before the call (the IAM policy in deploy/aws enforces the same at AWS). It
+must never launch twice for one request id: instances already tagged with the request id
+count toward the target, and every launch call carries a ClientToken.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from botocore.exceptions import ClientError
+
+from autoscaler.clock import Clock
+from autoscaler.types import Capacity
+
+from .aws_common import (
+    CAPACITY_CODES,
+    AppliedRequests,
+    AwsClients,
+    Ownership,
+    PoolLocks,
+    aws_error,
+    client_token,
+    error_code,
+    error_message,
+    translated,
+    with_backoff,
+)
+from .aws_instances import ACTIVE_STATES, WARM_STATES, Instance, Inventory, scale_in_order
+from .aws_launch import (
+    FLEET_MAX_OVERRIDES,
+    Failure,
+    LaunchOutcome,
+    fleet_outcome,
+    fleet_request,
+    run_instances_outcome,
+    run_instances_request,
+)
+from .aws_offerings import Offering, UnavailableOfferings, markets, offerings
+from .base import CapacityUnavailable, NotFound, ProviderError
+
+log = logging.getLogger("autoscaler.aws.ec2")
+T = TypeVar("T")
+
+
+class Ec2Provider:
+    """EC2 instances of every `ec2` pool; one instance of this class serves them all."""
+
+    def __init__(self, ownership: Ownership, clock: Clock, clients: AwsClients | None = None):
+        self.ownership = ownership
+        self.clock = clock
+        self.unavailable = UnavailableOfferings(clock)
+        self._clients = clients or AwsClients()
+        self._applied = AppliedRequests()
+        self._locks = PoolLocks()
+
+    @classmethod
+    def from_config(cls, config: Any, clock: Clock) -> Ec2Provider:
+        installation = config.installation
+        return cls(Ownership(installation.id, installation.tag_prefix), clock)
+
+    # -- the provider protocol -----------------------------------------------------------
+    def describe(self, pool: Any) -> Capacity:
+        with translated(f"pool {pool.name}: DescribeInstances"):
+            active = self._inventory(pool).active
+        members = tuple(i.member() for i in active)
+        ready = sum(1 for m in members if m.ready)
+        return Capacity(len(members), ready, len(members) - ready, members)
+
+    def scale(self, pool: Any, desired: int, request_id: str) -> None:
+        with self._locks.hold(pool.name), translated(f"pool {pool.name}"):
+            if self._applied.get(pool.name, request_id) == desired:
+                return
+            inventory = self._inventory(pool)
+            have = len(inventory.active)
+            if desired > have:
+                self._scale_out(pool, desired - have, inventory, request_id)
+            elif desired < have:
+                victims = scale_in_order(inventory.active)[: have - desired]
+                self._retire(pool, victims, inventory)
+            self._applied.put(pool.name, request_id, desired)
+
+    def remove(self, pool: Any, members: Sequence[str], request_id: str) -> None:
+        with self._locks.hold(pool.name), translated(f"pool {pool.name}"):
+            if not members or self._applied.get(pool.name, request_id) == tuple(members):
+                return
+            found = {i.id: i for i in self._instances(pool, members=members)}
+            unknown = [m for m in members if m not in found]
+            if unknown:
+                raise NotFound(
+                    f"pool {pool.name}: {', '.join(unknown)} not instances of this pool "
+                    f"(tagged {self.ownership.owner_key}={self.ownership.owner}, "
+                    f"{self.ownership.pool_key}={pool.name}); nothing was removed"
+                )
+            live = [found[m] for m in members if found[m].state in ACTIVE_STATES]
+            if len(live) < len(members):
+                log.info(
+                    "%s: %d member(s) already on their way out", pool.name, len(members) - len(live)
+                )
+            if live:
+                self._retire(pool, live, self._inventory(pool))
+            self._applied.put(pool.name, request_id, tuple(members))
+
+    # -- reading -------------------------------------------------------------------------
+    def _ec2(self, pool: Any) -> Any:
+        return self._clients.get("ec2", pool.target.region, pool.target.retry.max_attempts)
+
+    def _call(self, pool: Any, operation: str, call: Callable[[], T]) -> T:
+        retry = pool.target.retry
+        return with_backoff(
+            call,
+            clock=self.clock,
+            what=f"pool {pool.name}: {operation}",
+            rounds=retry.backoff_rounds,
+            first_wait_seconds=retry.backoff,
+        )
+
+    def _instances(
+        self,
+        pool: Any,
+        states: Iterable[str] = ACTIVE_STATES + WARM_STATES,
+        members: Sequence[str] | None = None,
+    ) -> list[Instance]:
+        """Owned instances of the pool (in `states`, or all states when `members` given)."""
+        filters = self.ownership.filters(pool.name)
+        if members is not None:
+            filters.append({"Name": "instance-id", "Values": list(members)})
+        else:
+            filters.append({"Name": "instance-state-name", "Values": list(states)})
+        client = self._ec2(pool)
+        out: list[Instance] = []
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Filters": filters, "MaxResults": 1000}
+            if token:
+                kwargs["NextToken"] = token
+            page = self._call(pool, "DescribeInstances", _bind(client.describe_instances, kwargs))
+            for reservation in page.get("Reservations", ()):
+                for item in reservation.get("Instances", ()):
+                    out.append(Instance.from_api(item, self.ownership))
+            token = page.get("NextToken")
+            if not token:
+                break
+        return [i for i in out if self._is_owned(pool, i)]
+
+    def _is_owned(self, pool: Any, instance: Instance) -> bool:
+        if self.ownership.owns(instance.tags, pool.name):
+            return True
+        log.error(
+            "%s: ignoring %s: the tag filter returned an instance we do not own",
+            pool.name,
+            instance.id,
+        )
+        return False
+
+    def _inventory(self, pool: Any) -> Inventory:
+        return Inventory.of(self._instances(pool))
+
+    # -- scale-out -----------------------------------------------------------------------
+    def _scale_out(self, pool: Any, need: int, inventory: Inventory, request_id: str) -> None:
+        earlier = [
+            i for i in inventory.everything if i.tags.get(self.ownership.request_key) == request_id
+        ]
+        if earlier:
+            # A retry after a crash or a lost answer: those instances already count.
+            log.info(
+                "%s: request %s already launched %s; launching only what is missing",
+                pool.name,
+                request_id,
+                ", ".join(i.id for i in earlier),
+            )
+        need -= self._start_warm(pool, need, inventory.stopped)
+        if need <= 0:
+            return
+        launched, failures = self._launch(pool, need, request_id)
+        if launched < need:
+            raise self._shortfall(pool, need, launched, failures)
+
+    def _start_warm(self, pool: Any, need: int, stopped: Sequence[Instance]) -> int:
+        """Start up to `need` stopped instances of the pool; how many were started."""
+        if not stopped or need <= 0:
+            return 0
+        rank = {o: n for n, o in enumerate(offerings(pool.target))}
+        groups: dict[Offering, list[Instance]] = {}
+        for instance in sorted(stopped, key=lambda i: -i.launched_at):
+            groups.setdefault(instance.offering(pool.target.region), []).append(instance)
+        started = 0
+        # Offerings the target no longer lists (the config changed) go last.
+        for offering in sorted(groups, key=lambda o: rank.get(o, len(rank))):
+            if started >= need:
+                break
+            if self.unavailable.get(offering):
+                continue
+            batch = groups[offering][: need - started]
+            if self._start(pool, offering, batch):
+                started += len(batch)
+        return started
+
+    def _start(self, pool: Any, offering: Offering, batch: Sequence[Instance]) -> bool:
+        self._check_owned(pool, batch)
+        ids = [i.id for i in batch]
+        client = self._ec2(pool)
+        try:
+            self._call(pool, "StartInstances", lambda: client.start_instances(InstanceIds=ids))
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in CAPACITY_CODES:
+                self._mark(pool, Failure(offering, code, error_message(exc)))
+                return False
+            if code == "IncorrectInstanceState":
+                log.info("%s: could not start %s yet: %s", pool.name, ids, error_message(exc))
+                return False
+            raise
+        log.info(
+            "%s: started %d warm instance(s) of %s: %s",
+            pool.name,
+            len(ids),
+            offering,
+            ", ".join(ids),
+        )
+        return True
+
+    def _launch(self, pool: Any, need: int, request_id: str) -> tuple[int, list[Failure]]:
+        """Launch up to `need` instances, offering after offering; (launched, failures)."""
+        target = pool.target
+        per_call = FLEET_MAX_OVERRIDES if target.uses_fleet else 1
+        launched = 0
+        attempt = 0
+        failures: list[Failure] = []
+        tried: set[Offering] = set()
+        for market in markets(target):
+            in_market = [o for o in offerings(target) if o.market == market]
+            while launched < need:
+                batch = [o for o in in_market if o not in tried and not self.unavailable.get(o)]
+                if not batch:
+                    break
+                batch = batch[:per_call]
+                outcome = self._launch_batch(pool, batch, need - launched, request_id, attempt)
+                attempt += 1
+                launched += len(outcome.instance_ids)
+                for failure in outcome.failures:
+                    failures.append(failure)
+                    tried.add(failure.offering)
+                    self._mark(pool, failure)
+                if not outcome.instance_ids:
+                    tried.update(batch)  # never ask the same batch twice in one action
+                else:
+                    log.info(
+                        "%s: launched %s (request %s)",
+                        pool.name,
+                        ", ".join(outcome.instance_ids),
+                        request_id,
+                    )
+        return launched, failures
+
+    def _launch_batch(
+        self, pool: Any, batch: Sequence[Offering], count: int, request_id: str, attempt: int
+    ) -> LaunchOutcome:
+        target = pool.target
+        client = self._ec2(pool)
+        tags = self.ownership.launch_tags(pool.name, request_id)
+        token = client_token(request_id, attempt)
+        if target.uses_fleet:
+            params = fleet_request(target, batch, count, tags, token)
+            try:
+                answer = self._call(pool, "CreateFleet", lambda: client.create_fleet(**params))
+            except ClientError as exc:
+                return _refused(pool, "CreateFleet", batch, exc)
+            return fleet_outcome(answer, batch)
+        params = run_instances_request(target, batch[0], count, tags, token)
+        try:
+            answer = self._call(pool, "RunInstances", lambda: client.run_instances(**params))
+        except ClientError as exc:
+            return _refused(pool, "RunInstances", batch, exc)
+        return run_instances_outcome(answer)
+
+    def _mark(self, pool: Any, failure: Failure) -> None:
+        if failure.code not in CAPACITY_CODES:
+            log.warning(
+                "%s: %s refused: %s: %s", pool.name, failure.offering, failure.code, failure.message
+            )
+            return
+        seconds = pool.target.unavailable_for
+        self.unavailable.mark(failure.offering, failure.code, seconds)
+        log.warning(
+            "%s: %s: %s; skipping it for %gs and trying the next offering",
+            pool.name,
+            failure.offering,
+            failure.code,
+            seconds,
+        )
+
+    def _shortfall(
+        self, pool: Any, need: int, launched: int, failures: Sequence[Failure]
+    ) -> ProviderError:
+        """The error for a scale-out that fell short: which offerings failed and why."""
+        failed = {f.offering for f in failures}
+        skipped = [
+            (o, why)
+            for o in offerings(pool.target)
+            if o not in failed and (why := self.unavailable.get(o)) is not None
+        ]
+        now = self.clock.now()
+        detail = "; ".join(
+            [f"{f.offering}: {f.code}" for f in failures]
+            + [f"{o}: skipped ({why.code}, {why.until - now:.0f}s left)" for o, why in skipped]
+        )
+        head = f"pool {pool.name}: launched {launched} of {need} instance(s)"
+        other = [f for f in failures if f.code not in CAPACITY_CODES]
+        if other:
+            return ProviderError(
+                f"{head}; EC2 refused the request: {detail}. Fix the target's launch "
+                "settings (template, subnets, image, IAM)",
+                other[0].code,
+            )
+        codes = Counter([f.code for f in failures] + [why.code for _, why in skipped])
+        return CapacityUnavailable(
+            f"{head}; no capacity in any offering: {detail or 'none configured'}. Offerings "
+            f"that ran out are skipped for {pool.target.unavailable_for:g}s; add instance "
+            "types or subnets, or allow on-demand (market: spot-then-on-demand)",
+            codes.most_common(1)[0][0] if codes else "InsufficientInstanceCapacity",
+        )
+
+    # -- scale-in ------------------------------------------------------------------------
+    def _check_owned(self, pool: Any, instances: Iterable[Instance]) -> None:
+        """The second look before a destructive call: every instance must carry our tags."""
+        strangers = [i.id for i in instances if not self.ownership.owns(i.tags, pool.name)]
+        if strangers:
+            raise ProviderError(
+                f"pool {pool.name}: refusing to touch {', '.join(strangers)}: not tagged "
+                f"{self.ownership.owner_key}={self.ownership.owner} and "
+                f"{self.ownership.pool_key}={pool.name} (a bug: please report it)",
+                "NotOwned",
+            )
+
+    def _retire(self, pool: Any, victims: Sequence[Instance], inventory: Inventory) -> None:
+        """Stop (warm pool) or terminate `victims`, after checking their tags again."""
+        self._check_owned(pool, victims)
+        target = pool.target
+        stop: list[Instance] = []
+        if target.scale_in == "stop":
+            limit = target.warm_pool_max if target.warm_pool_max is not None else pool.max
+            room = max(0, limit - len(inventory.stopped) - len(inventory.stopping))
+            # A pending instance cannot be stopped yet, a one-time spot instance never.
+            stoppable = [v for v in victims if v.state == "running" and v.market != "spot"]
+            stop = stoppable[:room]
+        terminate = [v for v in victims if v not in stop]
+        client = self._ec2(pool)
+        if stop:
+            ids = [i.id for i in stop]
+            self._call(pool, "StopInstances", lambda: client.stop_instances(InstanceIds=ids))
+            log.info("%s: stopped %s (warm pool)", pool.name, ", ".join(ids))
+        if terminate:
+            ids = [i.id for i in terminate]
+            self._call(
+                pool, "TerminateInstances", lambda: client.terminate_instances(InstanceIds=ids)
+            )
+            log.info("%s: terminated %s", pool.name, ", ".join(ids))
+
+
+def _bind(call: Callable[..., T], kwargs: dict[str, Any]) -> Callable[[], T]:
+    return lambda: call(**kwargs)
+
+
+def _refused(
+    pool: Any, operation: str, batch: Sequence[Offering], exc: ClientError
+) -> LaunchOutcome:
+    """A launch call refused as a whole: a capacity error fails its offerings, others raise."""
+    code = error_code(exc)
+    if code not in CAPACITY_CODES:
+        raise aws_error(f"pool {pool.name}: {operation}", exc) from None
+    message = error_message(exc)
+    return LaunchOutcome([], [Failure(o, code, message) for o in batch])

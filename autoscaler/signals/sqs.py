@@ -1,0 +1,88 @@
+"""The `sqs` signal source: a queue's backlog in messages, from GetQueueAttributes.
+
+Backlog = ApproximateNumberOfMessages (waiting) + ApproximateNumberOfMessagesNotVisible
+(received, being worked on; with `include_in_flight`) + ApproximateNumberOfMessagesDelayed
+(with `include_delayed`). Every queue is asked once per tick however many pools read it;
+queues are read concurrently.
+
+A source must never raise for one failed queue: its signals come back as readings with
+`error` set to the AWS error code and message, and the other queues are unaffected.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import re
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from autoscaler.providers.aws_common import AwsClients, error_code, error_message
+from autoscaler.types import Reading
+
+from .base import SignalKey, SignalRequest
+
+WAITING = "ApproximateNumberOfMessages"
+IN_FLIGHT = "ApproximateNumberOfMessagesNotVisible"
+DELAYED = "ApproximateNumberOfMessagesDelayed"
+_REGION_IN_URL = re.compile(r"^https?://(?:sqs[.-])?([a-z]{2}(?:-[a-z]+)+-\d)\.")
+_MAX_CONCURRENT_QUEUES = 8
+
+
+def region_of(queue_url: str) -> str | None:
+    """The region in a standard queue URL (sqs.<region>.amazonaws.com), else None."""
+    match = _REGION_IN_URL.match(queue_url)
+    return match.group(1) if match else None
+
+
+def backlog(attributes: Mapping[str, str], source: Any) -> float:
+    """Messages the pool has to work through, by the source's settings."""
+    total = float(attributes.get(WAITING, 0))
+    if source.include_in_flight:
+        total += float(attributes.get(IN_FLIGHT, 0))
+    if source.include_delayed:
+        total += float(attributes.get(DELAYED, 0))
+    return total
+
+
+class SqsSource:
+    """Reads SQS backlogs; one boto3 client per region, shared by the reading threads."""
+
+    def __init__(self, settings: Any = None) -> None:
+        timeout = float(getattr(settings, "source_timeout", 5.0))
+        self._clients = AwsClients(timeout_seconds=timeout)
+
+    def read(self, requests: Sequence[SignalRequest], now: float) -> dict[SignalKey, Reading]:
+        queues: dict[tuple[str | None, str], list[SignalRequest]] = defaultdict(list)
+        for request in requests:
+            source = request.source
+            region = source.region or region_of(source.queue_url)
+            queues[(region, source.queue_url)].append(request)
+        out: dict[SignalKey, Reading] = {}
+        workers = max(1, min(_MAX_CONCURRENT_QUEUES, len(queues)))
+        with cf.ThreadPoolExecutor(workers, thread_name_prefix="sqs") as pool:
+            futures = {
+                pool.submit(self._attributes, region, url): reqs
+                for (region, url), reqs in queues.items()
+            }
+            for future, reqs in futures.items():
+                out.update(_readings(future, reqs, now))
+        return out
+
+    def _attributes(self, region: str | None, queue_url: str) -> dict[str, str]:
+        client = self._clients.get("sqs", region, max_attempts=2, mode="standard")
+        answer = client.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=[WAITING, IN_FLIGHT, DELAYED]
+        )
+        return dict(answer.get("Attributes") or {})
+
+
+def _readings(
+    future: cf.Future[dict[str, str]], requests: Sequence[SignalRequest], now: float
+) -> dict[SignalKey, Reading]:
+    try:
+        attributes = future.result()
+    except Exception as exc:  # one queue's failure marks only its own signals stale
+        why = f"{error_code(exc)}: {error_message(exc)}"
+        return {r.key: Reading(None, now, error=why) for r in requests}
+    return {r.key: Reading(backlog(attributes, r.source), now) for r in requests}

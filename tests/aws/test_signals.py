@@ -1,0 +1,165 @@
+"""The SQS and CloudWatch signal sources against moto: what a backlog sums, what a missing
+datapoint means, and that one failure stays with its own signals."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from autoscaler.config.sources import CloudWatchSource as CloudWatchSpec
+from autoscaler.config.sources import SqsSource as SqsSpec
+from autoscaler.signals import SignalRequest, build_source
+from autoscaler.signals.cloudwatch import CloudWatchSource
+from autoscaler.signals.sqs import SqsSource, region_of
+
+from .faults import FaultyMotoServer
+from .helpers import client
+
+pytestmark = pytest.mark.aws
+
+
+def sqs_request(pool: str, url: str, **options: Any) -> SignalRequest:
+    return SignalRequest(pool, "queue", SqsSpec(queue_url=url, **options))
+
+
+def queue_with_backlog(name: str, waiting: int, in_flight: int, delayed: int) -> str:
+    sqs = client("sqs")
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    for n in range(waiting + in_flight):
+        sqs.send_message(QueueUrl=url, MessageBody=f"job-{n}")
+    received = 0
+    while received < in_flight:  # received and not deleted: in flight
+        got = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=in_flight - received, VisibilityTimeout=600
+        )
+        received += len(got.get("Messages", []))
+    for n in range(delayed):
+        sqs.send_message(QueueUrl=url, MessageBody=f"later-{n}", DelaySeconds=600)
+    return url
+
+
+def test_sqs_backlog_sums_waiting_and_in_flight_and_optionally_delayed(mocked: None) -> None:
+    url = queue_with_backlog("jobs", waiting=5, in_flight=2, delayed=3)
+    requests = [
+        sqs_request("default", url),
+        sqs_request("waiting-only", url, include_in_flight=False),
+        sqs_request("everything", url, include_delayed=True),
+    ]
+    readings = SqsSource().read(requests, now=100.0)
+    values = {pool: r.value for (pool, _), r in readings.items()}
+    assert values == {"default": 7.0, "waiting-only": 5.0, "everything": 10.0}
+    assert all(r.observed_at == 100.0 and not r.stale for r in readings.values())
+
+
+def test_a_missing_queue_is_stale_with_the_aws_error_code_and_other_queues_still_read(
+    mocked: None,
+) -> None:
+    good = queue_with_backlog("jobs", waiting=4, in_flight=0, delayed=0)
+    gone = good.rsplit("/", 1)[0] + "/no-such-queue"
+    readings = SqsSource().read([sqs_request("a", good), sqs_request("b", gone)], now=1.0)
+    assert readings[("a", "queue")].value == 4.0
+    broken = readings[("b", "queue")]
+    assert broken.stale and broken.value is None
+    assert broken.error is not None and "NonExistentQueue" in broken.error
+
+
+def test_each_queue_is_asked_once_however_many_pools_read_it(server: FaultyMotoServer) -> None:
+    url = queue_with_backlog("shared", waiting=3, in_flight=0, delayed=0)
+    server.injector.calls.clear()
+    source = build_source("sqs", "pools[0].signals.queue.source")
+    readings = source.read([sqs_request(f"pool-{n}", url) for n in range(5)], now=1.0)
+    assert {r.value for r in readings.values()} == {3.0}
+    assert len(server.injector.calls_to("GetQueueAttributes")) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "region"),
+    [
+        ("https://sqs.eu-west-1.amazonaws.com/123456789012/jobs", "eu-west-1"),
+        ("https://us-gov-west-1.queue.amazonaws.com/123456789012/jobs", "us-gov-west-1"),
+        ("http://127.0.0.1:5000/123456789012/jobs", None),
+    ],
+)
+def test_the_region_comes_from_a_standard_queue_url(url: str, region: str | None) -> None:
+    assert region_of(url) == region
+
+
+def cw_request(pool: str, metric: str = "gpu_utilization", **options: Any) -> SignalRequest:
+    spec = CloudWatchSpec(
+        namespace="CWAgent",
+        metric_name=metric,
+        dimensions={"AutoScalingGroupName": "gpu"},
+        **options,
+    )
+    return SignalRequest(pool, "gpu", spec)
+
+
+def put(metric: str, value: float, at: datetime) -> None:
+    client("cloudwatch").put_metric_data(
+        Namespace="CWAgent",
+        MetricData=[
+            {
+                "MetricName": metric,
+                "Dimensions": [{"Name": "AutoScalingGroupName", "Value": "gpu"}],
+                "Timestamp": at,
+                "Value": value,
+            }
+        ],
+    )
+
+
+def test_cloudwatch_reads_the_newest_datapoint_with_its_statistic(mocked: None) -> None:
+    now = datetime.now(UTC)
+    put("gpu_utilization", 20.0, now - timedelta(minutes=3))
+    put("gpu_utilization", 70.0, now - timedelta(minutes=1))
+    put("gpu_utilization", 90.0, now - timedelta(minutes=1))
+    readings = CloudWatchSource().read(
+        [cw_request("avg"), cw_request("max", statistic="Maximum")], now.timestamp()
+    )
+    assert readings[("avg", "gpu")].value == 80.0
+    assert readings[("max", "gpu")].value == 90.0
+
+
+def test_cloudwatch_with_no_datapoint_is_missing_never_zero(mocked: None) -> None:
+    put("gpu_utilization", 50.0, datetime.now(UTC) - timedelta(hours=2))  # outside lookback
+    reading = CloudWatchSource().read(
+        [cw_request("pool"), cw_request("other", metric="never_published")], time.time()
+    )
+    for value in reading.values():
+        assert value.value is None and value.error is None
+        assert value.stale and value.why_stale() == "no value (empty result)"
+
+
+def test_many_cloudwatch_signals_share_one_get_metric_data_call(server: FaultyMotoServer) -> None:
+    put("gpu_utilization", 42.0, datetime.now(UTC) - timedelta(minutes=1))
+    server.injector.calls.clear()
+    requests = [cw_request(f"pool-{n}") for n in range(501)]
+    readings = CloudWatchSource().read(requests, time.time())
+    assert {r.value for r in readings.values()} == {42.0}
+    assert len(server.injector.calls_to("GetMetricData")) == 2  # 500 per call at most
+
+
+def test_an_unreachable_cloudwatch_marks_its_signals_stale_with_the_error(
+    aws_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_MONITORING", "http://127.0.0.1:9")  # nothing listens
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    readings = CloudWatchSource().read([cw_request("a"), cw_request("b")], 5.0)
+    for reading in readings.values():
+        assert reading.stale and reading.value is None
+        assert reading.error is not None and reading.error.startswith("EndpointConnectionError")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("statistic", "Mean", "unknown statistic"),
+        ("period", 45, "multiple of 60"),
+    ],
+)
+def test_cloudwatch_settings_are_checked_when_loaded(field: str, value: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CloudWatchSpec(namespace="CWAgent", metric_name="m", **{field: value})

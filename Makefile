@@ -40,10 +40,12 @@ unit: install
 test: lint $(TEST_DEPS)
 	$(BIN)/python -m pytest
 
-bench: install
+bench: install servers
 	$(BIN)/python bench/decide.py
 	$(BIN)/python bench/sim_speed.py
 	$(BIN)/python bench/policy_quality.py
+	$(BIN)/python bench/signals.py
+	$(BIN)/python bench/readme.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,162 @@
+"""Write the README's performance tables from the benchmarks' JSON results.
+
+Every bench script writes `bench/results/<name>.json`; this renders them as Markdown
+between the `<!-- bench:begin -->` and `<!-- bench:end -->` markers in README.md, so the
+README shows exactly what the scripts last measured (a test checks they agree).
+
+    python bench/readme.py            # rewrite README.md
+    python bench/readme.py --check    # exit 1 if README.md is out of date
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+BEGIN, END = "<!-- bench:begin -->", "<!-- bench:end -->"
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines
+
+
+def _yes(ok: Any) -> str:
+    return "yes" if ok else "**no**"
+
+
+def decide(d: dict[str, Any]) -> list[str]:
+    return [
+        "**Decide + plan** (`python bench/decide.py`, one core pinned; target "
+        f"≤ {d['target_ms']:.0f} ms per tick):",
+        "",
+        *_table(
+            ["pools", "ticks", "p50 ms", "p99 ms", "µs/pool", "meets target"],
+            [[f"{d['pools']:,}", d["ticks"], f"{d['tick_ms_p50']:.1f}",
+              f"{d['tick_ms_p99']:.1f}", f"{d['us_per_pool_p50']:.1f}",
+              _yes(d["meets_target"])]],
+        ),
+    ]  # fmt: skip
+
+
+def sim_speed(d: dict[str, Any]) -> list[str]:
+    day, sweep = d["day"], d["sweep"]
+    load = d.get("load_average")
+    note = f" Load average when measured: {load[0]:.1f}." if load else ""
+    return [
+        "**Simulator speed** (`python bench/sim_speed.py`)." + note,
+        "",
+        *_table(
+            ["benchmark", "measured", "target", "meets target"],
+            [
+                [f"{day['hours']} h of one pool at a 1 s tick ({day['requests']:,} requests)",
+                 f"{day['wall_s']} s", f"≤ {day['target_s']} s", _yes(day["meets_target"])],
+                [f"sweep of {sweep['variants']} variants, 2 workers vs 1",
+                 f"{sweep['speedup']}× ({sweep['wall_2_workers_s']} s vs "
+                 f"{sweep['wall_1_worker_s']} s)", f"≥ {sweep['target_speedup']}×",
+                 _yes(sweep["meets_target"])],
+            ],
+        ),
+    ]  # fmt: skip
+
+
+def policy_quality(cases: list[dict[str, Any]]) -> list[str]:
+    out = [
+        "**Policy quality** (`python bench/policy_quality.py`): each family's cheapest "
+        "setting from a sweep, on the shipped LLM-serving example; the oracle is the "
+        "cheapest schedule with zero queue wait, the work bound is busy GPU time at 100 %.",
+        "",
+    ]
+    rows: list[list[Any]] = []
+    for case in cases:
+        if "skipped" in case:
+            rows.append([case["trace"], "—", "—", "—", "—", f"skipped: {case['skipped']}"])
+            continue
+        for family, r in case["best"].items():
+            rows.append([case["trace"], family, f"{r['gpu_hours']:.2f}",
+                         f"{r['slo_attainment']:.2%}", _yes(r["meets_slo"]), r["variant"]])
+        o = case["oracle"]
+        rows.append([case["trace"], "oracle", f"{o['gpu_hours']:.2f}",
+                     f"{o['slo_attainment']:.2%}", "yes", "zero-wait schedule"])
+        vs = case["ours_vs_best_hpa_keda"]
+        rows.append([case["trace"], "ours ÷ best(HPA, KEDA)",
+                     "n/a (none meets SLO)" if vs is None else f"{vs:.2f}", "", "",
+                     f"target ≤ 0.80; ours ÷ oracle {case['ours_vs_oracle']:.2f} "
+                     "(target ≤ 1.25)"])  # fmt: skip
+    out += _table(["trace", "policy", "GPU-h", "SLO attainment", "meets SLO", "setting"], rows)
+    return out
+
+
+def signals(d: dict[str, Any]) -> list[str]:
+    rows = [[r["signals"], r["prometheus_batch_size"], r["concurrency_per_prometheus_server"],
+             f"{r['p50_s'] * 1000:.0f}", f"{r['p99_s'] * 1000:.0f}",
+             r["wrong_or_stale_readings"]] for r in d["rows"]]  # fmt: skip
+    return [
+        f"**Signal reads** (`python bench/signals.py`, real Prometheus and Redis; target "
+        f"≤ {d['target_s']} s per tick):",
+        "",
+        *_table(["signals", "Prometheus batch", "concurrency", "p50 ms", "p99 ms",
+                 "wrong or stale"], rows),
+    ]  # fmt: skip
+
+
+def generic(name: str, d: Any) -> list[str]:
+    """Any other result that carries `rows` (a list of flat dicts) and a `command`."""
+    rows = d.get("rows") if isinstance(d, dict) else None
+    if not rows:
+        return []
+    header = list(rows[0])
+    title = d.get("title", name.replace("_", " "))
+    return [f"**{title}** (`{d.get('command', f'python bench/{name}.py')}`):", "",
+            *_table(header, [[r.get(k, "") for k in header] for r in rows])]
+
+
+RENDERERS: dict[str, Callable[[Any], list[str]]] = {
+    "decide": decide, "signals": signals, "sim_speed": sim_speed,
+    "policy_quality": policy_quality,
+}  # fmt: skip
+
+
+def render(results: Path = RESULTS) -> str:
+    blocks: list[list[str]] = []
+    for path in sorted(results.glob("*.json")):
+        data = json.loads(path.read_text())
+        render_one = RENDERERS.get(path.stem)
+        block = render_one(data) if render_one else generic(path.stem, data)
+        if block:
+            blocks.append(block)
+    return "\n\n".join("\n".join(b) for b in blocks)
+
+
+def updated(readme: str, tables: str) -> str:
+    start, end = readme.find(BEGIN), readme.find(END)
+    if start < 0 or end < start:
+        raise SystemExit(f"README.md: markers {BEGIN} … {END} not found")
+    return readme[: start + len(BEGIN)] + "\n" + tables + "\n" + readme[end:]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="fail if README.md is stale")
+    args = parser.parse_args()
+    text = README.read_text()
+    new = updated(text, render())
+    if args.check:
+        if new != text:
+            print("README.md performance tables are stale: run python bench/readme.py")
+            sys.exit(1)
+        return
+    README.write_text(new)
+    print(f"updated {README.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

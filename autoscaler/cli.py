@@ -1,4 +1,4 @@
-"""The `autoscaler` command line: validate, schema, explain.
+"""The `autoscaler` command line: validate, schema, crd, explain, run (and the lab).
 
 Human output is a rich table; `--json` prints machine-readable output. Errors a user can
 fix exit with status 2 and say what and where; they never print a traceback.
@@ -172,18 +172,54 @@ def _print_explanation(result: object) -> None:
     console.print("[dim]first-tick view: planner memory starts empty (no stabilization history)[/]")
 
 
+@cli.command(name="crd")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="write to this file instead of standard output",
+)
+def crd_cmd(output: str | None) -> None:
+    """Print the AutoscalingPool CustomResourceDefinition (YAML), generated from the pool
+    schema: `autoscaler crd | kubectl apply -f -`."""
+    from .kube.crd import crd_yaml
+
+    text = crd_yaml()
+    if output:
+        with open(output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        click.echo(text, nl=False)
+
+
+def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    from .units import parse_duration
+
+    if value is None:
+        return None
+    try:
+        seconds = parse_duration(value)
+    except (ValueError, TypeError) as exc:
+        raise click.BadParameter(str(exc)) from None
+    if seconds <= 0:
+        raise click.BadParameter(f"must be positive, got {value!r}")
+    return seconds
+
+
 @cli.command()
 @click.option(
     "-c",
     "--config",
     "config_path",
-    required=True,
     type=click.Path(dir_okay=False),
-    help="configuration file",
+    help="configuration file (optional with --crd-pools: settings and extra pools)",
 )
 @click.option("--once", is_flag=True, help="run one tick and exit")
 @click.option(
-    "--dry-run", is_flag=True, help="read everything, change nothing; log what would be done"
+    "--dry-run",
+    is_flag=True,
+    help="shadow mode: read everything, decide and report (logs, status, Events, metrics), "
+    "change nothing",
 )
 @click.option(
     "--state",
@@ -192,58 +228,135 @@ def _print_explanation(result: object) -> None:
 )
 @click.option("--json-logs", is_flag=True, help="structured JSON log lines")
 @click.option("--json", "as_json", is_flag=True, help="with --once: print the tick as JSON")
+@click.option(
+    "--kubeconfig",
+    type=click.Path(dir_okay=False),
+    help="reach the cluster with this kubeconfig (default: in-cluster, else KUBECONFIG)",
+)
+@click.option("--crd-pools", is_flag=True, help="scale the AutoscalingPool objects too")
+@click.option(
+    "-n",
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="watch AutoscalingPools in this namespace (repeat; default: the pod's namespace)",
+)
+@click.option(
+    "--leader-elect",
+    is_flag=True,
+    help="act only while holding the leader Lease (a --dry-run shadow needs its own --lease-name)",
+)
+@click.option("--lease-name", default="elastic-autoscaler", show_default=True)
+@click.option("--lease-namespace", help="default: the pod's namespace")
+@click.option("--identity", help="this replica's name in the Lease (default: hostname-pid)")
+@click.option(
+    "--lease-duration",
+    default="15s",
+    show_default=True,
+    callback=_seconds,
+    help="a standby takes over this long after the leader's last renewal",
+)
+@click.option("--health-port", type=click.IntRange(0, 65535), help="serve /healthz, /readyz")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), help="serve /metrics")
+@click.option("--bind", default="0.0.0.0", show_default=True, help="address for the ports")
+@click.option("--interval", callback=_seconds, help="seconds between ticks (default: the file's)")
 def run(
-    config_path: str, once: bool, dry_run: bool, state: str | None, json_logs: bool, as_json: bool
+    config_path: str | None,
+    once: bool,
+    dry_run: bool,
+    state: str | None,
+    json_logs: bool,
+    as_json: bool,
+    kubeconfig: str | None,
+    crd_pools: bool,
+    namespaces: tuple[str, ...],
+    leader_elect: bool,
+    lease_name: str,
+    lease_namespace: str | None,
+    identity: str | None,
+    lease_duration: float,
+    health_port: int | None,
+    metrics_port: int | None,
+    bind: str,
+    interval: float | None,
 ) -> None:
-    """Run the controller against real endpoints (AWS_ENDPOINT_URL and the usual
-    credential chain are honoured)."""
+    """Run the controller: pools from a file and/or AutoscalingPool objects, against real
+    endpoints (AWS_ENDPOINT_URL and the usual credential chain are honoured), in a cluster
+    or with --kubeconfig. SIGTERM/SIGINT finish the tick in progress, then exit."""
+    import os
     from pathlib import Path
 
+    from .kube.process import KubeProcess, ProcessOptions
+    from .kube.settings import load_settings
     from .providers import ProviderUnavailable
-    from .runner import build_controller, run_loop, setup_logging
+    from .runner import setup_logging
     from .signals import SourceUnavailable
 
     setup_logging(json_logs)
+    if config_path is None and not crd_pools:
+        _fail("run: give a configuration file (-c FILE), or --crd-pools, or both")
+    if namespaces and not crd_pools:
+        _fail("run: --namespace chooses where AutoscalingPools are read; add --crd-pools")
     try:
-        config = load_config(config_path)
+        settings = load_settings(config_path, pools_optional=crd_pools)
     except ConfigError as exc:
         _config_errors(exc)
         sys.exit(2)
+    if kubeconfig:
+        # The Kubernetes providers and signal sources build their own clients from it.
+        os.environ["KUBECONFIG"] = str(Path(kubeconfig).resolve())
+    options = ProcessOptions(
+        file=settings,
+        dry_run=dry_run,
+        json_logs=json_logs,
+        state=Path(state) if state else None,
+        once=once,
+        crd_pools=crd_pools,
+        namespaces=list(namespaces),
+        kubeconfig=kubeconfig,
+        leader_elect=leader_elect,
+        lease_name=lease_name,
+        lease_namespace=lease_namespace,
+        identity=identity or "",
+        lease_duration=lease_duration,
+        health_port=health_port,
+        metrics_port=metrics_port,
+        bind=bind,
+        interval=interval,
+    )
     try:
-        controller = build_controller(config, dry_run, json_logs)
-    except (ProviderUnavailable, SourceUnavailable, ValueError) as exc:
+        process = KubeProcess(options)
+        process.stop_on_signals()
+        result = process.run()
+    except (ProviderUnavailable, SourceUnavailable, ValueError, OSError) as exc:
         _fail(str(exc))
-    try:
-        result = run_loop(controller, Path(state) if state else None, once)
-    except ValueError as exc:
-        _fail(str(exc))
-    finally:
-        controller.close()
     if once and result is not None:
-        failed = [a for a in result.actions if a.error]
         if as_json:
-            click.echo(
-                json.dumps(
-                    {
-                        "at": result.at,
-                        "decisions": [d.to_dict() for d in result.decisions],
-                        "actions": [
-                            {
-                                "pool": a.pool,
-                                "request_id": a.request_id,
-                                "desired": a.desired,
-                                "applied": a.applied,
-                                "error": a.error,
-                                "error_code": a.error_code,
-                            }
-                            for a in result.actions
-                        ],
-                        "skipped": result.skipped,
-                    },
-                    indent=2,
-                )
-            )
+            click.echo(json.dumps(_tick_json(result), indent=2))
+        failed = [a for a in result.actions if a.error]
         sys.exit(1 if failed or result.skipped else 0)
+
+
+def _tick_json(result: object) -> dict[str, object]:
+    from .controller import TickResult
+
+    assert isinstance(result, TickResult)
+    return {
+        "at": result.at,
+        "decisions": [d.to_dict() for d in result.decisions],
+        "actions": [
+            {
+                "pool": a.pool,
+                "request_id": a.request_id,
+                "desired": a.desired,
+                "applied": a.applied,
+                "error": a.error,
+                "error_code": a.error_code,
+            }
+            for a in result.actions
+        ],
+        "skipped": result.skipped,
+    }
 
 
 def _register_lab() -> None:

@@ -153,6 +153,7 @@ class Controller:
                 continue
             planned.append((pool, self._decide(pool, capacity, result.readings, now), capacity))
         actions = self._act_all(planned, now)
+        self._tidy_all(planned, actions)
         for pool, decision, _ in planned:
             action = actions.get(pool.name)
             if action is not None:
@@ -215,6 +216,24 @@ class Controller:
                     "Timeout",
                 )
         return out
+
+    def _tidy_all(
+        self, planned: list[tuple[Pool, Decision, Capacity]], acted: Mapping[str, Any]
+    ) -> None:
+        """Housekeeping for pools not acted on this tick, for providers that have it
+        (`tidy(pool)`: e.g. deleting finished Jobs, which no scale action would otherwise
+        trigger once a pool holds at zero). Never in a dry run; in the background, and the
+        pool is skipped next tick while it runs, as after an action."""
+        if self.dry_run or self.inline:
+            return
+        for pool, _, _ in planned:
+            tidy = getattr(self.providers[pool.target.kind], "tidy", None)
+            if tidy is None or pool.name in acted or pool.name in self._acting_now():
+                continue
+            self._acting[pool.name] = self._actor.submit(_tidy, tidy, pool)
+
+    def _acting_now(self) -> set[str]:
+        return {name for name, f in self._acting.items() if not f.done()}
 
     def run(
         self,
@@ -369,6 +388,13 @@ class Controller:
 def _request_id(installation: str, pool: str, sequence: int) -> str:
     safe = re.sub(r"[^A-Za-z0-9-]", "-", f"{installation}-{pool}")
     return f"{safe}-{sequence:08d}"
+
+
+def _tidy(tidy: Callable[[Pool], None], pool: Pool) -> None:
+    try:
+        tidy(pool)
+    except Exception as exc:  # housekeeping must never fail a tick; it is retried next one
+        log.warning("%s: housekeeping failed: %s", pool.name, exc)
 
 
 def _describe_error(exc: BaseException) -> str:

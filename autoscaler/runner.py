@@ -1,9 +1,9 @@
-"""`autoscaler run`: the controller process — build providers and sources, tick, persist.
+"""What `autoscaler run` needs around the loop: log formatting and the state file.
 
 Planner memory can be persisted to a state file after every tick (written atomically), so
 a restarted process keeps its stabilization windows, backoffs and action counter (the
-request ids of a retried action stay the same). SIGTERM and SIGINT stop the loop after the
-tick in progress.
+request ids of a retried action stay the same). The loop itself, file-only or in a
+cluster, is `autoscaler.kube.process.KubeProcess`.
 """
 
 from __future__ import annotations
@@ -11,18 +11,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import signal
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from typing import Any
-
-from .clock import SystemClock
-from .config import Config
-from .controller import Controller, TickResult
-from .providers import build_providers
-from .record import LogRecorder
 
 
 class JsonFormatter(logging.Formatter):
@@ -78,36 +70,3 @@ def save_state(path: Path, data: dict[str, Any]) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(data, fh)
     os.replace(tmp, path)
-
-
-def build_controller(config: Config, dry_run: bool, json_logs: bool) -> Controller:
-    clock = SystemClock()
-    providers = build_providers(config, clock)
-    return Controller(
-        config, providers, clock=clock, recorder=LogRecorder(json_logs), dry_run=dry_run
-    )
-
-
-def run_loop(
-    controller: Controller, state: Path | None, once: bool, on_tick: Any = None
-) -> TickResult | None:
-    """Tick once, or until SIGTERM/SIGINT; persist memory after every tick."""
-    if state is not None:
-        controller.restore(load_state(state))
-    last: list[TickResult] = []
-
-    def after(result: TickResult) -> None:
-        last[:] = [result]
-        if state is not None:
-            save_state(state, controller.snapshot())
-        if on_tick is not None:
-            on_tick(result)
-
-    if once:
-        after(controller.tick())
-        return last[0]
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    controller.run(stop=stop, on_tick=after)
-    return last[0] if last else None

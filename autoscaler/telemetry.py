@@ -1,4 +1,5 @@
-"""The autoscaler's own Prometheus metrics, in one project registry (served at /metrics later).
+"""The autoscaler's own Prometheus metrics, in one project registry (served at /metrics by
+`autoscaler.kube.health` when the controller runs with a metrics port).
 
 Signals: how long each source type takes to read (`autoscaler_signal_read_seconds`), every
 stale reading counted by source type and error code (`autoscaler_signal_errors_total`), and
@@ -13,13 +14,14 @@ NaN or infinite value as `non_finite`, a negative one as `negative`.
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from .signals._common import error_code
-from .types import Reading
+from .types import ActionResult, Decision, Reading
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 """Every autoscaler metric; kept apart from prometheus_client's global default registry so
@@ -89,3 +91,128 @@ def errors_count(source: str, code: str) -> float:
         "autoscaler_signal_errors_total", {"source": source, "code": code}
     )
     return value or 0.0
+
+
+# -- the controller process: decisions, capacity, ticks, leadership ------------------------
+
+POOL_DESIRED = Gauge(
+    "autoscaler_pool_desired_replicas",
+    "Replicas the last decision asked for, by pool",
+    ["pool"],
+    registry=REGISTRY,
+)
+POOL_CURRENT = Gauge(
+    "autoscaler_pool_current_replicas",
+    "Replicas the pool had when it was last decided (actual capacity), by pool",
+    ["pool"],
+    registry=REGISTRY,
+)
+POOL_RECOMMENDED = Gauge(
+    "autoscaler_pool_recommended_replicas",
+    "Replicas the pool's policy recommended before planning, by pool",
+    ["pool"],
+    registry=REGISTRY,
+)
+DECISIONS = Counter(
+    "autoscaler_decisions_total",
+    "Decisions by pool, direction (up, down, hold) and reason class",
+    ["pool", "direction", "reason"],
+    registry=REGISTRY,
+)
+ACTION_ERRORS = Counter(
+    "autoscaler_action_errors_total",
+    "Provider actions that failed, by pool and error code",
+    ["pool", "code"],
+    registry=REGISTRY,
+)
+TICK_SECONDS = Histogram(
+    "autoscaler_tick_seconds",
+    "Wall time of one controller tick, in seconds",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0),
+    registry=REGISTRY,
+)
+TICKS_SKIPPED = Counter(
+    "autoscaler_pools_skipped_total",
+    "Pools left undecided in a tick (capacity unknown, action still running), by pool",
+    ["pool"],
+    registry=REGISTRY,
+)
+LEADER = Gauge(
+    "autoscaler_leader",
+    "1 while this process holds the leader Lease (or runs without leader election), else 0",
+    registry=REGISTRY,
+)
+ERRORS = Counter(
+    "autoscaler_errors_total",
+    "Failed calls of the controller process itself (listing pools, writing status and "
+    "Events, the leader Lease), by source and error code",
+    ["source", "code"],
+    registry=REGISTRY,
+)
+POOL_CONFIG_ERRORS = Gauge(
+    "autoscaler_pool_config_errors",
+    "AutoscalingPool objects left out because their spec is invalid",
+    registry=REGISTRY,
+)
+
+_REASON_CLASSES = (
+    ("provider backoff", "backoff"),
+    ("stale", "stale"),
+    ("failed", "policy_error"),
+    ("cooldown", "cooldown"),
+    ("stabilization window", "stabilization"),
+    ("rate limit", "rate_limit"),
+    ("scale to zero in", "scale_to_zero_wait"),
+    ("bounds [", "bounds"),
+)
+
+
+def reason_class(reason: str) -> str:
+    """A short, bounded label for a decision's free-text reason (metrics must not carry
+    numbers in labels): the first planner rule named in it, else `policy`."""
+    for needle, label in _REASON_CLASSES:
+        if needle in reason:
+            return label
+    return "policy"
+
+
+def record_decision(decision: Decision, action: ActionResult | None) -> None:
+    """Publish one decision and its action (if any)."""
+    POOL_DESIRED.labels(pool=decision.pool).set(decision.desired)
+    POOL_CURRENT.labels(pool=decision.pool).set(decision.current)
+    POOL_RECOMMENDED.labels(pool=decision.pool).set(decision.recommended)
+    DECISIONS.labels(
+        pool=decision.pool, direction=decision.direction, reason=reason_class(decision.reason)
+    ).inc()
+    if action is not None and action.error:
+        ACTION_ERRORS.labels(pool=decision.pool, code=action.error_code or "unknown").inc()
+
+
+def record_error(source: str, code: str) -> None:
+    """One failed call of the process (`source`: kube_list, kube_status, kube_event, lease)."""
+    ERRORS.labels(source=source, code=code or "unknown").inc()
+
+
+def forget_pools(pools: Iterable[str]) -> None:
+    """Drop the per-pool gauges of pools that are gone, so /metrics stops reporting them."""
+    for pool in pools:
+        for gauge in (POOL_DESIRED, POOL_CURRENT, POOL_RECOMMENDED):
+            with contextlib.suppress(KeyError):
+                gauge.remove(pool)
+
+
+def record_tick(seconds: float, skipped: Mapping[str, str]) -> None:
+    """One tick took `seconds`; `skipped` pools were not decided."""
+    TICK_SECONDS.observe(max(0.0, seconds))
+    for pool in skipped:
+        TICKS_SKIPPED.labels(pool=pool).inc()
+
+
+class MetricsRecorder:
+    """A Recorder that publishes decisions as Prometheus metrics."""
+
+    def record(self, decision: Decision, action: ActionResult | None) -> None:
+        try:
+            record_decision(decision, action)
+        except Exception:  # recording must never fail a tick
+            return

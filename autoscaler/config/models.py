@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from autoscaler.units import Seconds
 from policies import AnyPolicyConfig
 
+from .nodes import NodeProvisioning
 from .simulation import Simulation
 from .sources import SignalSpec
 from .targets import AnyTarget
@@ -191,6 +192,10 @@ class Config(_Model):
         default_factory=ControllerSettings, description="tick interval and deadlines"
     )
     pools: list[Pool] = Field(min_length=1, description="the pools to scale")
+    nodes: NodeProvisioning | None = Field(
+        None,
+        description="GPU nodes on EC2 for pods no node fits (Kubernetes; see docs/nodes.md)",
+    )
     _base_dir: Path | None = PrivateAttr(default=None)
     """The folder of the file it was loaded from: relative paths in it start there."""
 

@@ -21,7 +21,11 @@ class DeploymentTarget(_Target):
 
     kind: Literal["deployment"] = "deployment"
     namespace: str = "default"
-    name: str
+    name: str = Field(min_length=1, description="the Deployment's name")
+    require_owner_label: bool = Field(
+        True,
+        description="scale it only if it has the label `<tag_prefix>/owner: <installation id>`",
+    )
 
 
 class StatefulSetTarget(_Target):
@@ -29,7 +33,11 @@ class StatefulSetTarget(_Target):
 
     kind: Literal["statefulset"] = "statefulset"
     namespace: str = "default"
-    name: str
+    name: str = Field(min_length=1, description="the StatefulSet's name")
+    require_owner_label: bool = Field(
+        True,
+        description="scale it only if it has the label `<tag_prefix>/owner: <installation id>`",
+    )
 
 
 class JobTarget(_Target):
@@ -39,8 +47,17 @@ class JobTarget(_Target):
     namespace: str = "default"
     template: dict[str, Any] | None = Field(None, description="a batch/v1 Job manifest")
     template_file: str | None = Field(None, description="path to a Job manifest (YAML)")
-    items_per_job: int = Field(1, gt=0)
+    items_per_job: int = Field(
+        1,
+        gt=0,
+        description="backlog items one Job takes (annotated on it); size the policy to match",
+    )
     keep_finished: int = Field(10, ge=0, description="finished Jobs kept for inspection")
+    name_prefix: str | None = Field(
+        None,
+        pattern=r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$",
+        description="prefix of created Jobs' names; default: the pool's name",
+    )
 
     @model_validator(mode="after")
     def _one_template(self) -> JobTarget:

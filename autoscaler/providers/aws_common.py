@@ -175,12 +175,18 @@ class AwsClients:
                     connect_timeout=min(10.0, self._timeout),
                     read_timeout=self._timeout,
                     user_agent_extra="elastic-autoscaler",
+                    max_pool_connections=MAX_POOL_CONNECTIONS,
                 )
                 client = self._session.client(service, region_name=region, config=config)
                 event = client.meta.service_model.service_id.hyphenize()
                 client.meta.events.register_first(f"needs-retry.{event}", _never_retry_capacity)
                 self._clients[key] = client
         return client
+
+
+MAX_POOL_CONNECTIONS = 32
+"""Connections per client: as many as the widest concurrent reader (SQS reads 32 queues at
+once); botocore's default of 10 would make the rest wait for a connection."""
 
 
 def with_backoff(

@@ -348,3 +348,46 @@ def test_run_ticks_at_the_configured_interval(rig):
     seen = []
     controller.run(ticks=3, on_tick=lambda r: seen.append(r.at))
     assert seen == [1000.0, 1015.0, 1030.0]
+
+
+class Tidying(SimulatedProvider):
+    """A simulated provider with housekeeping (like the job provider's finished-Job cleanup)."""
+
+    def __init__(self, clock):
+        super().__init__(clock)
+        self.tidied: list[str] = []
+
+    def tidy(self, pool):
+        self.tidied.append(pool.name)
+        if len(self.tidied) == 2:
+            raise RuntimeError("API blip")  # must not fail the tick, and is retried
+
+
+def test_housekeeping_runs_on_ticks_without_an_action_never_in_a_dry_run(rig):
+    clock, _, source, recorder, _ = rig
+    provider = Tidying(clock)
+    config = config_from(CONFIG)
+
+    def controller(**kw):
+        return Controller(config, {"simulated": provider}, {"static": source}, clock,
+                          recorder=recorder, **kw)  # fmt: skip
+
+    shadow = controller(dry_run=True)
+    source.values[("chat", "queue")] = 0
+    shadow.tick()
+    shadow.close()
+    assert provider.tidied == [], "a dry run changes nothing, housekeeping included"
+
+    live = controller()
+    source.values[("chat", "queue")] = 45
+    live.tick()  # acts: no housekeeping on the same tick
+    live._acting["chat"].result(timeout=5)
+    assert provider.tidied == []
+    source.values[("chat", "queue")] = 50  # still 5 replicas: holds, so it tidies
+    for _ in range(3):
+        clock.advance(15)
+        result = live.tick()
+        assert not result.actions
+        live._acting["chat"].result(timeout=5)
+    assert provider.tidied == ["chat", "chat", "chat"], "the failed one was retried"
+    live.close()

@@ -1,0 +1,203 @@
+"""The Kubernetes client as the kube providers and the node provisioner use it.
+
+One `ApiClient` per provider, configured from the in-cluster service account, else
+KUBECONFIG (read when the client is built, not at import); the client's connection pool
+is thread-safe, so pools acting concurrently share it. API errors become the providers'
+typed errors, naming the pool and the object. Ownership labels live here too.
+
+This module must never retry on its own or swallow an error: callers decide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from autoscaler.providers.base import NotFound, ProviderError, Throttled
+
+DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
+
+
+def api_client() -> Any:
+    """An ApiClient from the in-cluster service account, else KUBECONFIG (~/.kube/config)."""
+    from kubernetes import client, config
+
+    cfg = client.Configuration()
+    try:
+        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        try:
+            config.load_kube_config(  # type: ignore[no-untyped-call]
+                config_file=os.environ.get("KUBECONFIG") or None,
+                client_configuration=cfg,
+                persist_config=False,
+            )
+        except (config.ConfigException, OSError, TypeError) as exc:
+            raise ProviderError(
+                f"no Kubernetes credentials: not in a cluster, and KUBECONFIG: {exc}",
+                "KubeConfig",
+            ) from None
+    return client.ApiClient(cfg)
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """The labels that mark a Kubernetes object as this installation's."""
+
+    owner: str
+    prefix: str = "elastic-autoscaler.io"
+
+    def key(self, name: str) -> str:
+        return f"{self.prefix.rstrip('/')}/{name}"
+
+    @property
+    def owner_key(self) -> str:
+        return self.key("owner")
+
+    @property
+    def pool_key(self) -> str:
+        return self.key("pool")
+
+    @property
+    def request_key(self) -> str:
+        return self.key("request-id")
+
+    @property
+    def busy_key(self) -> str:
+        return self.key("busy")
+
+    @property
+    def in_flight_key(self) -> str:
+        return self.key("in-flight")
+
+    @property
+    def do_not_disrupt_key(self) -> str:
+        return self.key("do-not-disrupt")
+
+    def owns(self, labels: Mapping[str, str] | None) -> bool:
+        return (labels or {}).get(self.owner_key) == self.owner
+
+    def of_pool(self, pool: str) -> dict[str, str]:
+        return {self.owner_key: self.owner, self.pool_key: pool}
+
+    def selector(self, pool: str) -> str:
+        return ",".join(f"{k}={v}" for k, v in self.of_pool(pool).items())
+
+
+_LABEL_VALUE = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+
+
+def label_value(text: str) -> str:
+    """`text` as a label value: itself when valid, else a stable hash (`h-` + 40 hex)."""
+    if _LABEL_VALUE.match(text):
+        return text
+    return "h-" + hashlib.sha256(text.encode()).hexdigest()[:40]
+
+
+_TRUE = {"true", "yes", "busy", "1"}
+_FALSE = {"false", "no", "idle", "0"}
+
+
+def parse_busy(value: str | None) -> float | None:
+    """Share of time busy (0..1) from a `<prefix>/busy` annotation; None when unusable."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text in _TRUE:
+        return 1.0
+    if text in _FALSE:
+        return 0.0
+    try:
+        busy = float(text)
+    except ValueError:
+        return None
+    return busy if 0.0 <= busy <= 1.0 else None
+
+
+def parse_count(value: str | None) -> int | None:
+    """A non-negative count (requests in flight) from an annotation; None when unusable."""
+    if value is None:
+        return None
+    text = value.strip()
+    return int(text) if text.isdigit() else None
+
+
+def status_of(exc: BaseException) -> int | None:
+    status = getattr(exc, "status", None)
+    return status if isinstance(status, int) else None
+
+
+def _api_message(exc: BaseException) -> str:
+    """The API server's own explanation (the Status `message`), when it sent one."""
+    body = getattr(exc, "body", None)
+    if not body:
+        return ""
+    try:
+        message = json.loads(body).get("message", "")
+    except (ValueError, AttributeError):
+        return ""
+    return str(message)[:500] if message else ""
+
+
+def translate(exc: Exception, what: str) -> ProviderError:
+    """A typed provider error for a failed API call on `what` (pool and object named)."""
+    status = status_of(exc)
+    reason = getattr(exc, "reason", "") or type(exc).__name__
+    message = _api_message(exc)
+    if message:
+        reason = f"{reason}: {message}"
+    if status == 404:
+        return NotFound(f"{what}: not found; create it, or fix the pool's target", "NotFound")
+    if status == 429:
+        return Throttled(f"{what}: the API server asked us to slow down ({reason})", "Throttled")
+    if status == 403:
+        return ProviderError(
+            f"{what}: forbidden ({reason}); grant the autoscaler's service account the verbs "
+            "it needs (docs/kubernetes.md lists them)",
+            "Forbidden",
+        )
+    if status == 409:
+        return ProviderError(f"{what}: conflict ({reason}); retried next tick", "Conflict")
+    if status:
+        return ProviderError(f"{what}: API answered {status} {reason}", f"Kube{status}")
+    return ProviderError(f"{what}: cannot reach the API server: {reason}: {exc}", "Unreachable")
+
+
+@contextmanager
+def translated(what: str) -> Iterator[None]:
+    """Turn Kubernetes API errors inside the block into typed provider errors."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except Exception as exc:
+        if type(exc).__module__.startswith(("kubernetes", "urllib3")):
+            raise translate(exc, what) from None
+        raise
+
+
+def is_finished_pod(pod: Any) -> bool:
+    phase = pod.status.phase if pod.status else None
+    return phase in ("Succeeded", "Failed")
+
+
+def is_terminating(obj: Any) -> bool:
+    return obj.metadata is not None and obj.metadata.deletion_timestamp is not None
+
+
+def pod_ready(pod: Any) -> bool:
+    for cond in (pod.status.conditions if pod.status else None) or []:
+        if cond.type == "Ready":
+            return bool(cond.status == "True")
+    return False
+
+
+def timestamp(value: Any) -> float:
+    """Seconds since the epoch of an API datetime (0.0 when absent)."""
+    return float(value.timestamp()) if value is not None else 0.0

@@ -1,0 +1,107 @@
+"""One read of a namespace's workloads and pods, shared by every pool described in a tick.
+
+Describing pools one by one costs three API calls each (scale, status, pods); a thousand
+pools in one namespace would be three thousand calls per tick. A snapshot lists the
+namespace's Deployments (or StatefulSets) and Pods once and answers every pool's `describe`
+from it, the way an informer cache would, but without a long-lived watch that can go stale:
+a snapshot lives at most `max_age` seconds (less than a tick) and is dropped after any
+write in its namespace, so every tick and every write reads the cluster as it is now.
+
+Writes never use a snapshot: `scale` and `remove` read the object they change directly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def selector_matches(selector: Any, labels: Mapping[str, str] | None) -> bool:
+    """Whether a V1LabelSelector matches these labels (Kubernetes semantics: every
+    matchLabels pair and every matchExpressions requirement; an empty selector matches
+    everything, a missing one nothing)."""
+    if selector is None:
+        return False
+    labels = labels or {}
+    for key, value in (selector.match_labels or {}).items():
+        if labels.get(key) != value:
+            return False
+    for req in selector.match_expressions or []:
+        op, values = req.operator, set(req.values or [])
+        present = req.key in labels
+        if op == "In" and not (present and labels[req.key] in values):
+            return False
+        if op == "NotIn" and present and labels[req.key] in values:
+            return False
+        if op == "Exists" and not present:
+            return False
+        if op == "DoesNotExist" and present:
+            return False
+    return True
+
+
+@dataclass
+class Snapshot:
+    """A namespace's workloads of one kind (by name) and its pods, as listed at `taken_at`."""
+
+    taken_at: float
+    workloads: dict[str, Any] = field(default_factory=dict)
+    pods: list[Any] = field(default_factory=list)
+
+    def workload(self, name: str) -> Any | None:
+        return self.workloads.get(name)
+
+    def pods_of(self, selector: Any) -> list[Any]:
+        return [p for p in self.pods if selector_matches(selector, p.metadata.labels)]
+
+
+class Snapshots:
+    """Snapshots by (namespace, kind); thread-safe: one list however many pools ask at
+    once (the others wait for it). Kinds are listed separately so that a service account
+    allowed Deployments only is never refused for StatefulSets."""
+
+    def __init__(
+        self,
+        clients: Callable[[], tuple[Any, Any]],
+        max_age: float = 0.5,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`clients` returns (AppsV1Api, CoreV1Api)."""
+        self._clients = clients
+        self.max_age = max_age
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._taken: dict[tuple[str, str], Snapshot] = {}
+        self.lists = 0  # snapshots listed so far (for tests and benchmarks)
+
+    def get(self, namespace: str, kind: str) -> Snapshot:
+        """`kind`: deployment or statefulset."""
+        key = (namespace, kind)
+        with self._lock:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            snap = self._taken.get(key)
+            if snap is not None and self._clock() - snap.taken_at <= self.max_age:
+                return snap
+            snap = self._list(namespace, kind)
+            self._taken[key] = snap
+            return snap
+
+    def invalidate(self, namespace: str, kind: str) -> None:
+        with self._lock:
+            self._taken.pop((namespace, kind), None)
+
+    def _list(self, namespace: str, kind: str) -> Snapshot:
+        apps, core = self._clients()
+        taken_at = self._clock()
+        if kind == "deployment":
+            workloads = apps.list_namespaced_deployment(namespace).items
+        else:
+            workloads = apps.list_namespaced_stateful_set(namespace).items
+        pods = core.list_namespaced_pod(namespace).items
+        self.lists += 1
+        return Snapshot(taken_at, {w.metadata.name: w for w in workloads}, list(pods))

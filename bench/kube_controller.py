@@ -1,0 +1,272 @@
+"""Benchmark: the controller against a real kube-apiserver (kwok cluster) and moto server.
+
+1. Reaction: one `deployment` pool driven by an SQS backlog, 1 s tick. Each burst adds
+   messages so the pool needs one more replica; measured from the SendMessageBatch answer
+   to the Deployment's `spec.replicas` changing (seen by a watch). KEDA polls every 30 s
+   by default, the HPA every 15 s.
+2. Scale: N pools (default 1,000) in one controller: N Deployments, N SQS queues (a tenth
+   of them with a backlog, so ticks also write scale requests). Tick duration p50/p99, CPU
+   seconds per tick and the process's peak RSS. Target: a tick under 1 s, under 300 MB.
+
+The cluster comes from the project's harness (`make cluster-build` first); moto runs as
+its own process, so CPU and memory figures are the controller's alone.
+
+    python bench/kube_controller.py [--pools 1000] [--ticks 20] [--bursts 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import boto3  # noqa: E402
+from kubernetes import client as k  # noqa: E402
+from kubernetes import watch  # noqa: E402
+
+from autoscaler.config import Config  # noqa: E402
+from autoscaler.controller import Controller  # noqa: E402
+from autoscaler.providers import build_providers  # noqa: E402
+from tests.cluster.harness import free_ports, local_cluster  # noqa: E402
+
+OWNER = "bench"
+PREFIX = "elastic-autoscaler.io"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_ports(1)[0]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    for _ in range(100):
+        try:
+            opener.open(f"{url}/moto-api/", timeout=1)
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("moto server did not start")
+
+
+def deployment(name: str) -> dict[str, Any]:
+    labels = {"app": name}
+    return {
+        "metadata": {"name": name, "labels": {f"{PREFIX}/owner": OWNER}},
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "c", "image": "registry.invalid/llm:1"}]},
+            },
+        },
+    }
+
+
+def pool(name: str, namespace: str, queue_url: str | None, backlog: float = 0) -> dict[str, Any]:
+    """A deployment pool reading an SQS queue (or, without one, a static backlog)."""
+    source = ({"type": "sqs", "queue_url": queue_url} if queue_url
+              else {"type": "static", "value": backlog})
+    return {
+        "name": name, "min": 0, "max": 50,
+        "target": {"kind": "deployment", "namespace": namespace, "name": name},
+        "signals": {"backlog": {"source": source}},
+        "policy": {"type": "queue-depth", "signal": "backlog", "target_per_replica": 10},
+        "behavior": {"scale_down": {"stabilization_window": 0}, "cooldown": 0},
+    }  # fmt: skip
+
+
+def config(pools: list[dict[str, Any]]) -> Config:
+    return Config.model_validate({
+        "installation": {"id": OWNER, "tag_prefix": PREFIX},
+        "controller": {"interval": 1.0},
+        "pools": pools,
+    })  # fmt: skip
+
+
+def reaction(apps: Any, sqs: Any, namespace: str, bursts: int) -> dict[str, Any]:
+    name = "reaction"
+    apps.create_namespaced_deployment(namespace, deployment(name))
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    cfg = config([pool(name, namespace, url)])
+    controller = Controller(cfg, build_providers(cfg, None))
+    stop = threading.Event()
+
+    def loop() -> None:  # the process's loop: a tick, then sleep out the interval
+        while not stop.is_set():
+            started = time.monotonic()
+            controller.tick()
+            stop.wait(max(0.0, 1.0 - (time.monotonic() - started)))
+
+    changes: list[tuple[float, int]] = []
+    w = watch.Watch()
+
+    def watcher() -> None:
+        try:
+            for event in w.stream(apps.list_namespaced_deployment, namespace,
+                                  field_selector=f"metadata.name={name}", timeout_seconds=3600):
+                changes.append((time.monotonic(), event["object"].spec.replicas or 0))
+        except Exception:  # the stream ends when the bench stops it
+            if not stop.is_set():
+                raise
+
+    threads = [threading.Thread(target=loop, daemon=True),
+               threading.Thread(target=watcher, daemon=True)]
+    for t in threads:
+        t.start()
+    latencies: list[float] = []
+    try:
+        time.sleep(2.0)
+        for burst in range(1, bursts + 1):
+            seen = len(changes)
+            # 10 messages per replica: burst k needs k replicas.
+            sqs.send_message_batch(QueueUrl=url, Entries=[
+                {"Id": str(j), "MessageBody": f"{burst}-{j}"} for j in range(10)])
+            sent = time.monotonic()
+            deadline = sent + 10
+            while time.monotonic() < deadline:
+                hit = [t for t, r in changes[seen:] if r >= burst]
+                if hit:
+                    latencies.append(hit[0] - sent)
+                    break
+                time.sleep(0.005)
+            else:
+                raise SystemExit(f"burst {burst}: no scale request within 10 s")
+            time.sleep(0.37)  # desynchronise the next burst from the tick
+    finally:
+        stop.set()
+        w.stop()
+        controller.close()
+    return {
+        "bursts": len(latencies), "tick_s": 1.0,
+        "p50_s": round(percentile(latencies, 50), 3),
+        "p99_s": round(percentile(latencies, 99), 3),
+        "max_s": round(max(latencies), 3),
+    }  # fmt: skip
+
+
+def scale(
+    apps: Any, core: Any, sqs: Any | None, n: int, ticks: int
+) -> dict[str, Any]:
+    """`sqs` None: every pool reads a static backlog (the kube side alone)."""
+    namespace = f"scale-{'sqs' if sqs else 'static'}"
+    core.create_namespace({"metadata": {"name": namespace}})
+    pools = []
+    for i in range(n):
+        name = f"p{i:04d}"
+        apps.create_namespaced_deployment(namespace, deployment(name))
+        backlog = 10 if i % 10 == 0 else 0  # a tenth of the pools want one replica
+        url = None
+        if sqs is not None:
+            url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            if backlog:
+                sqs.send_message_batch(QueueUrl=url, Entries=[
+                    {"Id": str(j), "MessageBody": "x"} for j in range(backlog)])
+        pools.append(pool(name, namespace, url, backlog))
+    cfg = config(pools)
+    controller = Controller(cfg, build_providers(cfg, None))
+    durations, cpu, actions = [], [], 0
+    try:
+        for _ in range(ticks):
+            started, cpu0 = time.perf_counter(), time.process_time()
+            result = controller.tick()
+            durations.append(time.perf_counter() - started)
+            cpu.append(time.process_time() - cpu0)
+            actions += len(result.actions)
+            if len(result.decisions) != n:
+                print(f"  tick decided {len(result.decisions)} of {n} pools; skipped: "
+                      f"{dict(list(result.skipped.items())[:3])}", file=sys.stderr)
+            time.sleep(max(0.0, 1.0 - durations[-1]))
+    finally:
+        controller.close()
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "pools": n, "signals": "sqs" if sqs else "static", "ticks": ticks,
+        "scale_actions": actions,
+        "tick_p50_s": round(percentile(durations, 50), 3),
+        "tick_p99_s": round(percentile(durations, 99), 3),
+        "cpu_s_per_tick_p50": round(percentile(cpu, 50), 3),
+        "peak_rss_mb": round(peak_mb, 1),
+        "target_tick_s": 1.0, "target_rss_mb": 300,
+        "meets_target": percentile(durations, 99) < 1.0 and peak_mb < 300,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pools", type=int, default=1000)
+    parser.add_argument("--ticks", type=int, default=20)
+    parser.add_argument("--bursts", type=int, default=30)
+    parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "kube_controller.json"))
+    args = parser.parse_args()
+    moto, moto_url = start_moto()
+    os.environ.update({
+        "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1",
+    })  # fmt: skip
+    try:
+        with local_cluster() as cluster:
+            os.environ["KUBECONFIG"] = str(cluster.kubeconfig)
+            api = cluster.api_client()
+            apps, core = k.AppsV1Api(api), k.CoreV1Api(api)
+            sqs = boto3.client("sqs", endpoint_url=moto_url, region_name="us-east-1")
+            core.create_namespace({"metadata": {"name": "bench"}})
+            print(f"cluster up in {cluster.startup_seconds:.1f} s; reaction ({args.bursts} "
+                  "bursts)...", flush=True)
+            react = reaction(apps, sqs, "bench", args.bursts)
+            runs = []
+            for with_sqs in (False, True):
+                print(f"scale ({args.pools} pools, {'SQS' if with_sqs else 'static'} signals, "
+                      f"{args.ticks} ticks)...", flush=True)
+                runs.append(scale(apps, core, sqs if with_sqs else None, args.pools, args.ticks))
+    finally:
+        moto.terminate()
+        moto.wait(10)
+    rows = [
+        {"benchmark": f"reaction, 1 s tick ({react['bursts']} bursts)",
+         "p50": f"{react['p50_s']} s", "p99": f"{react['p99_s']} s", "cpu/tick": "",
+         "peak RSS": "", "target": "KEDA polls 30 s, HPA 15 s"},
+    ] + [
+        {"benchmark": f"tick, {big['pools']:,} pools, {big['signals']} signals "
+                      f"({big['ticks']} ticks)",
+         "p50": f"{big['tick_p50_s']} s", "p99": f"{big['tick_p99_s']} s",
+         "cpu/tick": f"{big['cpu_s_per_tick_p50']} s", "peak RSS": f"{big['peak_rss_mb']} MB",
+         "target": "< 1 s, < 300 MB" + ("" if big["meets_target"] else " (**missed**)")}
+        for big in runs
+    ]  # fmt: skip
+    print(f"{'benchmark':<48} {'p50':>9} {'p99':>9} {'cpu/tick':>9} {'peak RSS':>10}  target")
+    for r in rows:
+        print(f"{r['benchmark']:<48} {r['p50']:>9} {r['p99']:>9} {r['cpu/tick']:>9} "
+              f"{r['peak RSS']:>10}  {r['target']}")
+    out = {"title": "Controller against a real API server and moto server",
+           "command": "python bench/kube_controller.py", "rows": rows,
+           "reaction": react, "scale": runs,
+           "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+           "load_average": list(os.getloadavg())}  # fmt: skip
+    Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.json).write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()

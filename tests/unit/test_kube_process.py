@@ -1,0 +1,203 @@
+"""The controller process without a cluster: the file-driven loop with probes, AutoscalingPools
+from a stand-in lister, clean exits on SIGTERM, and one-line errors for bad setups."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from autoscaler import signals
+from autoscaler.cli import cli
+from autoscaler.kube.process import KubeProcess, ProcessOptions
+from autoscaler.kube.settings import FileSettings, load_settings
+
+SIM_POOL = (
+    "pools:\n  - name: p\n    target: {kind: simulated}\n    max: 5\n"
+    "    signals: {queue: {source: {type: static, value: 25}}}\n"
+    "    policy: {type: queue-depth, target_per_replica: 10}\n"
+)
+
+
+def spec(source: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "target": {"kind": "simulated"},
+        "max": 5,
+        "signals": {"queue": {"source": source}},
+        "policy": {"type": "queue-depth", "target_per_replica": 10},
+    }
+
+
+def obj(name: str, body: dict[str, Any]) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ns", "generation": 1}, "spec": body}
+
+
+class Lister:
+    def __init__(self, *objects: dict[str, Any]) -> None:
+        self.objects = list(objects)
+
+    def list(self) -> list[dict[str, Any]]:
+        return self.objects
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_the_file_driven_loop_ticks_once_and_persists_memory(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(SIM_POOL)
+    state = tmp_path / "state.json"
+    options = ProcessOptions(file=load_settings(str(config), False), state=state, once=True)
+    process = KubeProcess(options)
+    assert process.api is None and process.elector is None
+    result = process.run()
+    assert result is not None
+    assert [(d.pool, d.desired) for d in result.decisions] == [("p", 3)]
+    assert json.loads(state.read_text())["p"]["actions"] == 1
+    assert process.health.ready.is_set()
+
+
+def test_crd_pools_join_and_leave_and_memory_survives_a_rebuild(monkeypatch):
+    process = KubeProcess(ProcessOptions(crd_pools=True), api_client=object())
+    process.status = process.events = None  # nothing to write to without a cluster
+    lister = Lister(obj("a", spec({"type": "static", "value": 25})))
+    process.lister = lister  # type: ignore[assignment]
+    process.load()
+    first = process.tick()
+    assert first is not None and [d.desired for d in first.decisions] == [3]
+    lister.objects.append(obj("b", spec({"type": "static", "value": 45})))
+    process.load()
+    result = process.tick()
+    assert result is not None
+    assert {d.pool: d.desired for d in result.decisions} == {"a": 3, "b": 5}
+    assert process.controller is not None
+    assert process.controller.memory["a"].actions == 1  # carried over the rebuild
+    lister.objects.clear()
+    process.load()
+    assert process.controller is None and process.tick() is None
+
+
+def test_a_pool_whose_source_cannot_be_built_here_is_left_out_and_reported(monkeypatch):
+    monkeypatch.setitem(signals.SOURCES, "redis", "no.such.module:Source")
+    process = KubeProcess(ProcessOptions(crd_pools=True), api_client=object())
+    process.status = process.events = None
+    process.lister = Lister(  # type: ignore[assignment]
+        obj("good", spec({"type": "static", "value": 25})),
+        obj("odd", spec({"type": "redis", "url": "redis://127.0.0.1:1", "key": "q"})),
+    )
+    process.load()
+    assert process.controller is not None
+    assert [p.name for p in process.controller.config.pools] == ["good"]
+    [problem] = process.loaded.problems
+    assert problem.ref.name == "odd"
+    assert problem.message.startswith("spec.signals.queue.source:")
+    assert "odd" not in process.loaded.refs
+
+
+def test_a_bad_file_pool_source_is_an_error_not_a_silent_skip(monkeypatch, tmp_path):
+    monkeypatch.setitem(signals.SOURCES, "static", "no.such.module:Source")
+    config = tmp_path / "c.yaml"
+    config.write_text(SIM_POOL)
+    result = CliRunner().invoke(cli, ["run", "-c", str(config), "--once"])
+    assert result.exit_code == 2
+    assert "pools[0].signals.queue.source" in result.output
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run"], "give a configuration file"),
+        (["run", "--crd-pools", "--kubeconfig", "/no/such/file"], "/no/such/file: no such file"),
+        (["run", "--crd-pools"], "no Kubernetes credentials"),
+        (["run", "--crd-pools", "--lease-duration", "soon"], "--lease-duration"),
+        (["run", "-c", "x.yaml", "-n", "ns"], "add --crd-pools"),
+    ],
+)
+def test_bad_setups_exit_2_with_one_clear_line(args, message, tmp_path):
+    env = {**os.environ, "HOME": str(tmp_path), "KUBECONFIG": ""}
+    env.pop("KUBERNETES_SERVICE_HOST", None)
+    proc = subprocess.run(
+        [sys.executable, "-m", "autoscaler.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.count("\n") <= 4
+
+
+def test_a_busy_port_is_a_clear_error(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(SIM_POOL)
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(
+            cli,
+            ["run", "-c", str(config), "--once", "--bind", "127.0.0.1", "--health-port", str(port)],
+        )
+    assert result.exit_code == 2
+    assert f"--health-port {port}: cannot listen on 127.0.0.1" in result.output
+
+
+def test_sigterm_finishes_the_tick_and_exits_0_while_probes_answer(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(SIM_POOL)
+    state = tmp_path / "state.json"
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "autoscaler.cli", "run", "-c", str(config), "--state", str(state),
+         "--interval", "0.2", "--bind", "127.0.0.1", "--health-port", str(port),
+         "--metrics-port", str(port), "--json-logs"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with opener.open(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "never ready"
+            time.sleep(0.1)
+        with opener.open(f"http://127.0.0.1:{port}/metrics", timeout=2) as resp:
+            assert 'autoscaler_pool_desired_replicas{pool="p"} 3.0' in resp.read().decode()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert any("SIGTERM" in line.get("message", "") for line in lines)
+    assert lines[-1]["message"].startswith("stopped after")
+    assert json.loads(state.read_text())["p"]["actions"] == 1
+
+
+def test_file_settings_from_a_config_keep_its_folder(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(SIM_POOL)
+    settings = load_settings(str(config), False)
+    assert settings.base_dir == Path(tmp_path).resolve()
+    assert FileSettings().pools == ()

@@ -1,0 +1,92 @@
+"""Namespace snapshots: label-selector semantics, one list shared per tick, fresh after writes."""
+
+from __future__ import annotations
+
+import threading
+from types import SimpleNamespace as NS
+from typing import Any
+
+from kubernetes import client as k
+
+from autoscaler.kube.snapshot import Snapshots, selector_matches
+
+
+def sel(labels: dict[str, str] | None = None, *exprs: tuple[str, str, list[str]]) -> Any:
+    return k.V1LabelSelector(
+        match_labels=labels,
+        match_expressions=[
+            k.V1LabelSelectorRequirement(key=key, operator=op, values=values or None)
+            for key, op, values in exprs
+        ]
+        or None,
+    )
+
+
+def test_selector_semantics_follow_kubernetes() -> None:
+    pod = {"app": "llm", "tier": "gpu"}
+    assert selector_matches(sel({"app": "llm"}), pod)
+    assert not selector_matches(sel({"app": "llm", "tier": "cpu"}), pod)
+    assert selector_matches(sel(None, ("tier", "In", ["gpu", "x"])), pod)
+    assert not selector_matches(sel(None, ("tier", "In", ["cpu"])), pod)
+    assert not selector_matches(sel(None, ("zone", "In", ["a"])), pod)
+    assert selector_matches(sel(None, ("tier", "NotIn", ["cpu"])), pod)
+    assert selector_matches(sel(None, ("zone", "NotIn", ["a"])), pod)
+    assert not selector_matches(sel(None, ("tier", "NotIn", ["gpu"])), pod)
+    assert selector_matches(sel(None, ("app", "Exists", [])), pod)
+    assert not selector_matches(sel(None, ("zone", "Exists", [])), pod)
+    assert selector_matches(sel(None, ("zone", "DoesNotExist", [])), pod)
+    assert not selector_matches(sel(None, ("app", "DoesNotExist", [])), pod)
+    assert selector_matches(sel(), pod), "an empty selector matches everything"
+    assert not selector_matches(None, pod), "no selector matches nothing"
+
+
+class FakeApi:
+    """Counts list calls; returns one Deployment and two pods."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.lock = threading.Lock()
+
+    def _items(self, *items: Any) -> Any:
+        return type("List", (), {"items": list(items)})
+
+    def list_namespaced_deployment(self, ns: str) -> Any:
+        with self.lock:
+            self.calls.append(f"deployments/{ns}")
+        return self._items(NS(metadata=NS(name="d")))
+
+    def list_namespaced_stateful_set(self, ns: str) -> Any:
+        with self.lock:
+            self.calls.append(f"statefulsets/{ns}")
+        return self._items()
+
+    def list_namespaced_pod(self, ns: str) -> Any:
+        with self.lock:
+            self.calls.append(f"pods/{ns}")
+        return self._items(
+            NS(metadata=NS(name="a", labels={"app": "d"})),
+            NS(metadata=NS(name="b", labels={"app": "other"})),
+        )
+
+
+def test_one_list_serves_every_pool_until_it_ages_or_a_write_drops_it() -> None:
+    api, now = FakeApi(), [100.0]
+    snaps = Snapshots(lambda: (api, api), max_age=0.5, clock=lambda: now[0])
+    threads = [threading.Thread(target=snaps.get, args=("ns", "deployment")) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert api.calls == ["deployments/ns", "pods/ns"], "8 concurrent pools, one list"
+    snap = snaps.get("ns", "deployment")
+    assert snap.workload("d") is not None and snap.workload("x") is None
+    assert [p.metadata.name for p in snap.pods_of(sel({"app": "d"}))] == ["a"]
+
+    now[0] += 0.6  # older than a tick allows: listed again
+    snaps.get("ns", "deployment")
+    assert len(api.calls) == 4
+    snaps.invalidate("ns", "deployment")  # after a write: listed again at once
+    snaps.get("ns", "deployment")
+    assert len(api.calls) == 6
+    snaps.get("ns", "statefulset")  # kinds are listed apart (RBAC may allow one only)
+    assert api.calls[-2:] == ["statefulsets/ns", "pods/ns"]

@@ -132,6 +132,10 @@ class Controller:
         if self.inline:
             result.readings, capacities = self._observe_inline(now)
         else:
+            for provider in self.providers.values():  # per-tick caches (kube snapshots)
+                begin = getattr(provider, "begin_tick", None)
+                if begin is not None:
+                    begin()
             result.readings = self.observer.read_signals(
                 self.sources, self._requests, now, self._timeouts, settings.observe_deadline
             )

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
+import time
+from collections.abc import Callable
 from typing import Protocol
 
 from .types import ActionResult, Decision
@@ -19,12 +21,44 @@ class Recorder(Protocol):
 
 
 class LogRecorder:
-    """One log line per decision; JSON lines when `json_lines` is set."""
+    """One log line per decision; JSON lines when `json_lines` is set.
 
-    def __init__(self, json_lines: bool = False) -> None:
+    Every scale and every action is logged at INFO. A hold is logged at INFO when the pool's
+    previous decision was something else (another direction, or a hold for another kind of
+    reason: stale signal, cooldown, window...) and again every `hold_every` seconds; in
+    between at DEBUG. A thousand pools at a 1 s tick would otherwise write a thousand
+    identical "hold" lines a second."""
+
+    def __init__(
+        self,
+        json_lines: bool = False,
+        hold_every: float = 300.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.json_lines = json_lines
+        self.hold_every = hold_every
+        self._clock = clock
+        self._last: dict[str, tuple[str, float]] = {}
+
+    def _level(self, decision: Decision, action: ActionResult | None) -> int:
+        from .telemetry import reason_class
+
+        kind = f"{decision.direction}:{reason_class(decision.reason)}"
+        now = self._clock()
+        last = self._last.get(decision.pool)
+        quiet = (
+            decision.direction == "hold" and action is None and last is not None
+            and last[0] == kind and now - last[1] < self.hold_every
+        )  # fmt: skip
+        if quiet:
+            return logging.DEBUG
+        self._last[decision.pool] = (kind, now)
+        return logging.INFO
 
     def record(self, decision: Decision, action: ActionResult | None) -> None:
+        level = self._level(decision, action)
+        if not log.isEnabledFor(level):
+            return
         if self.json_lines:
             entry = decision.to_dict()
             if action is not None:
@@ -34,7 +68,7 @@ class LogRecorder:
                     "error": action.error,
                     "error_code": action.error_code,
                 }
-            log.info(json.dumps(entry))
+            log.log(level, json.dumps(entry))
             return
         verb = {"up": "scale up", "down": "scale down", "hold": "hold"}[decision.direction]
         line = (
@@ -44,7 +78,7 @@ class LogRecorder:
             line += f" [FAILED {action.error_code}: {action.error}]"
         elif action is not None and not action.applied:
             line += " [dry-run: not applied]"
-        log.info(line)
+        log.log(level, line)
 
 
 class ListRecorder:

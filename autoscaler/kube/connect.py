@@ -16,6 +16,8 @@ from typing import Any
 from kubernetes import client as k
 from kubernetes import config as kconfig
 
+from autoscaler.kube._client import CONNECTIONS
+
 _NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -37,6 +39,7 @@ def _from_file(path: str | None, what: str) -> Any:
     if path is not None and not Path(path).is_file():
         raise NoCredentials(f"{what}: {path}: no such file")
     cfg = k.Configuration()
+    cfg.connection_pool_maxsize = CONNECTIONS
     try:
         kconfig.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=path, client_configuration=cfg, persist_config=False
@@ -51,6 +54,7 @@ def connect(kubeconfig: str | None = None) -> Any:
     if kubeconfig:
         return _from_file(kubeconfig, "--kubeconfig")
     cfg = k.Configuration()
+    cfg.connection_pool_maxsize = CONNECTIONS
     try:
         kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         return k.ApiClient(cfg)

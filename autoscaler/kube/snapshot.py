@@ -4,19 +4,56 @@ Describing pools one by one costs three API calls each (scale, status, pods); a 
 pools in one namespace would be three thousand calls per tick. A snapshot lists the
 namespace's Deployments (or StatefulSets) and Pods once and answers every pool's `describe`
 from it, the way an informer cache would, but without a long-lived watch that can go stale:
-a snapshot lives at most `max_age` seconds (less than a tick) and is dropped after any
-write in its namespace, so every tick and every write reads the cluster as it is now.
+under a controller a snapshot lives for one tick (`begin_tick`), used alone at most
+`max_age` seconds, and it is dropped after any write in its namespace, so every tick and
+every write reads the cluster as it is now.
+
+Lists are read as JSON and wrapped in `Raw` rather than the client's models: building
+models for 1,000 Deployments costs about 0.45 s of CPU, parsing the JSON about 0.1 s.
 
 Writes never use a snapshot: `scale` and `remove` read the object they change directly.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+
+@functools.cache
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+class Raw:
+    """An API object's JSON with the client models' attribute names (`ready_replicas` for
+    `readyReplicas`); absent fields are None. Label and annotation maps stay plain dicts."""
+
+    __slots__ = ("_data",)
+    _PLAIN = frozenset({"labels", "annotations", "matchLabels"})
+
+    def __init__(self, data: Mapping[str, Any]) -> None:
+        self._data = data
+
+    def __getattr__(self, name: str) -> Any:
+        key = _camel(name)
+        value = self._data.get(key)
+        if isinstance(value, dict):
+            return value if key in self._PLAIN else Raw(value)
+        if isinstance(value, list):
+            return [Raw(v) if isinstance(v, dict) else v for v in value]
+        return value
+
+
+def _items(response: Any) -> list[Raw]:
+    """The items of a list call made with `_preload_content=False`."""
+    return [Raw(item) for item in json.loads(response.data).get("items") or []]
 
 
 def selector_matches(selector: Any, labels: Mapping[str, str] | None) -> bool:
@@ -48,6 +85,7 @@ class Snapshot:
     """A namespace's workloads of one kind (by name) and its pods, as listed at `taken_at`."""
 
     taken_at: float
+    generation: int = 0
     workloads: dict[str, Any] = field(default_factory=dict)
     pods: list[Any] = field(default_factory=list)
 
@@ -76,7 +114,21 @@ class Snapshots:
         self._lock = threading.Lock()
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._taken: dict[tuple[str, str], Snapshot] = {}
+        self._generation = 0
+        self._ticking = False
         self.lists = 0  # snapshots listed so far (for tests and benchmarks)
+
+    def begin_tick(self) -> None:
+        """A new tick: snapshots of earlier ticks are stale, those of this one are not,
+        however long the tick's describes take (without ticks: `max_age`)."""
+        with self._lock:
+            self._ticking = True
+            self._generation += 1
+
+    def _fresh(self, snap: Snapshot) -> bool:
+        if self._ticking:
+            return snap.generation == self._generation
+        return self._clock() - snap.taken_at <= self.max_age
 
     def get(self, namespace: str, kind: str) -> Snapshot:
         """`kind`: deployment or statefulset."""
@@ -85,7 +137,7 @@ class Snapshots:
             lock = self._locks.setdefault(key, threading.Lock())
         with lock:
             snap = self._taken.get(key)
-            if snap is not None and self._clock() - snap.taken_at <= self.max_age:
+            if snap is not None and self._fresh(snap):
                 return snap
             snap = self._list(namespace, kind)
             self._taken[key] = snap
@@ -97,11 +149,12 @@ class Snapshots:
 
     def _list(self, namespace: str, kind: str) -> Snapshot:
         apps, core = self._clients()
-        taken_at = self._clock()
+        taken_at, generation = self._clock(), self._generation
+        raw = {"_preload_content": False}
         if kind == "deployment":
-            workloads = apps.list_namespaced_deployment(namespace).items
+            workloads = _items(apps.list_namespaced_deployment(namespace, **raw))
         else:
-            workloads = apps.list_namespaced_stateful_set(namespace).items
-        pods = core.list_namespaced_pod(namespace).items
+            workloads = _items(apps.list_namespaced_stateful_set(namespace, **raw))
+        pods = _items(core.list_namespaced_pod(namespace, **raw))
         self.lists += 1
-        return Snapshot(taken_at, {w.metadata.name: w for w in workloads}, list(pods))
+        return Snapshot(taken_at, generation, {w.metadata.name: w for w in workloads}, pods)

@@ -116,6 +116,10 @@ class WorkloadProvider:
         return cls(Labels(installation.id, installation.tag_prefix))
 
     # -- the provider protocol -----------------------------------------------------------
+    def begin_tick(self) -> None:
+        """The controller starts a tick: list each namespace afresh, once."""
+        self.snapshots.begin_tick()
+
     def describe(self, pool: Any) -> Capacity:
         t = pool.target
         with translated(f"pool {pool.name}: {_what(pool)} (listing its namespace)"):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from types import SimpleNamespace as NS
 from typing import Any
 
 from kubernetes import client as k
 
+from autoscaler.kube._client import is_finished_pod, is_terminating, pod_ready, timestamp
 from autoscaler.kube.snapshot import Snapshots, selector_matches
 
 
@@ -41,32 +43,61 @@ def test_selector_semantics_follow_kubernetes() -> None:
 
 
 class FakeApi:
-    """Counts list calls; returns one Deployment and two pods."""
+    """Counts list calls; answers raw JSON (as `_preload_content=False` gets it): one
+    Deployment and two pods."""
 
     def __init__(self) -> None:
         self.calls: list[str] = []
         self.lock = threading.Lock()
 
-    def _items(self, *items: Any) -> Any:
-        return type("List", (), {"items": list(items)})
-
-    def list_namespaced_deployment(self, ns: str) -> Any:
+    def _answer(self, call: str, raw: bool, *items: dict[str, Any]) -> Any:
+        assert raw is False, "lists are read as JSON, not built into models"
         with self.lock:
-            self.calls.append(f"deployments/{ns}")
-        return self._items(NS(metadata=NS(name="d")))
+            self.calls.append(call)
+        return NS(data=json.dumps({"items": list(items)}).encode())
 
-    def list_namespaced_stateful_set(self, ns: str) -> Any:
-        with self.lock:
-            self.calls.append(f"statefulsets/{ns}")
-        return self._items()
+    def list_namespaced_deployment(self, ns: str, _preload_content: bool = True) -> Any:
+        return self._answer(f"deployments/{ns}", _preload_content, {
+            "metadata": {"name": "d", "labels": {"o": "me"}},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}}},
+            "status": {"readyReplicas": 1},
+        })  # fmt: skip
 
-    def list_namespaced_pod(self, ns: str) -> Any:
-        with self.lock:
-            self.calls.append(f"pods/{ns}")
-        return self._items(
-            NS(metadata=NS(name="a", labels={"app": "d"})),
-            NS(metadata=NS(name="b", labels={"app": "other"})),
-        )
+    def list_namespaced_stateful_set(self, ns: str, _preload_content: bool = True) -> Any:
+        return self._answer(f"statefulsets/{ns}", _preload_content)
+
+    def list_namespaced_pod(self, ns: str, _preload_content: bool = True) -> Any:
+        return self._answer(f"pods/{ns}", _preload_content,
+            {"metadata": {"name": "a", "labels": {"app": "d"},
+                          "creationTimestamp": "2026-11-29T10:00:00Z"},
+             "status": {"phase": "Running",
+                        "conditions": [{"type": "Ready", "status": "True"}]}},
+            {"metadata": {"name": "b", "labels": {"app": "other"}}},
+        )  # fmt: skip
+
+
+def test_listed_json_reads_like_the_clients_models() -> None:
+    api = FakeApi()
+    snap = Snapshots(lambda: (api, api)).get("ns", "deployment")
+    d = snap.workload("d")
+    assert d.spec.replicas == 2 and d.status.ready_replicas == 1
+    assert d.metadata.labels == {"o": "me"} and d.status.missing_field is None
+    (pod,) = snap.pods_of(d.spec.selector)
+    assert pod_ready(pod) and not is_finished_pod(pod) and not is_terminating(pod)
+    assert timestamp(pod.metadata.creation_timestamp) == 1795946400.0
+
+
+def test_ticks_not_age_decide_freshness_under_a_controller() -> None:
+    api, now = FakeApi(), [0.0]
+    snaps = Snapshots(lambda: (api, api), max_age=0.5, clock=lambda: now[0])
+    snaps.begin_tick()
+    snaps.get("ns", "deployment")
+    now[0] += 5.0  # a slow tick: its later pools still use this tick's list
+    snaps.get("ns", "deployment")
+    assert len(api.calls) == 2
+    snaps.begin_tick()
+    snaps.get("ns", "deployment")
+    assert len(api.calls) == 4
 
 
 def test_one_list_serves_every_pool_until_it_ages_or_a_write_drops_it() -> None:

@@ -22,6 +22,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import reference_loop_seconds  # bench/machine.py, beside this script
+
 from autoscaler.config import Pool
 from autoscaler.planner import PlanSpec, PoolMemory, plan
 from autoscaler.types import Observation
@@ -101,6 +103,7 @@ def main() -> None:
     result["python"] = platform.python_version()
     result["machine"] = f"{platform.machine()}, {os.cpu_count()} cpus (pinned to 1)"
     result["meets_target"] = result["tick_ms_p50"] <= result["target_ms"]
+    result["reference_loop_s"] = reference_loop_seconds()
     print(f"{'pools':>8} {'ticks':>6} {'p50 ms':>9} {'p99 ms':>9} {'max ms':>9} "
           f"{'us/pool':>8} {'target':>8} {'ok':>4}")
     print(f"{result['pools']:>8} {result['ticks']:>6} {result['tick_ms_p50']:>9.1f} "

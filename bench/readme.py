@@ -33,10 +33,15 @@ def _yes(ok: Any) -> str:
     return "yes" if ok else "**no**"
 
 
+def _reference(d: dict[str, Any]) -> str:
+    ref = d.get("reference_loop_s")
+    return f" Machine reference (bench/machine.py): {ref} s." if ref else ""
+
+
 def decide(d: dict[str, Any]) -> list[str]:
     return [
         "**Decide + plan** (`python bench/decide.py`, one core pinned; target "
-        f"≤ {d['target_ms']:.0f} ms per tick):",
+        f"≤ {d['target_ms']:.0f} ms per tick).{_reference(d)}",
         "",
         *_table(
             ["pools", "ticks", "p50 ms", "p99 ms", "µs/pool", "meets target"],
@@ -51,6 +56,7 @@ def sim_speed(d: dict[str, Any]) -> list[str]:
     day, sweep = d["day"], d["sweep"]
     load = d.get("load_average")
     note = f" Load average when measured: {load[0]:.1f}." if load else ""
+    note += _reference(d)
     return [
         "**Simulator speed** (`python bench/sim_speed.py`)." + note,
         "",

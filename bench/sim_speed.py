@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from machine import reference_loop_seconds  # bench/machine.py, beside this script
+
 from autoscaler.config import load_config
 from autoscaler.sim.engine import run_policy, workload
 from autoscaler.sim.sweep import TraceSpec, grid, run_all
@@ -82,7 +84,8 @@ def main() -> None:
     print(f"  sweep: 1 worker {sweep['wall_1_worker_s']} s, 2 workers "
           f"{sweep['wall_2_workers_s']} s; load average {os.getloadavg()[0]:.2f}")
     result = {"day": day, "sweep": sweep, "python": platform.python_version(),
-              "cpus": os.cpu_count(), "load_average": os.getloadavg()}
+              "cpus": os.cpu_count(), "load_average": os.getloadavg(),
+              "reference_loop_s": reference_loop_seconds()}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")

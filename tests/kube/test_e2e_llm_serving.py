@@ -319,3 +319,108 @@ def test_batch_pool_from_a_backlog_to_jobs_up_to_the_limit_and_back_to_zero(
         if not stopped:
             proc.kill()
         nodes.delete_node(core_v1, f"gate-{gate}")
+
+
+def test_two_replicas_one_acts_and_a_killed_leaders_successor_converges_without_relaunching(
+    kwok_cluster: KubeCluster,
+    kube_api: Any,
+    core_v1: Any,
+    apps_v1: Any,
+    ec2: Any,
+    moto_endpoint: str,
+    kube_namespace: str,
+    chart_token: tuple[str, str],
+    tmp_path: Path,
+) -> None:
+    from kubernetes import client as k
+
+    ns = kube_namespace
+    owner, token = chart_token
+    leases = k.CoordinationV1Api(kube_api)
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    queue = sqs.create_queue(QueueName=f"ha-{owner}")["QueueUrl"]
+    image = an_image(ec2)
+    labels = {"app": "chat"}
+    apps_v1.create_namespaced_deployment(ns, {
+        "metadata": {"name": "chat", "labels": {f"{PREFIX}/owner": owner}},
+        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": gpu_pod_spec(owner)}},
+    })  # fmt: skip
+    config = tmp_path / "ha.yaml"
+    config.write_text(yaml.safe_dump({
+        "installation": {"id": owner, "tag_prefix": PREFIX},
+        "controller": {"interval": "1s"},
+        "pools": [{
+            "name": "chat", "min": 0, "max": 4,
+            "target": {"kind": "deployment", "namespace": ns, "name": "chat"},
+            "signals": {"backlog": {"source": {"type": "sqs", "queue_url": queue}}},
+            "policy": {"type": "queue-depth", "signal": "backlog", "target_per_replica": 10},
+        }],
+        "nodes": {
+            "region": "us-east-1", "image_id": image, "api": "run-instances",
+            "instance_types": ["g6.xlarge"], "max_nodes": 4, "empty_node_ttl": "10m",
+            "registration_timeout": "1h", "labels": {POOL_LABEL: owner}, "namespaces": [ns],
+        },
+    }))  # fmt: skip
+    kubeconfig = token_kubeconfig(kube_api, token, tmp_path / "sa.kubeconfig")
+    env = aws_env(moto_endpoint)
+    lease = "e2e-autoscaler"  # the chart's Lease: its Role names exactly this one
+
+    def start(identity: str) -> tuple[subprocess.Popen[bytes], Path]:
+        log = tmp_path / f"controller-{identity}.log"
+        with log.open("w") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "autoscaler", "run", "--config", str(config),
+                 "--kubeconfig", str(kubeconfig), "--leader-elect", "--lease-name", lease,
+                 "--lease-namespace", ns, "--lease-duration", "3s", "--identity", identity],
+                env=env, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        return proc, log
+
+    def holder() -> str | None:
+        try:
+            return leases.read_namespaced_lease(lease, ns).spec.holder_identity
+        except k.exceptions.ApiException:
+            return None
+
+    # Boots are slow enough (8 s) that launched instances are still in flight at failover.
+    shim = NodeShim(core_v1, ec2, installation_id=owner, join_delay=8.0, poll_interval=0.2)
+    shim.start()
+    a, log_a = start("a")
+    procs = [a]
+    try:
+        wait_until(lambda: holder() == "a", 20, "replica a to lead", log_a)
+        b, log_b = start("b")
+        procs.append(b)
+        time.sleep(3)  # b campaigns and stands by
+        sqs.send_message_batch(QueueUrl=queue, Entries=[
+            {"Id": str(i), "MessageBody": f"prompt {i}"} for i in range(10)])
+        sqs.send_message_batch(QueueUrl=queue, Entries=[
+            {"Id": str(i), "MessageBody": f"prompt {i}"} for i in range(10, 20)])  # fmt: skip
+        wait_until(lambda: instances(ec2, owner), 40, "a to launch instances", log_a)
+        time.sleep(1.5)  # a's launch of this round is complete
+        launched = instances(ec2, owner)
+        assert "scale up" not in log_b.read_text(), "the standby acted while a led"
+        a.kill()  # a crash: no release; b must wait out the lease, then take over
+        killed = time.monotonic()
+        wait_until(lambda: holder() == "b", 10, "b to take over", log_b)
+        assert time.monotonic() - killed < 3.0 + 3.0, "takeover within the lease (+ a retry)"
+
+        def running() -> bool:
+            pods = core_v1.list_namespaced_pod(ns, label_selector="app=chat").items
+            return len([p for p in pods if p.status.phase == "Running"]) == 2
+
+        wait_until(running, 90, "2 pods Running under the new leader", log_b)
+        after = instances(ec2, owner)
+        assert set(after) == set(launched), f"launched again: before {launched}, after {after}"
+        assert b.poll() is None
+        stop_controller(b, log_b)
+        procs.remove(b)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+        shim.stop(delete_nodes=True)
+        for inst in instances(ec2, owner):
+            ec2.terminate_instances(InstanceIds=[inst])

@@ -143,9 +143,19 @@ class Snapshots:
             self._taken[key] = snap
             return snap
 
-    def invalidate(self, namespace: str, kind: str) -> None:
+    def peek(self, namespace: str, kind: str) -> Snapshot | None:
+        """The fresh snapshot if one was listed, else None (never lists)."""
         with self._lock:
-            self._taken.pop((namespace, kind), None)
+            snap = self._taken.get((namespace, kind))
+        return snap if snap is not None and self._fresh(snap) else None
+
+    def invalidate(self, namespace: str, kind: str) -> None:
+        """After a write. Under a controller the tick's describes are done before its first
+        write and the next tick lists afresh, so the tick's snapshot stays for its other
+        scale-ups (`peek`); used alone, the next describe lists again."""
+        with self._lock:
+            if not self._ticking:
+                self._taken.pop((namespace, kind), None)
 
     def _list(self, namespace: str, kind: str) -> Snapshot:
         apps, core = self._clients()

@@ -3,7 +3,12 @@
 Backlog = ApproximateNumberOfMessages (waiting) + ApproximateNumberOfMessagesNotVisible
 (received, being worked on; with `include_in_flight`) + ApproximateNumberOfMessagesDelayed
 (with `include_delayed`). Every queue is asked once per tick however many pools read it;
-queues are read concurrently.
+queues are read concurrently, 32 at a time.
+
+A read returns by its budget (`READ_BUDGET` of the source timeout) with what has answered:
+queues still unread are stale readings (`Timeout`), never left to sink the whole source past
+its timeout. Each read starts where the last one's answers ended, so with more queues than
+fit into one budget every queue is read in turn rather than the same tail always missing.
 
 A source must never raise for one failed queue: its signals come back as readings with
 `error` set to the AWS error code and message, and the other queues are unaffected.
@@ -26,6 +31,8 @@ WAITING = "ApproximateNumberOfMessages"
 IN_FLIGHT = "ApproximateNumberOfMessagesNotVisible"
 DELAYED = "ApproximateNumberOfMessagesDelayed"
 _REGION_IN_URL = re.compile(r"^https?://(?:sqs[.-])?([a-z]{2}(?:-[a-z]+)+-\d)\.")
+READ_BUDGET = 0.8
+"""Share of the source timeout a read may take; the rest is the observer's margin."""
 _MAX_CONCURRENT_QUEUES = 32  # SQS answers in ~10-20 ms; a thousand queues per tick need width
 
 
@@ -49,8 +56,9 @@ class SqsSource:
     """Reads SQS backlogs; one boto3 client per region, shared by the reading threads."""
 
     def __init__(self, settings: Any = None) -> None:
-        timeout = float(getattr(settings, "source_timeout", 5.0))
-        self._clients = AwsClients(timeout_seconds=timeout)
+        self._timeout = float(getattr(settings, "source_timeout", 5.0))
+        self._clients = AwsClients(timeout_seconds=self._timeout)
+        self._start = 0  # where the next read begins in the list of queues
 
     def read(self, requests: Sequence[SignalRequest], now: float) -> dict[SignalKey, Reading]:
         queues: dict[tuple[str | None, str], list[SignalRequest]] = defaultdict(list)
@@ -58,15 +66,30 @@ class SqsSource:
             source = request.source
             region = source.region or region_of(source.queue_url)
             queues[(region, source.queue_url)].append(request)
+        order = list(queues)
+        start = self._start % max(1, len(order))
+        order = order[start:] + order[:start]
+        timeout = min((r.source.timeout or self._timeout) for r in requests) if requests else 0
+        budget = READ_BUDGET * timeout
+        workers = max(1, min(_MAX_CONCURRENT_QUEUES, len(order)))
+        pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="sqs")
+        try:
+            futures = {pool.submit(self._attributes, *queue): queue for queue in order}
+            cf.wait(futures, timeout=budget)
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)  # unread queues: not waited for
         out: dict[SignalKey, Reading] = {}
-        workers = max(1, min(_MAX_CONCURRENT_QUEUES, len(queues)))
-        with cf.ThreadPoolExecutor(workers, thread_name_prefix="sqs") as pool:
-            futures = {
-                pool.submit(self._attributes, region, url): reqs
-                for (region, url), reqs in queues.items()
-            }
-            for future, reqs in futures.items():
-                out.update(_readings(future, reqs, now))
+        first_unread: int | None = None
+        for i, (future, queue) in enumerate(futures.items()):
+            if future.done() and not future.cancelled():
+                out.update(_readings(future, queues[queue], now))
+            else:
+                why = (f"Timeout: not read within {budget:.1f}s ({len(order)} queues this "
+                       "tick; read first next tick)")  # fmt: skip
+                out.update({r.key: Reading(None, now, error=why) for r in queues[queue]})
+                first_unread = i if first_unread is None else first_unread
+        if first_unread is not None:
+            self._start = start + first_unread  # the unread ones go first next time
         return out
 
     def _attributes(self, region: str | None, queue_url: str) -> dict[str, str]:

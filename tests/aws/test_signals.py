@@ -163,3 +163,36 @@ def test_an_unreachable_cloudwatch_marks_its_signals_stale_with_the_error(
 def test_cloudwatch_settings_are_checked_when_loaded(field: str, value: Any, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         CloudWatchSpec(namespace="CWAgent", metric_name="m", **{field: value})
+
+
+def test_a_read_returns_by_its_budget_with_what_answered_and_starts_with_the_rest_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No AWS here: `_attributes` is replaced, so the timing is the test's own."""
+    from types import SimpleNamespace
+
+    urls = [f"https://sqs.us-east-1.amazonaws.com/1/q{i}" for i in range(10)]
+    slow = set(urls[5:])
+    calls: list[str] = []
+
+    def attributes(self: SqsSource, region: str | None, url: str) -> dict[str, str]:
+        calls.append(url)
+        if url in slow:
+            time.sleep(2.0)
+        return {"ApproximateNumberOfMessages": "3"}
+
+    monkeypatch.setattr(SqsSource, "_attributes", attributes)
+    source = SqsSource(SimpleNamespace(source_timeout=0.5))
+    requests = [sqs_request(f"p{i}", url) for i, url in enumerate(urls)]
+    started = time.monotonic()
+    got = source.read(requests, 0.0)
+    assert time.monotonic() - started < 1.5, "the read waited for the slow queues"
+    assert [got[(f"p{i}", "queue")].value for i in range(5)] == [3.0] * 5
+    for i in range(5, 10):
+        reading = got[(f"p{i}", "queue")]
+        assert reading.value is None and reading.error.startswith("Timeout"), reading
+    slow.clear()
+    calls.clear()
+    got = source.read(requests, 1.0)
+    assert calls[0] == urls[5], "the queues left unread go first on the next read"
+    assert all(r.value == 3.0 for r in got.values())

@@ -121,3 +121,18 @@ def test_one_list_serves_every_pool_until_it_ages_or_a_write_drops_it() -> None:
     assert len(api.calls) == 6
     snaps.get("ns", "statefulset")  # kinds are listed apart (RBAC may allow one only)
     assert api.calls[-2:] == ["statefulsets/ns", "pods/ns"]
+
+
+def test_peek_never_lists_and_a_write_keeps_the_ticks_snapshot_for_other_pools() -> None:
+    api = FakeApi()
+    snaps = Snapshots(lambda: (api, api), max_age=0.5, clock=lambda: 0.0)
+    assert snaps.peek("ns", "deployment") is None and api.calls == []
+    snaps.get("ns", "deployment")
+    snaps.invalidate("ns", "deployment")  # alone: the next read lists again
+    assert snaps.peek("ns", "deployment") is None
+    snaps.begin_tick()
+    snaps.get("ns", "deployment")
+    snaps.invalidate("ns", "deployment")  # in a tick: other pools' scale-ups still peek it
+    assert snaps.peek("ns", "deployment") is not None
+    snaps.begin_tick()
+    assert snaps.peek("ns", "deployment") is None, "a new tick: last tick's list is stale"

@@ -57,6 +57,7 @@ class Controller:
         dry_run: bool = False,
         memory: Mapping[str, PoolMemory] | None = None,
         inline: bool = False,
+        request_epoch: int = 0,
     ) -> None:
         """`providers` and `sources` are keyed by target kind and source type; missing
         sources are built from the registry (an unavailable type raises at once).
@@ -64,8 +65,15 @@ class Controller:
         `inline` calls sources and providers directly in the tick's thread, without
         deadlines: for the simulator, whose in-memory sources cannot block. Pools of
         kind `simulated` read the signals their policy needs, unless declared, from the
-        source keyed `simulated` (the simulator's)."""
+        source keyed `simulated` (the simulator's).
+
+        `request_epoch` starts the request-id sequence of pools without memory. A process
+        that does not persist memory passes its start time, so ids never repeat across
+        restarts (a provider would take a reused id for a retry and do nothing); with
+        memory persisted the sequence continues from it, so a retry after a crash reuses
+        the id of the action it repeats."""
         self.config = config
+        self.request_epoch = request_epoch
         self.clock = clock or SystemClock()
         self.recorder = recorder or LogRecorder()
         self.dry_run = dry_run
@@ -325,7 +333,7 @@ class Controller:
         now: float,
     ) -> Decision:
         observation, stale = self.observation(pool, capacity, readings, now)
-        memory = self.memory.get(pool.name) or PoolMemory()
+        memory = self.memory.get(pool.name) or PoolMemory(actions=self.request_epoch)
         try:
             rec = self.policies[pool.name].recommend(observation, memory.policy)
         except Exception as exc:  # a policy bug must not stop the other pools

@@ -163,7 +163,7 @@ class Installation(_Model):
 
     id: str = Field(
         "default",
-        pattern=r"^[A-Za-z0-9][-A-Za-z0-9_.]{0,62}$",
+        pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",  # a valid label value
         description="this installation's id; written into ownership tags and labels",
     )
     tag_prefix: str = Field("elastic-autoscaler.io", description="prefix of ownership tags")

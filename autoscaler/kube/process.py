@@ -104,6 +104,7 @@ class KubeProcess:
         self.elector = self._elector()
         self.endpoints: Endpoints | None = None
         self.ticks = 0
+        self._epoch = int(time.time())
         self.nodes: Any = None
         """The GPU node provisioner, built on first use when the file configures `nodes`."""
 
@@ -203,6 +204,8 @@ class KubeProcess:
                     clock=SystemClock(),
                     recorder=self._recorder(),
                     dry_run=self.options.dry_run,
+                    # Without --state, ids must not repeat after a restart.
+                    request_epoch=0 if self.options.state is not None else self._epoch,
                 )
             except (ProviderUnavailable, SourceUnavailable, ValueError) as exc:
                 index = _pool_index(str(exc))

@@ -184,3 +184,23 @@ def test_the_schema_is_json_and_names_every_policy():
     for name in ("queue-depth", "gpu-utilization", "composite", "queueing", "hpa", "keda",
                  "kpa"):
         assert f'"{name}"' in text
+
+
+@pytest.mark.parametrize("bad", ["team-", "team.", "-team", "x" * 64])
+def test_an_installation_id_must_be_a_valid_label_value(bad):
+    """It becomes the owner label's value on Kubernetes objects (and a tag on AWS)."""
+    text = yaml.safe_dump({"installation": {"id": bad}, "pools": [{
+        "name": "p", "max": 2, "target": {"kind": "simulated"},
+        "signals": {"queue": {"source": {"type": "static", "value": 1}}},
+        "policy": {"type": "queue-depth", "target_per_replica": 1}}]})  # fmt: skip
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    assert any(issue.path == "installation.id" for issue in info.value.issues), info.value
+
+
+def test_a_sixty_three_character_installation_id_is_fine():
+    config = parse_config(yaml.safe_dump({"installation": {"id": "a" * 63}, "pools": [{
+        "name": "p", "max": 2, "target": {"kind": "simulated"},
+        "signals": {"queue": {"source": {"type": "static", "value": 1}}},
+        "policy": {"type": "queue-depth", "target_per_replica": 1}}]}))  # fmt: skip
+    assert config.installation.id == "a" * 63

@@ -391,3 +391,19 @@ def test_housekeeping_runs_on_ticks_without_an_action_never_in_a_dry_run(rig):
         live._acting["chat"].result(timeout=5)
     assert provider.tidied == ["chat", "chat", "chat"], "the failed one was retried"
     live.close()
+
+
+def test_without_persisted_memory_request_ids_do_not_repeat_after_a_restart(rig):
+    """A provider takes a reused request id for a retry and does nothing (EC2's ClientToken,
+    the job provider's request label): a process that keeps no memory must not reuse ids."""
+    clock, provider, source, recorder, make = rig
+    source.values[("chat", "queue")] = 45
+    before = make(request_epoch=1_795_990_000).tick().actions[0].request_id
+    clock.advance(60)
+    source.values[("chat", "queue")] = 95
+    after = make(request_epoch=1_795_990_060).tick().actions[0].request_id
+    assert before != after
+    assert before.endswith("-1795990001") and after.endswith("-1795990061")
+    fresh = make()
+    source.values[("chat", "queue")] = 10  # 10 -> 1 replica: an action
+    assert fresh.tick().actions[0].request_id.endswith("-00000001")

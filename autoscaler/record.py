@@ -11,6 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
+from .telemetry import reason_class
 from .types import ActionResult, Decision
 
 log = logging.getLogger("autoscaler")
@@ -41,8 +42,6 @@ class LogRecorder:
         self._last: dict[str, tuple[str, float]] = {}
 
     def _level(self, decision: Decision, action: ActionResult | None) -> int:
-        from .telemetry import reason_class
-
         kind = f"{decision.direction}:{reason_class(decision.reason)}"
         now = self._clock()
         last = self._last.get(decision.pool)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -29,26 +28,14 @@ default, 5 per CPU, makes the rest reconnect every call)."""
 
 
 def api_client() -> Any:
-    """An ApiClient from the in-cluster service account, else KUBECONFIG (~/.kube/config)."""
-    from kubernetes import client, config
+    """An ApiClient as `autoscaler.kube.connect.connect` finds one (in-cluster, else
+    KUBECONFIG or ~/.kube/config); no credentials is a ProviderError coded `KubeConfig`."""
+    from autoscaler.kube.connect import NoCredentials, connect
 
-    cfg = client.Configuration()
-    cfg.connection_pool_maxsize = CONNECTIONS
     try:
-        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        try:
-            config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=os.environ.get("KUBECONFIG") or None,
-                client_configuration=cfg,
-                persist_config=False,
-            )
-        except (config.ConfigException, OSError, TypeError) as exc:
-            raise ProviderError(
-                f"no Kubernetes credentials: not in a cluster, and KUBECONFIG: {exc}",
-                "KubeConfig",
-            ) from None
-    return client.ApiClient(cfg)
+        return connect()
+    except NoCredentials as exc:
+        raise ProviderError(str(exc), "KubeConfig") from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,24 +92,6 @@ def label_value(text: str) -> str:
     return "h-" + hashlib.sha256(text.encode()).hexdigest()[:40]
 
 
-_TRUE = {"true", "yes", "busy", "1"}
-_FALSE = {"false", "no", "idle", "0"}
-
-
-def parse_busy(value: str | None) -> float | None:
-    """Share of time busy (0..1) from a `<prefix>/busy` annotation; None when unusable."""
-    if value is None:
-        return None
-    text = value.strip().lower()
-    if text in _TRUE:
-        return 1.0
-    if text in _FALSE:
-        return 0.0
-    try:
-        busy = float(text)
-    except ValueError:
-        return None
-    return busy if 0.0 <= busy <= 1.0 else None
 
 
 def parse_count(value: str | None) -> int | None:

@@ -22,7 +22,7 @@ _NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 
 class NoCredentials(ValueError):
-    """No usable Kubernetes configuration."""
+    """No usable Kubernetes configuration; the message starts "no Kubernetes credentials"."""
 
 
 def own_namespace() -> str:
@@ -35,26 +35,35 @@ def own_namespace() -> str:
         return "default"
 
 
-def _from_file(path: str | None, what: str) -> Any:
-    if path is not None and not Path(path).is_file():
-        raise NoCredentials(f"{what}: {path}: no such file")
+def _configuration(retries: bool) -> Any:
     cfg = k.Configuration()
     cfg.connection_pool_maxsize = CONNECTIONS
+    if not retries:
+        cfg.retries = False  # a reader with a deadline: a retry would spend its budget
+    return cfg
+
+
+def _from_file(path: str | None, what: str, retries: bool) -> Any:
+    if path is not None and not Path(path).is_file():
+        raise NoCredentials(f"no Kubernetes credentials: {what}: {path}: no such file")
+    cfg = _configuration(retries)
     try:
         kconfig.load_kube_config(  # type: ignore[no-untyped-call]
             config_file=path, client_configuration=cfg, persist_config=False
         )
     except (kconfig.ConfigException, OSError, TypeError, ValueError) as exc:
-        raise NoCredentials(f"{what}: {str(exc).splitlines()[0] if str(exc) else exc!r}") from None
+        first = str(exc).splitlines()[0] if str(exc) else repr(exc)
+        raise NoCredentials(f"no Kubernetes credentials: {what}: {first}") from None
     return k.ApiClient(cfg)
 
 
-def connect(kubeconfig: str | None = None) -> Any:
-    """An ApiClient: `kubeconfig` if given, else in-cluster, else KUBECONFIG/~/.kube/config."""
+def connect(kubeconfig: str | None = None, *, retries: bool = True) -> Any:
+    """An ApiClient: `kubeconfig` if given, else in-cluster, else KUBECONFIG/~/.kube/config
+    (KUBECONFIG as it is now, not as the client library saw it when imported).
+    `retries=False` for readers that have their own deadline."""
     if kubeconfig:
-        return _from_file(kubeconfig, "--kubeconfig")
-    cfg = k.Configuration()
-    cfg.connection_pool_maxsize = CONNECTIONS
+        return _from_file(kubeconfig, "--kubeconfig", retries)
+    cfg = _configuration(retries)
     try:
         kconfig.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
         return k.ApiClient(cfg)
@@ -67,8 +76,11 @@ def connect(kubeconfig: str | None = None) -> Any:
             "no Kubernetes credentials: not in a cluster (no service account), KUBECONFIG is "
             f"unset and {default} does not exist; pass --kubeconfig FILE"
         )
-    # None: the client reads KUBECONFIG itself (it may list several files).
-    return _from_file(None, f"KUBECONFIG={env}" if env else str(default))
+    if env is None:
+        return _from_file(str(default), str(default), retries)
+    # Several files (a:b) are merged by the client itself, from the environment.
+    path = None if os.pathsep in env else env
+    return _from_file(path, f"KUBECONFIG={env}", retries)
 
 
 def error_code(exc: BaseException) -> str:

@@ -20,29 +20,12 @@ from autoscaler.types import Member
 
 from .aws_common import Ownership, tags_of
 from .aws_offerings import Offering
+from .base import parse_busy
 
 ACTIVE_STATES = ("pending", "running")
 WARM_STATES = ("stopping", "stopped")
 GONE_STATES = ("shutting-down", "terminated")
 
-_TRUE = {"true", "yes", "busy", "1"}
-_FALSE = {"false", "no", "idle", "0"}
-
-
-def parse_busy(value: str | None) -> float | None:
-    """The share of time busy (0..1) from a `<prefix>/busy` tag value; None if unusable."""
-    if value is None:
-        return None
-    text = value.strip().lower()
-    if text in _TRUE:
-        return 1.0
-    if text in _FALSE:
-        return 0.0
-    try:
-        busy = float(text)
-    except ValueError:
-        return None
-    return busy if 0.0 <= busy <= 1.0 else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -43,6 +43,27 @@ class NotFound(ProviderError):
     code = "NotFound"
 
 
+_TRUE = {"true", "yes", "busy", "1"}
+_FALSE = {"false", "no", "idle", "0"}
+
+
+def parse_busy(value: str | None) -> float | None:
+    """A member's share of time busy (0..1) from the `<prefix>/busy` tag or annotation it
+    carries (a number, or true/false); None when absent or unusable."""
+    if value is None:
+        return None
+    text = value.strip().lower()
+    if text in _TRUE:
+        return 1.0
+    if text in _FALSE:
+        return 0.0
+    try:
+        busy = float(text)
+    except ValueError:
+        return None
+    return busy if 0.0 <= busy <= 1.0 else None
+
+
 class CapacityProvider(Protocol):
     def describe(self, pool: Any) -> Capacity:
         """Requested, ready and pending replicas of the pool, with its members."""

@@ -32,7 +32,6 @@ from autoscaler.kube._client import (
     api_client,
     is_finished_pod,
     is_terminating,
-    parse_busy,
     parse_count,
     pod_ready,
     timestamp,
@@ -41,7 +40,7 @@ from autoscaler.kube._client import (
 from autoscaler.kube.snapshot import Snapshots
 from autoscaler.types import Capacity, Member
 
-from .base import NotFound, ProviderError
+from .base import NotFound, ProviderError, parse_busy
 
 log = logging.getLogger("autoscaler.kube.workload")
 

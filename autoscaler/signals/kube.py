@@ -17,7 +17,6 @@ a failed list into a count: an API error or a timeout is a stale reading naming 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import os
 import threading
 import time
 from collections.abc import Sequence
@@ -99,27 +98,14 @@ def _list_key(req: SignalRequest) -> ListKey:
 
 
 def _api_client() -> Any:
-    """An ApiClient from the in-cluster service account, else KUBECONFIG."""
-    from kubernetes import client, config
+    """An ApiClient as the controller connects (`autoscaler.kube.connect`), without the
+    client's own retries (the read has a deadline); no credentials is `kube_config`."""
+    from autoscaler.kube.connect import NoCredentials, connect
 
-    cfg = client.Configuration()
     try:
-        config.load_incluster_config(client_configuration=cfg)  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        try:
-            # KUBECONFIG is read now, not when the client module was imported (its default).
-            config.load_kube_config(  # type: ignore[no-untyped-call]
-                config_file=os.environ.get("KUBECONFIG") or None,
-                client_configuration=cfg,
-                persist_config=False,
-            )
-        except (config.ConfigException, OSError, TypeError) as exc:
-            raise KubeFailed(
-                "kube_config",
-                f"no Kubernetes credentials: not in a cluster, and KUBECONFIG: {exc}",
-            ) from None
-    cfg.retries = False  # a retry would spend the tick's budget on an API that is down
-    return client.ApiClient(cfg)
+        return connect(retries=False)
+    except NoCredentials as exc:
+        raise KubeFailed("kube_config", str(exc)) from None
 
 
 def _readings(

@@ -112,13 +112,37 @@ def aws_env(moto_endpoint: str) -> dict[str, str]:
 
 
 def start_controller(config: Path, kubeconfig: Path, env: dict[str, str],
-                     log: Path) -> subprocess.Popen[bytes]:  # fmt: skip
+                     log: Path, *args: str) -> subprocess.Popen[bytes]:  # fmt: skip
+    """`autoscaler run` as its own process, output to `log`; `args` added to the command."""
     with log.open("w") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "autoscaler", "run", "--config", str(config),
-             "--kubeconfig", str(kubeconfig)],
+             "--kubeconfig", str(kubeconfig), *args],
             env=env, stdout=out, stderr=subprocess.STDOUT,
         )  # fmt: skip
+
+
+def sqs_client(moto_endpoint: str) -> Any:
+    return boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+
+
+def send(sqs: Any, queue: str, count: int) -> None:
+    """`count` messages, in batches of 10 (SQS's most per call)."""
+    for first in range(0, count, 10):
+        sqs.send_message_batch(QueueUrl=queue, Entries=[
+            {"Id": str(i), "MessageBody": f"item {i}"}
+            for i in range(first, min(count, first + 10))])  # fmt: skip
+
+
+def chat_deployment(apps_v1: Any, ns: str, owner: str) -> None:
+    """Ours: a Deployment of GPU pods (app=chat) at 0 replicas, labelled for `owner`."""
+    labels = {"app": "chat"}
+    apps_v1.create_namespaced_deployment(ns, {
+        "metadata": {"name": "chat", "labels": {f"{PREFIX}/owner": owner}},
+        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
+                 "template": {"metadata": {"labels": labels}, "spec": gpu_pod_spec(owner)}},
+    })  # fmt: skip
 
 
 def stop_controller(proc: subprocess.Popen[bytes], log: Path) -> str:
@@ -149,18 +173,12 @@ def test_llm_serving_pool_from_backlog_to_gpu_nodes_and_back_to_nothing(
 ) -> None:
     ns = kube_namespace
     owner, token = chart_token
-    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1",
-                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    sqs = sqs_client(moto_endpoint)
     queue = sqs.create_queue(QueueName=f"chat-{owner}")["QueueUrl"]
     image = an_image(ec2)
 
     # What is ours: a Deployment of GPU pods, labelled for this installation.
-    labels = {"app": "chat"}
-    apps_v1.create_namespaced_deployment(ns, {
-        "metadata": {"name": "chat", "labels": {f"{PREFIX}/owner": owner}},
-        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels}, "spec": gpu_pod_spec(owner)}},
-    })  # fmt: skip
+    chat_deployment(apps_v1, ns, owner)
     # What is not: another installation's instance and Node, an unlabelled Deployment.
     foreign_instance = ec2.run_instances(
         ImageId=image, InstanceType="g6.xlarge", MinCount=1, MaxCount=1,
@@ -205,10 +223,7 @@ def test_llm_serving_pool_from_backlog_to_gpu_nodes_and_back_to_nothing(
         replicas = lambda: apps_v1.read_namespaced_deployment_scale("chat", ns).spec.replicas or 0  # noqa: E731
 
         # Backlog rises: 20 messages at 10 per replica -> 2 replicas.
-        sqs.send_message_batch(QueueUrl=queue, Entries=[
-            {"Id": str(i), "MessageBody": f"prompt {i}"} for i in range(10)])
-        sqs.send_message_batch(QueueUrl=queue, Entries=[
-            {"Id": str(i), "MessageBody": f"prompt {i}"} for i in range(10, 20)])  # fmt: skip
+        send(sqs, queue, 20)
         wait_until(lambda: replicas() == 2, 30, "the Deployment to scale to 2", log)
 
         def running() -> list[Any]:
@@ -268,8 +283,7 @@ def test_batch_pool_from_a_backlog_to_jobs_up_to_the_limit_and_back_to_zero(
     owner, token = chart_token
     batch = k.BatchV1Api(kube_api)
     gate = f"g-{uuid.uuid4().hex[:8]}"
-    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1",
-                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    sqs = sqs_client(moto_endpoint)
     queue = sqs.create_queue(QueueName=f"batch-{owner}")["QueueUrl"]
     config = tmp_path / "batch.yaml"
     config.write_text(yaml.safe_dump({
@@ -296,8 +310,7 @@ def test_batch_pool_from_a_backlog_to_jobs_up_to_the_limit_and_back_to_zero(
         return [j for j in found if bool(j.status.active) == active]
 
     # 10 items at 2 per Job want 5 Jobs; the pool allows 3.
-    sqs.send_message_batch(QueueUrl=queue, Entries=[
-        {"Id": str(i), "MessageBody": f"item {i}"} for i in range(10)])  # fmt: skip
+    send(sqs, queue, 10)
     proc = start_controller(config, kubeconfig, aws_env(moto_endpoint), log)
     stopped = False
     try:
@@ -337,16 +350,10 @@ def test_two_replicas_one_acts_and_a_killed_leaders_successor_converges_without_
     ns = kube_namespace
     owner, token = chart_token
     leases = k.CoordinationV1Api(kube_api)
-    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name="us-east-1",
-                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    sqs = sqs_client(moto_endpoint)
     queue = sqs.create_queue(QueueName=f"ha-{owner}")["QueueUrl"]
     image = an_image(ec2)
-    labels = {"app": "chat"}
-    apps_v1.create_namespaced_deployment(ns, {
-        "metadata": {"name": "chat", "labels": {f"{PREFIX}/owner": owner}},
-        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels}, "spec": gpu_pod_spec(owner)}},
-    })  # fmt: skip
+    chat_deployment(apps_v1, ns, owner)
     config = tmp_path / "ha.yaml"
     config.write_text(yaml.safe_dump({
         "installation": {"id": owner, "tag_prefix": PREFIX},
@@ -369,13 +376,10 @@ def test_two_replicas_one_acts_and_a_killed_leaders_successor_converges_without_
 
     def start(identity: str) -> tuple[subprocess.Popen[bytes], Path]:
         log = tmp_path / f"controller-{identity}.log"
-        with log.open("w") as out:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "autoscaler", "run", "--config", str(config),
-                 "--kubeconfig", str(kubeconfig), "--leader-elect", "--lease-name", lease,
-                 "--lease-namespace", ns, "--lease-duration", "3s", "--identity", identity],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
+        proc = start_controller(
+            config, kubeconfig, env, log, "--leader-elect", "--lease-name", lease,
+            "--lease-namespace", ns, "--lease-duration", "3s", "--identity", identity,
+        )  # fmt: skip
         return proc, log
 
     def holder() -> str | None:
@@ -394,10 +398,7 @@ def test_two_replicas_one_acts_and_a_killed_leaders_successor_converges_without_
         b, log_b = start("b")
         procs.append(b)
         time.sleep(3)  # b campaigns and stands by
-        sqs.send_message_batch(QueueUrl=queue, Entries=[
-            {"Id": str(i), "MessageBody": f"prompt {i}"} for i in range(10)])
-        sqs.send_message_batch(QueueUrl=queue, Entries=[
-            {"Id": str(i), "MessageBody": f"prompt {i}"} for i in range(10, 20)])  # fmt: skip
+        send(sqs, queue, 20)
         wait_until(lambda: instances(ec2, owner), 40, "a to launch instances", log_a)
         time.sleep(1.5)  # a's launch of this round is complete
         launched = instances(ec2, owner)

@@ -11,7 +11,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from .config import ConfigError, load_config
+from .config import ConfigError, Pool, load_config
 from .sim.engine import SimulationError
 from .sim.run import COMPARE_CHOICES, SimulationReport, simulate
 from .sim.traces import FORMATS, TraceError
@@ -135,6 +135,23 @@ def simulate_cmd(
         console.print(f"report: {page}")
 
 
+def _floors(text: str | None, pool: Pool) -> list[int] | None:
+    """`--floors 0,2,4`, each within the pool's bounds."""
+    if text is None:
+        return None
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise SimulationError(f"--floors {text!r}: write whole numbers, e.g. 0,2,4") from None
+    outside = [v for v in values if not pool.min <= v <= pool.max]
+    if outside:
+        raise SimulationError(
+            f"--floors {text!r}: {outside[0]} is outside pool {pool.name!r}'s bounds "
+            f"[{pool.min}, {pool.max}]"
+        )
+    return values
+
+
 @click.command()
 @click.argument("config_file", metavar="CONFIG", type=click.Path(dir_okay=False))
 @click.option(
@@ -150,6 +167,11 @@ def simulate_cmd(
     is_flag=True,
     help="tune our policy and each baseline on a built-in "
     "grid; print the cheapest setting per family that meets the SLO",
+)
+@click.option(
+    "--floors",
+    help="with --tune: minimum replicas every family is tried at, e.g. 0,2,4 (default: "
+    "the pool's min, and where the cold start exceeds the wait SLO also 1/8 to 1/2 of max)",
 )
 @click.option(
     "--slo-target",
@@ -177,6 +199,7 @@ def sweep_cmd(
     config_file: str,
     params: tuple[str, ...],
     tune: bool,
+    floors: str | None,
     slo_target: float,
     workers: int,
     trace_path: str | None,
@@ -232,7 +255,9 @@ def sweep_cmd(
         )
         variants = grid(pool, [parse_param(p) for p in params]) if params else []
         if tune:
-            variants += tuning_variants(pool, work.units_per_replica, work.batch)
+            variants += tuning_variants(
+                pool, work.units_per_replica, work.batch, _floors(floors, pool)
+            )
     except (SimulationError, TraceError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)

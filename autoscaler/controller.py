@@ -104,7 +104,13 @@ class Controller:
                     self._requests["simulated"].append(SignalRequest(pool.name, name, None))
                     self._signals[pool.name].append((name, None))
             for name, spec in pool.signals.items():
-                self._signals[pool.name].append((name, spec.max_age))
+                max_age = spec.max_age
+                poll = getattr(spec.source, "poll_interval", None)
+                if max_age is None and poll is not None:
+                    # A polled reading stands until its next read: it is due `poll` after
+                    # it was taken, and may be a few ticks late when reads are spread out.
+                    max_age = poll + 3 * config.controller.interval
+                self._signals[pool.name].append((name, max_age))
                 kind = spec.source.type
                 if kind not in self.sources:
                     where = f"pools[{i}].signals.{name}.source"

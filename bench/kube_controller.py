@@ -87,10 +87,13 @@ def deployment(name: str) -> dict[str, Any]:
     }
 
 
-def pool(name: str, namespace: str, queue_url: str | None, backlog: float = 0) -> dict[str, Any]:
+def pool(name: str, namespace: str, queue_url: str | None, backlog: float = 0,
+         poll: float | None = None) -> dict[str, Any]:
     """A deployment pool reading an SQS queue (or, without one, a static backlog)."""
-    source = ({"type": "sqs", "queue_url": queue_url} if queue_url
-              else {"type": "static", "value": backlog})
+    source: dict[str, Any] = ({"type": "sqs", "queue_url": queue_url} if queue_url
+                              else {"type": "static", "value": backlog})
+    if queue_url and poll:
+        source["poll_interval"] = poll
     return {
         "name": name, "min": 0, "max": 50,
         "target": {"kind": "deployment", "namespace": namespace, "name": name},
@@ -170,10 +173,12 @@ def reaction(apps: Any, sqs: Any, namespace: str, bursts: int) -> dict[str, Any]
 
 
 def scale(
-    apps: Any, core: Any, sqs: Any | None, n: int, ticks: int
+    apps: Any, core: Any, sqs: Any | None, n: int, ticks: int, poll: float | None = None
 ) -> dict[str, Any]:
-    """`sqs` None: every pool reads a static backlog (the kube side alone)."""
-    namespace = f"scale-{'sqs' if sqs else 'static'}"
+    """`sqs` None: every pool reads a static backlog (the kube side alone). `poll`: each
+    queue is read every `poll` seconds (the SQS source's poll_interval), not every tick."""
+    signals = "static" if sqs is None else "sqs" if not poll else f"sqs polled every {poll:g} s"
+    namespace = f"scale-{'sqs' if sqs else 'static'}{'-polled' if poll else ''}"
     core.create_namespace({"metadata": {"name": namespace}})
     pools = []
     for i in range(n):
@@ -182,11 +187,11 @@ def scale(
         backlog = 10 if i % 10 == 0 else 0  # a tenth of the pools want one replica
         url = None
         if sqs is not None:
-            url = sqs.create_queue(QueueName=name)["QueueUrl"]
+            url = sqs.create_queue(QueueName=f"{name}{'-polled' if poll else ''}")["QueueUrl"]
             if backlog:
                 sqs.send_message_batch(QueueUrl=url, Entries=[
                     {"Id": str(j), "MessageBody": "x"} for j in range(backlog)])
-        pools.append(pool(name, namespace, url, backlog))
+        pools.append(pool(name, namespace, url, backlog, poll))
     cfg = config(pools)
     controller = Controller(cfg, build_providers(cfg, None))
     durations, cpu, actions, fresh = [], [], 0, []
@@ -197,9 +202,8 @@ def scale(
             durations.append(time.perf_counter() - started)
             cpu.append(time.process_time() - cpu0)
             actions += len(result.actions)
-            readings = list(result.readings.values())
-            fresh.append(sum(1 for r in readings if r.error is None and r.value is not None)
-                         / max(1, len(readings)))
+            # Fresh: the pool decided on signals within their max_age (a stale one holds).
+            fresh.append(sum(1 for d in result.decisions if not d.stale) / n)
             if len(result.decisions) != n:
                 print(f"  tick decided {len(result.decisions)} of {n} pools; skipped: "
                       f"{dict(list(result.skipped.items())[:3])}", file=sys.stderr)
@@ -207,19 +211,26 @@ def scale(
     finally:
         controller.close()
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # Start-up: the ticks until every pool has decided on fresh signals once (a new
+    # controller reading 1,000 queues for the first time); steady state is what follows.
+    startup = next((i + 1 for i, f in enumerate(fresh) if f == 1.0), ticks)
+    later, later_fresh = durations[startup:] or durations, fresh[startup:] or fresh
     return {
-        "pools": n, "signals": "sqs" if sqs else "static", "ticks": ticks,
+        "pools": n, "signals": signals, "ticks": ticks,
         "scale_actions": actions,
         "tick_p50_s": round(percentile(durations, 50), 3),
         "tick_p99_s": round(percentile(durations, 99), 3),
         "first_tick_s": round(durations[0], 3),
-        "later_ticks_p99_s": round(percentile(durations[1:] or durations, 99), 3),
+        "startup_ticks": startup,
+        "later_ticks_p50_s": round(percentile(later, 50), 3),
+        "later_ticks_p99_s": round(percentile(later, 99), 3),
         "cpu_s_per_tick_p50": round(percentile(cpu, 50), 3),
-        "fresh_readings_mean": round(sum(fresh) / len(fresh), 3),
-        "fresh_readings_min": round(min(fresh), 3),
+        "fresh_readings_mean": round(sum(later_fresh) / len(later_fresh), 3),
+        "fresh_readings_min": round(min(later_fresh), 3),
         "peak_rss_mb": round(peak_mb, 1),
         "target_tick_s": 1.0, "target_rss_mb": 300,
-        "meets_target": percentile(durations, 99) < 1.0 and peak_mb < 300 and min(fresh) == 1,
+        "meets_target": (percentile(later, 99) < 1.0 and peak_mb < 300
+                         and min(later_fresh) == 1 and startup < ticks),
     }  # fmt: skip
 
 
@@ -228,6 +239,8 @@ def main() -> None:
     parser.add_argument("--pools", type=int, default=1000)
     parser.add_argument("--ticks", type=int, default=20)
     parser.add_argument("--bursts", type=int, default=30)
+    parser.add_argument("--sqs-poll", type=float, default=10.0,
+                        help="poll_interval of the third scale run (0: skip it)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "kube_controller.json"))
     args = parser.parse_args()
     moto, moto_url = start_moto()
@@ -246,10 +259,15 @@ def main() -> None:
                   "bursts)...", flush=True)
             react = reaction(apps, sqs, "bench", args.bursts)
             runs = []
-            for with_sqs in (False, True):
-                print(f"scale ({args.pools} pools, {'SQS' if with_sqs else 'static'} signals, "
-                      f"{args.ticks} ticks)...", flush=True)
-                runs.append(scale(apps, core, sqs if with_sqs else None, args.pools, args.ticks))
+            cases = [(False, None), (True, None)]
+            if args.sqs_poll:
+                cases.append((True, args.sqs_poll))
+            for with_sqs, poll in cases:
+                print(f"scale ({args.pools} pools, {'SQS' if with_sqs else 'static'} signals"
+                      f"{f' polled every {poll:g} s' if poll else ''}, {args.ticks} ticks)...",
+                      flush=True)
+                runs.append(scale(apps, core, sqs if with_sqs else None, args.pools, args.ticks,
+                                  poll))
     finally:
         moto.terminate()
         moto.wait(10)
@@ -262,7 +280,8 @@ def main() -> None:
         {"benchmark": f"tick, {big['pools']:,} pools, {big['signals']} signals "
                       f"({big['ticks']} ticks)",
          "p50": f"{big['tick_p50_s']} s", "p99": f"{big['tick_p99_s']} s",
-         "first tick": f"{big['first_tick_s']} s", "later p99": f"{big['later_ticks_p99_s']} s",
+         "first tick": f"{big['first_tick_s']} s",
+         "later p99": f"{big['later_ticks_p99_s']} s (after {big['startup_ticks']})",
          "fresh readings":
              f"{big['fresh_readings_mean']:.0%} (min {big['fresh_readings_min']:.0%})",
          "cpu/tick": f"{big['cpu_s_per_tick_p50']} s", "peak RSS": f"{big['peak_rss_mb']} MB",

@@ -131,6 +131,14 @@ class SqsSource(_Source):
     region: str | None = Field(None, description="default: from the queue URL, else environment")
     include_in_flight: bool = Field(True, description="add ApproximateNumberOfMessagesNotVisible")
     include_delayed: bool = Field(False, description="add ApproximateNumberOfMessagesDelayed")
+    poll_interval: Seconds | None = Field(
+        None,
+        gt=0,
+        description="read the queue at most this often (default: every tick); between reads "
+        "its last reading stands, with the time it was read. SQS counts are approximate "
+        "and every read is a billed request: with many queues and a short tick, a few "
+        "seconds here spreads the reads evenly over the ticks",
+    )
 
 
 _STATISTICS = ("Average", "Sum", "Minimum", "Maximum", "SampleCount")
@@ -274,5 +282,18 @@ class SignalSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     source: AnySource
     max_age: Seconds | None = Field(
-        None, description="a reading older than this is stale (default: 3 controller ticks)"
+        None,
+        description="a reading older than this is stale (default: 3 controller ticks, plus "
+        "the source's poll_interval where it has one)",
     )
+
+    @model_validator(mode="after")
+    def _max_age_covers_polling(self) -> SignalSpec:
+        poll = getattr(self.source, "poll_interval", None)
+        if poll is not None and self.max_age is not None and self.max_age < poll:
+            raise ValueError(
+                f"max_age {self.max_age:g}s is shorter than the source's poll_interval "
+                f"{poll:g}s: every reading would go stale before the next read; raise max_age "
+                "or lower poll_interval"
+            )
+        return self

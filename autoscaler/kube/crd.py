@@ -174,6 +174,12 @@ def status_schema() -> Schema:
                 "description": "signals without a usable value, with why",
                 "additionalProperties": {"type": "string"},
             },
+            "plannerMemory": {
+                "type": "string",
+                "description": "the planner's memory for this pool (JSON: stabilization "
+                "history, scale events, backoff, the policy's own state), so a restarted "
+                "or newly elected controller carries on where the last one stopped",
+            },
             "conditions": {
                 "type": "array",
                 "items": _condition_schema(),

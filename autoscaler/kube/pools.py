@@ -12,6 +12,8 @@ This module must never write to the cluster (status and Events are written elsew
 from __future__ import annotations
 
 import copy
+import json
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +28,7 @@ from .crd import GROUP, PLURAL, VERSION
 from .settings import FileSettings
 
 _NAMESPACED_KINDS = {"deployment", "statefulset", "job"}
+log = logging.getLogger("autoscaler.kube.pools")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,8 @@ class LoadedPools:
     config: Config | None
     refs: dict[str, PoolRef] = field(default_factory=dict)
     problems: list[PoolProblem] = field(default_factory=list)
+    memory: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The planner memory each CRD pool's status holds (written by the last controller)."""
 
     def key(self) -> tuple[Any, ...]:
         """Changes when the set of pools or any pool's spec changes."""
@@ -93,6 +98,22 @@ def pool_data(obj: dict[str, Any]) -> dict[str, Any]:
     if isinstance(target, dict) and target.get("kind") in _NAMESPACED_KINDS:
         target.setdefault("namespace", ref.namespace)
     return data
+
+
+def planner_memory(obj: dict[str, Any]) -> dict[str, Any] | None:
+    """The planner memory kept in an object's status, or None. Unreadable memory is
+    dropped with a warning: the planner then starts afresh, which is safe (its scale-down
+    window is seeded with the capacity it finds)."""
+    text = (obj.get("status") or {}).get("plannerMemory")
+    if not text:
+        return None
+    try:
+        memory = json.loads(text)
+    except ValueError as exc:
+        log.warning("AutoscalingPool %s: status.plannerMemory unreadable (%s); starting "
+                    "afresh", ref_of(obj), exc)  # fmt: skip
+        return None
+    return memory if isinstance(memory, dict) else None
 
 
 def parse_pool(obj: dict[str, Any]) -> Pool | PoolProblem:
@@ -125,6 +146,9 @@ def combine(file: FileSettings, objects: Iterable[dict[str, Any]]) -> LoadedPool
             continue
         taken[parsed.name] = f"AutoscalingPool {ref}"
         out.refs[parsed.name] = ref
+        memory = planner_memory(obj)
+        if memory is not None:
+            out.memory[parsed.name] = memory
         pools.append(parsed)
     if pools:
         out.config = Config.model_validate({**file.settings(), "pools": pools})

@@ -189,7 +189,18 @@ class KubeProcess:
         if self.controller is None:
             return
         names = {p.name for p in self.controller.config.pools}
-        self.controller.restore({n: m for n, m in self.memory.items() if n in names})
+        # What this process remembers comes first (it is at least as new); a pool it has
+        # no memory of, after a restart or on taking over from another leader, carries on
+        # from the memory the last controller left in the pool's status.
+        # Its request ids go on from this process's epoch: the last controller may have
+        # acted after it last wrote status, and a reused id reads as a retry of that act.
+        epoch = 0 if self.options.state is not None else self._epoch
+        remembered = {
+            n: {**m, "actions": max(int(m.get("actions") or 0), epoch)}
+            for n, m in self.loaded.memory.items()
+        }
+        remembered.update(self.memory)
+        self.controller.restore({n: m for n, m in remembered.items() if n in names})
         log.info("scaling %d pool(s): %s", len(names), ", ".join(sorted(names)))
 
     def _build(self, config: Config) -> Controller | None:
@@ -229,7 +240,8 @@ class KubeProcess:
         result = self.controller.tick()
         telemetry.record_tick(time.monotonic() - started, result.skipped)
         if self.status is not None:
-            self.status.write_tick(self.loaded, result, time.time())
+            memory = None if self.options.dry_run else self.controller.snapshot()
+            self.status.write_tick(self.loaded, result, time.time(), memory)
         if self.options.state is not None:
             save_state(self.options.state, {**self.memory, **self.controller.snapshot()})
         self.ticks += 1

@@ -1,6 +1,7 @@
 """Writing AutoscalingPool status: after each tick, the decision (current, desired, reason),
-the signal values and the conditions `Valid` and `Scaling`; for an object left out, `Valid`
-False with the validation errors.
+the signal values, the conditions `Valid` and `Scaling` and the planner's memory (read back
+by a restarted or newly elected controller, see `pools.planner_memory`); for an object left
+out, `Valid` False with the validation errors.
 
 Building the status is pure (`decision_status`, `problem_status`); `StatusWriter` only
 patches the status subresource. A failed write is logged and never raised: status is a
@@ -9,6 +10,7 @@ report, and a broken report must not stop scaling.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Mapping
@@ -151,8 +153,16 @@ class StatusWriter:
         self._conditions[key] = status.get("conditions", [])
         return True
 
-    def write_tick(self, loaded: LoadedPools, result: Any, now: float) -> None:
-        """Status for every CRD pool after a tick (`result` is a controller TickResult)."""
+    def write_tick(
+        self,
+        loaded: LoadedPools,
+        result: Any,
+        now: float,
+        memory: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Status for every CRD pool after a tick (`result` is a controller TickResult);
+        `memory`, the planner's memory by pool, is kept on each object (not in a dry run:
+        a shadow controller must not overwrite what the acting one remembers)."""
         actions = {a.pool: a for a in result.actions}
         for decision in result.decisions:
             ref = loaded.refs.get(decision.pool)
@@ -160,6 +170,12 @@ class StatusWriter:
                 status = decision_status(
                     decision, actions.get(decision.pool), result.readings, ref.generation
                 )
+                if memory is not None and decision.pool in memory:
+                    # A string, not an object: a merge patch would keep keys the memory no
+                    # longer has (a policy changed type), a string is replaced whole.
+                    status["plannerMemory"] = json.dumps(
+                        memory[decision.pool], separators=(",", ":"), sort_keys=True
+                    )
                 self.patch(ref, status, now)
         for pool, why in result.skipped.items():
             ref = loaded.refs.get(pool)

@@ -10,6 +10,11 @@ queues still unread are stale readings (`Timeout`), never left to sink the whole
 its timeout. Each read starts where the last one's answers ended, so with more queues than
 fit into one budget every queue is read in turn rather than the same tail always missing.
 
+A queue whose source sets `poll_interval` is read at most that often; between reads its
+last good reading stands, stamped with the time it was read. Reads are spread out rather
+than all falling due on one tick: each read takes the queues longest unread, as many as
+their intervals call for since the previous read (every queue never read is read at once).
+
 A source must never raise for one failed queue: its signals come back as readings with
 `error` set to the AWS error code and message, and the other queues are unaffected.
 """
@@ -33,6 +38,7 @@ DELAYED = "ApproximateNumberOfMessagesDelayed"
 _REGION_IN_URL = re.compile(r"^https?://(?:sqs[.-])?([a-z]{2}(?:-[a-z]+)+-\d)\.")
 READ_BUDGET = 0.8
 """Share of the source timeout a read may take; the rest is the observer's margin."""
+Queue = tuple[str | None, str]  # (region, queue URL)
 _MAX_CONCURRENT_QUEUES = 32  # SQS answers in ~10-20 ms; a thousand queues per tick need width
 
 
@@ -59,38 +65,95 @@ class SqsSource:
         self._timeout = float(getattr(settings, "source_timeout", 5.0))
         self._clients = AwsClients(timeout_seconds=self._timeout)
         self._start = 0  # where the next read begins in the list of queues
+        self._last: dict[Queue, tuple[dict[str, str], float]] = {}  # good answers, read at
+        self._next: dict[Queue, float] = {}  # when a polled queue is read again
+        self._phase: dict[Queue, float] = {}  # share of the interval before a first re-read
 
     def read(self, requests: Sequence[SignalRequest], now: float) -> dict[SignalKey, Reading]:
-        queues: dict[tuple[str | None, str], list[SignalRequest]] = defaultdict(list)
+        queues: dict[Queue, list[SignalRequest]] = defaultdict(list)
+        polls: dict[Queue, float | None] = {}
         for request in requests:
             source = request.source
             region = source.region or region_of(source.queue_url)
-            queues[(region, source.queue_url)].append(request)
-        order = list(queues)
-        start = self._start % max(1, len(order))
-        order = order[start:] + order[:start]
+            queue = (region, source.queue_url)
+            queues[queue].append(request)
+            poll = source.poll_interval
+            # A queue is read as often as its most demanding reader asks.
+            if poll is None or (queue in polls and polls[queue] is None):
+                polls[queue] = None
+            else:
+                polls[queue] = min(poll, polls.get(queue) or poll)
+        every_tick = [q for q in queues if polls[q] is None]
+        start = self._start % max(1, len(every_tick))
+        every_tick = every_tick[start:] + every_tick[:start]
+        polled = self._due(polls, now)
+        order = polled + every_tick
         timeout = min((r.source.timeout or self._timeout) for r in requests) if requests else 0
         budget = READ_BUDGET * timeout
-        workers = max(1, min(_MAX_CONCURRENT_QUEUES, len(order)))
-        pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="sqs")
-        try:
-            futures = {pool.submit(self._attributes, *queue): queue for queue in order}
-            cf.wait(futures, timeout=budget)
-        finally:
-            pool.shutdown(wait=False, cancel_futures=True)  # unread queues: not waited for
+        futures: dict[cf.Future[dict[str, str]], Queue] = {}
+        if order:
+            workers = max(1, min(_MAX_CONCURRENT_QUEUES, len(order)))
+            pool = cf.ThreadPoolExecutor(workers, thread_name_prefix="sqs")
+            try:
+                futures = {pool.submit(self._attributes, *queue): queue for queue in order}
+                cf.wait(futures, timeout=budget)
+            finally:
+                pool.shutdown(wait=False, cancel_futures=True)  # unread queues: not waited for
         out: dict[SignalKey, Reading] = {}
+        for queue in queues.keys() - set(order):  # polled, not due: the last reading stands
+            attributes, read_at = self._last[queue]
+            out.update({r.key: Reading(backlog(attributes, r.source), read_at)
+                        for r in queues[queue]})  # fmt: skip
         first_unread: int | None = None
         for i, (future, queue) in enumerate(futures.items()):
             if future.done() and not future.cancelled():
-                out.update(_readings(future, queues[queue], now))
+                out.update(self._readings(future, queue, queues[queue], now))
+                interval = polls[queue]
+                if interval is not None:
+                    self._next[queue] = now + interval * self._phase.pop(queue, 1.0)
+            elif queue in self._last and polls[queue] is not None:
+                attributes, read_at = self._last[queue]  # late; max_age judges how late
+                out.update({r.key: Reading(backlog(attributes, r.source), read_at)
+                            for r in queues[queue]})  # fmt: skip
             else:
                 why = (f"Timeout: not read within {budget:.1f}s ({len(order)} queues this "
                        "tick; read first next tick)")  # fmt: skip
                 out.update({r.key: Reading(None, now, error=why) for r in queues[queue]})
-                first_unread = i if first_unread is None else first_unread
+                if polls[queue] is None:
+                    at = i - len(polled)
+                    first_unread = at if first_unread is None else first_unread
         if first_unread is not None:
             self._start = start + first_unread  # the unread ones go first next time
         return out
+
+    def _due(self, polls: Mapping[Queue, float | None], now: float) -> list[Queue]:
+        """Polled queues to read now: every queue never read (or whose last read failed),
+        then those whose next read is due, longest overdue first."""
+        polled = [q for q, p in polls.items() if p is not None]
+        never = [q for q in polled if q not in self._last]
+        due = sorted((q for q in polled if q in self._last and self._next[q] <= now),
+                     key=self._next.__getitem__)  # fmt: skip
+        # Queues read for the first time together would all fall due together again: their
+        # next reads are spread over one interval instead (a few extra reads, once).
+        for j, queue in enumerate(never):
+            self._phase[queue] = (j + 1) / len(never)
+        return never + due
+
+    def _readings(
+        self,
+        future: cf.Future[dict[str, str]],
+        queue: Queue,
+        requests: Sequence[SignalRequest],
+        now: float,
+    ) -> dict[SignalKey, Reading]:
+        try:
+            attributes = future.result()
+        except Exception as exc:  # one queue's failure marks only its own signals stale
+            why = f"{error_code(exc)}: {error_message(exc)}"
+            self._last.pop(queue, None)  # read again next tick, not after an interval
+            return {r.key: Reading(None, now, error=why) for r in requests}
+        self._last[queue] = (attributes, now)
+        return {r.key: Reading(backlog(attributes, r.source), now) for r in requests}
 
     def _attributes(self, region: str | None, queue_url: str) -> dict[str, str]:
         client = self._clients.get("sqs", region, max_attempts=2, mode="standard")
@@ -98,14 +161,3 @@ class SqsSource:
             QueueUrl=queue_url, AttributeNames=[WAITING, IN_FLIGHT, DELAYED]
         )
         return dict(answer.get("Attributes") or {})
-
-
-def _readings(
-    future: cf.Future[dict[str, str]], requests: Sequence[SignalRequest], now: float
-) -> dict[SignalKey, Reading]:
-    try:
-        attributes = future.result()
-    except Exception as exc:  # one queue's failure marks only its own signals stale
-        why = f"{error_code(exc)}: {error_message(exc)}"
-        return {r.key: Reading(None, now, error=why) for r in requests}
-    return {r.key: Reading(backlog(attributes, r.source), now) for r in requests}

@@ -295,7 +295,11 @@ class Cluster:
     def _measure(self, t: float) -> dict[str, float | None]:
         arrived = bisect_right(self.arr, t)
         window = self.rate_window
-        rate = (arrived - bisect_right(self.arr, t - window)) / window
+        # Over the first window the rate is per second of what has been seen, as
+        # Prometheus' rate() extrapolates a young series: dividing by the whole window
+        # would show a ramp the trace does not have (and a forecast would chase it).
+        span = min(window, t) if t > 0 else window
+        rate = (arrived - bisect_right(self.arr, t - window)) / span
         busy_da = self.busy_area - self._last_busy_area
         ready_da = self.ready_area - self._last_ready_area
         self._last_busy_area, self._last_ready_area = self.busy_area, self.ready_area

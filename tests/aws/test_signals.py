@@ -196,3 +196,77 @@ def test_a_read_returns_by_its_budget_with_what_answered_and_starts_with_the_res
     got = source.read(requests, 1.0)
     assert calls[0] == urls[5], "the queues left unread go first on the next read"
     assert all(r.value == 3.0 for r in got.values())
+
+
+def test_a_polled_queue_is_read_once_per_interval_and_its_reading_keeps_its_time(
+    mocked: None,
+) -> None:
+    url = queue_with_backlog("polled", waiting=3, in_flight=0, delayed=0)
+    source = SqsSource()
+    request = sqs_request("p", url, poll_interval=10)
+    first = source.read([request], now=0.0)[("p", "queue")]
+    assert (first.value, first.observed_at) == (3.0, 0.0)
+    client("sqs").send_message(QueueUrl=url, MessageBody="one more")
+    between = source.read([request], now=5.0)[("p", "queue")]
+    assert (between.value, between.observed_at) == (3.0, 0.0), "read again before its interval"
+    after = source.read([request], now=10.0)[("p", "queue")]
+    assert (after.value, after.observed_at) == (4.0, 10.0)
+
+
+def test_polled_reads_spread_evenly_over_the_ticks_and_never_age_past_the_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No AWS here: `_attributes` is replaced and counts the reads per tick."""
+    reads: list[str] = []
+
+    def attributes(self: SqsSource, region: str | None, url: str) -> dict[str, str]:
+        reads.append(url)
+        return {"ApproximateNumberOfMessages": "1"}
+
+    monkeypatch.setattr(SqsSource, "_attributes", attributes)
+    source = SqsSource()
+    requests = [
+        sqs_request(f"p{i}", f"https://sqs.us-east-1.amazonaws.com/1/q{i}", poll_interval=10)
+        for i in range(100)
+    ]
+    per_tick = []
+    worst_age = 0.0
+    for tick in range(60):
+        reads.clear()
+        got = source.read(requests, float(tick))
+        per_tick.append(len(reads))
+        worst_age = max(worst_age, max(tick - r.observed_at for r in got.values()))
+    assert per_tick[0] == 100, "every queue is read once at the start"
+    assert all(r.value == 1.0 for r in got.values())
+    assert max(per_tick[1:]) <= 11 and min(per_tick[11:]) >= 9, per_tick
+    assert sum(per_tick[1:]) <= 6 * 100 + 10, "about one read per queue per interval"
+    assert worst_age <= 10.0
+
+
+def test_a_failed_polled_read_is_retried_next_tick_not_after_its_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    failing = {"yes": True}
+
+    def attributes(self: SqsSource, region: str | None, url: str) -> dict[str, str]:
+        if failing["yes"]:
+            raise RuntimeError("connection reset")
+        return {"ApproximateNumberOfMessages": "2"}
+
+    monkeypatch.setattr(SqsSource, "_attributes", attributes)
+    source = SqsSource()
+    request = sqs_request("p", "https://sqs.us-east-1.amazonaws.com/1/q", poll_interval=30)
+    assert source.read([request], 0.0)[("p", "queue")].stale
+    failing["yes"] = False
+    again = source.read([request], 1.0)[("p", "queue")]
+    assert (again.value, again.observed_at) == (2.0, 1.0)
+
+
+def test_max_age_shorter_than_the_poll_interval_is_refused() -> None:
+    from autoscaler.config.sources import SignalSpec
+
+    source = {"type": "sqs", "queue_url": "https://sqs.us-east-1.amazonaws.com/1/q",
+              "poll_interval": "10s"}  # fmt: skip
+    with pytest.raises(ValueError, match="shorter than the source's poll_interval"):
+        SignalSpec.model_validate({"source": source, "max_age": "5s"})
+    assert SignalSpec.model_validate({"source": source}).max_age is None

@@ -205,6 +205,41 @@ def test_dry_run_decides_and_reports_but_changes_nothing(
     assert event.reason == "DryRunScaledUp"
 
 
+def test_a_restarted_controller_keeps_the_cooldown_it_left_in_the_pool_status(
+    kube_cluster, kube_api, apps_v1, kube_namespace
+):
+    """No --state (a read-only root filesystem in the cluster): the planner's memory lives
+    in the AutoscalingPool status, so a new process honours the last one's cooldown."""
+    ns = kube_namespace
+    deployment(apps_v1, ns, "web")
+    autoscaling_pool(kube_api, ns, "chat", "web")
+    custom = k.CustomObjectsApi(kube_api)
+    behavior = {"cooldown": "10m", "scale_down": {"stabilization_window": 0},
+                "scale_to_zero_after": 0}  # fmt: skip
+    custom.patch_namespaced_custom_object(
+        crd.GROUP, crd.VERSION, ns, crd.PLURAL, "chat", {"spec": {"behavior": behavior}}
+    )
+
+    def once() -> dict[str, Any]:
+        proc = subprocess.run(autoscaler(kube_cluster.kubeconfig, ns, "--once", "--json"),
+                              capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        [decision] = json.loads(proc.stdout)["decisions"]
+        return dict(decision)
+
+    assert once()["desired"] == 3 and replicas(apps_v1, ns, "web") == 3
+    memory = json.loads(pool_status(kube_api, ns, "chat")["plannerMemory"])
+    assert memory["last_scale_at"] is not None and memory["actions"] > 0
+    custom.patch_namespaced_custom_object(  # the backlog is gone: one replica would do
+        crd.GROUP, crd.VERSION, ns, crd.PLURAL, "chat",
+        {"spec": {"signals": {"queue": {"source": {"type": "static", "value": 5}}}}},
+    )  # fmt: skip
+    held = once()  # a new process, started after the first exited
+    assert (held["recommended"], held["desired"]) == (1, 3), held
+    assert "cooldown" in held["reason"]
+    assert replicas(apps_v1, ns, "web") == 3
+
+
 def test_a_standby_acts_only_after_the_leader_stops(
     kube_cluster, kube_api, apps_v1, kube_namespace, processes
 ):

@@ -73,6 +73,23 @@ def test_sweep_tune_names_the_cheapest_setting_per_family():
     assert set(data["best"]) == {"composite", "hpa", "keda", "kpa"}
 
 
+def test_sweep_tune_tries_every_family_at_each_warm_floor():
+    result = CliRunner().invoke(cli, ["sweep", LLM, "--tune", "--floors", "0,2", "--workers",
+                                      "1", "--json", "-"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    labels = [v["variant"] for v in json.loads(result.stdout)["variants"]]
+    for family in ("hpa", "keda", "kpa"):
+        ours = [x for x in labels if x.startswith(f"{family} ")]
+        assert len([x for x in ours if x.endswith("min=2")]) == len(ours) // 2 > 0
+    assert any(x.startswith("min=2, policy.") for x in labels)
+
+
+def test_sweep_refuses_floors_outside_the_pool_bounds():
+    result = CliRunner().invoke(cli, ["sweep", LLM, "--tune", "--floors", "0,99"])
+    assert result.exit_code == 2
+    assert "--floors '0,99': 99 is outside pool 'llm-chat''s bounds [0, 16]" in result.output
+
+
 def test_sweep_refuses_a_path_that_does_not_exist():
     result = CliRunner().invoke(cli, ["sweep", LLM, "--param", "policy.nope.x=1,2"])
     assert result.exit_code == 2

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from autoscaler.sim.cluster import Cluster
-from autoscaler.sim.oracle import oracle
+from autoscaler.sim.oracle import oracle, stepwise_need
 
 
 def cluster(arrivals, durations, units=None, per=2, startup=0.0, **kw) -> Cluster:
@@ -82,10 +82,14 @@ def test_signals_are_what_production_would_see():
     s = c.signals(10.0)
     assert (s["queue"], s["in_flight"], s["concurrency"], s["demand"]) == (1, 2, 3, 3)
     assert s["gpu_utilization"] == pytest.approx(1.0)
-    assert s["arrival_rate"] == pytest.approx(3 / 60)
+    # 10 s into the run the rate is per second of what has been seen (as Prometheus'
+    # rate() extrapolates a young series), not 3 arrivals spread over a whole 60 s window
+    assert s["arrival_rate"] == pytest.approx(3 / 10)
     assert s["service_seconds"] is None  # nothing completed yet: missing, not zero
     c.advance(25)
     assert c.signals(25.0)["service_seconds"] == pytest.approx(20.0)
+    c.advance(80)
+    assert c.signals(80.0)["arrival_rate"] == pytest.approx(1 / 60)  # only t=30 is within 60 s
 
 
 def test_gpu_utilization_is_missing_when_nothing_is_ready():
@@ -115,3 +119,17 @@ def test_the_oracle_pays_startup_once_per_launch_and_bridges_short_gaps():
     bound = oracle(np.array([0.0, 110.0]), np.array([10.0, 10.0]), np.array([1, 1]), 1, 30.0)
     assert bound.replica_seconds == pytest.approx(10 + 10 + 30)
     assert bound.work_replica_seconds == pytest.approx(20.0)
+
+
+def test_the_stepwise_hindsight_holds_each_minute_at_its_peak_need():
+    # one request over [10, 130) spans three 60 s steps (the middle one has no event)
+    assert stepwise_need(np.array([10.0]), np.array([120.0]), np.array([1]), 1, 60.0) == 180.0
+    # two overlap in the first minute only: 2 replicas there, none after
+    two = stepwise_need(np.array([0.0, 5.0]), np.array([10.0, 10.0]), np.array([1, 1]), 1, 60.0)
+    assert two == 120.0
+    # with 2 slots per replica the same two fit on one replica
+    assert stepwise_need(np.array([0.0, 5.0]), np.array([10.0, 10.0]), np.array([1, 1]), 2,
+                         60.0) == 60.0  # fmt: skip
+    # back to back, not overlapping (a departure at the same moment goes first)
+    assert stepwise_need(np.array([0.0, 10.0]), np.array([10.0, 10.0]), np.array([1, 1]), 1,
+                         60.0) == 60.0  # fmt: skip

@@ -311,6 +311,26 @@ def test_readings_older_than_max_age_are_stale(rig):
     assert decision.stale and "120s old (max_age 30s)" in decision.reason
 
 
+def test_a_polled_reading_stays_usable_until_its_next_read_is_due(rig):
+    """An SQS queue read every 60 s (poll_interval) with a 15 s tick: a reading 70 s old is
+    still fresh by the default max_age (the interval plus 3 ticks); 110 s old is stale."""
+    clock, provider, source, recorder, make = rig
+    sqs = "{type: sqs, queue_url: 'https://sqs.us-east-1.amazonaws.com/1/q', poll_interval: 60s}"
+    controller = make(CONFIG.replace("{source: {type: static, value: 0}}", f"{{source: {sqs}}}"))
+    age = {"s": 70.0}
+
+    class Polled:
+        def read(self, requests, now):
+            return {r.key: Reading(45.0, now - age["s"]) for r in requests}
+
+    controller.sources["sqs"] = Polled()
+    (decision,) = controller.tick().decisions
+    assert not decision.stale and decision.desired == 5, decision.reason
+    age["s"] = 110.0
+    (decision,) = controller.tick().decisions
+    assert decision.stale and "110s old (max_age 105s)" in decision.reason
+
+
 def test_the_static_source_reads_configured_values():
     clock = FakeClock()
     provider = SimulatedProvider(clock)

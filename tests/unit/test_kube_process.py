@@ -91,6 +91,42 @@ def test_crd_pools_join_and_leave_and_memory_survives_a_rebuild(monkeypatch):
     assert process.controller is None and process.tick() is None
 
 
+def test_a_new_process_carries_on_from_the_planner_memory_in_the_pool_status():
+    first = KubeProcess(ProcessOptions(crd_pools=True), api_client=object())
+    first.status = first.events = None
+    first.lister = Lister(obj("a", spec({"type": "static", "value": 25})))  # type: ignore[assignment]
+    first.load()
+    first.tick()
+    assert first.controller is not None
+    left = first.controller.snapshot()["a"]
+    assert left["recommendations"] and left["last_scale_at"] is not None
+    # a restart, or another replica taking over: nothing in its own memory
+    written = obj("a", spec({"type": "static", "value": 25}))
+    written["status"] = {"plannerMemory": json.dumps(left)}
+    second = KubeProcess(ProcessOptions(crd_pools=True), api_client=object())
+    second.status = second.events = None
+    second._epoch = first._epoch + 100  # started later
+    second.lister = Lister(written)  # type: ignore[assignment]
+    second.load()
+    assert second.controller is not None
+    restored = second.controller.memory["a"]
+    assert restored.last_scale_at == left["last_scale_at"]
+    assert [list(r) for r in restored.recommendations] == left["recommendations"]
+    # request ids go on from the new process's epoch, never repeating one the last used
+    assert restored.actions == second._epoch > left["actions"]
+
+
+def test_unreadable_planner_memory_in_status_is_dropped_and_the_pool_still_runs():
+    broken = obj("a", spec({"type": "static", "value": 25}))
+    broken["status"] = {"plannerMemory": "{not json"}
+    process = KubeProcess(ProcessOptions(crd_pools=True), api_client=object())
+    process.status = process.events = None
+    process.lister = Lister(broken)  # type: ignore[assignment]
+    process.load()
+    result = process.tick()
+    assert result is not None and [d.desired for d in result.decisions] == [3]
+
+
 def test_a_pool_whose_source_cannot_be_built_here_is_left_out_and_reported(monkeypatch):
     monkeypatch.setitem(signals.SOURCES, "redis", "no.such.module:Source")
     process = KubeProcess(ProcessOptions(crd_pools=True), api_client=object())

@@ -86,6 +86,25 @@ def test_a_signal_that_went_stale_is_removed_from_signals_by_the_merge_patch():
     assert fake.patches[1]["status"]["signals"] == {"gpu": None, "queue": 2.0}
 
 
+def test_the_planner_memory_is_written_whole_as_a_string_and_never_in_a_dry_run():
+    import json
+    from types import SimpleNamespace
+
+    from autoscaler.kube.pools import LoadedPools
+
+    writer = StatusWriter(None)
+    fake = FakeCustomObjects()
+    writer.api = fake
+    loaded = LoadedPools(None, refs={"chat": PoolRef("ns", "chat", 1)})
+    result = SimpleNamespace(decisions=[UP], actions=[], readings=READINGS, skipped={})
+    memory = {"chat": {"recommendations": [[990.0, 5]], "actions": 7, "policy": {"hpa": {}}}}
+    writer.write_tick(loaded, result, 1000.0, memory)
+    written = fake.patches[-1]["status"]["plannerMemory"]
+    assert isinstance(written, str) and json.loads(written) == memory["chat"]
+    writer.write_tick(loaded, result, 1001.0, None)  # a dry run passes no memory
+    assert "plannerMemory" not in fake.patches[-1]["status"]
+
+
 def test_events_say_what_was_done_and_why():
     done = ActionResult("chat", "id", 4, applied=True)
     assert event_reason(UP, done) == ("Normal", "ScaledUp")

@@ -23,7 +23,6 @@ from .scaling import (
     longest_period,
     prune,
     rate_limit,
-    stabilize,
 )
 from .types import Decision, JSONDict, Recommendation
 
@@ -45,6 +44,8 @@ class PlanSpec:
     fallback_replicas: int | None = None
     keep_recommendations_seconds: float = field(init=False, default=0.0)
     keep_events_seconds: float = field(init=False, default=0.0)
+    up_window_note: str = field(init=False, default="", repr=False, compare=False)
+    down_window_note: str = field(init=False, default="", repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # How much history the windows and rate limits need, computed once per pool.
@@ -52,6 +53,10 @@ class PlanSpec:
         keep = max(up.stabilization_seconds, down.stabilization_seconds)
         object.__setattr__(self, "keep_recommendations_seconds", keep)
         object.__setattr__(self, "keep_events_seconds", longest_period((up, down)))
+        # The stabilization note is in most decisions; its float is formatted once here.
+        for name, rules in (("up_window_note", up), ("down_window_note", down)):
+            note = f"stabilization window {rules.stabilization_seconds:g}s keeps "
+            object.__setattr__(self, name, note)
 
     @classmethod
     def from_pool(cls, pool: Pool) -> PlanSpec:
@@ -76,7 +81,10 @@ def _rules(d: DirectionBehavior) -> ScalingRules:
     return ScalingRules(d.stabilization_window, policies, d.select)
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen, for speed: one is built per pool per tick, and a frozen dataclass sets each of
+# its 12 fields through object.__setattr__ (about 3x slower). Nothing assigns to a PoolMemory
+# after construction: treat it as immutable (the hash stays by value, as when frozen).
+@dataclass(slots=True, unsafe_hash=True)
 class PoolMemory:
     """Everything the planner (and the pool's policy) remembers between ticks."""
 
@@ -203,15 +211,29 @@ def _plan_fresh(
     if bounded != rec.desired:
         notes.append(f"bounds [{spec.min}, {spec.max}] -> {bounded}")
     keep = spec.keep_recommendations_seconds
-    recs = prune(memory.recommendations, now, keep)
-    target = stabilize(
-        current,
-        bounded,
-        recs,
-        now,
-        spec.up.stabilization_seconds,
-        spec.down.stabilization_seconds,
-    )
+    recs = memory.recommendations
+    if recs:
+        # prune() and stabilize() in one pass over the history (what they give, entry for
+        # entry: an entry older than `keep` is outside both windows). This runs for every
+        # pool with a window at every tick (bench/decide.py).
+        keep_cut = now - keep
+        up_cut = now - spec.up.stabilization_seconds
+        down_cut = now - spec.down.stabilization_seconds
+        lowest = highest = bounded
+        kept: list[tuple[float, int]] | None = [] if recs[0][0] <= keep_cut else None
+        for entry in recs:
+            at, replicas = entry
+            if at > up_cut and replicas < lowest:
+                lowest = replicas
+            if at > down_cut and replicas > highest:
+                highest = replicas
+            if kept is not None and at > keep_cut:
+                kept.append(entry)
+        if kept is not None:
+            recs = tuple(kept)
+        target = lowest if current < lowest else highest if current > highest else current
+    else:  # what stabilize() gives for no history, without the calls (pools with no windows)
+        target = current if current == bounded else bounded
     started_at = now if memory.started_at is None else memory.started_at
     started_with = current if memory.started_at is None else memory.started_with
     if now - started_at < spec.down.stabilization_seconds and target < current:
@@ -219,8 +241,8 @@ def _plan_fresh(
         # recommendation in the scale-down window (the HPA seeds its window the same way).
         target = max(target, min(current, started_with))
     if target != bounded:
-        window = spec.down if target > bounded else spec.up
-        notes.append(f"stabilization window {window.stabilization_seconds:g}s keeps {target}")
+        window_note = spec.down_window_note if target > bounded else spec.up_window_note
+        notes.append(f"{window_note}{target}")
     zero_since = (
         (memory.zero_since if memory.zero_since is not None else now) if bounded == 0 else None
     )
@@ -234,11 +256,18 @@ def _plan_fresh(
         if left > 0:
             target = current
             notes.append(f"cooldown {left:.0f}s more")
-    events = prune(memory.scale_events, now, spec.keep_events_seconds)
-    limited = rate_limit(current, target, events, spec.up, spec.down, now)
+    events = memory.scale_events
+    if events:
+        events = prune(events, now, spec.keep_events_seconds)
+    # rate_limit leaves a hold alone; most decisions are holds, so it is not called for them.
+    if target == current:
+        limited = target
+    else:
+        limited = rate_limit(current, target, events, spec.up, spec.down, now)
     if limited != target:
         notes.append(f"rate limit -> {limited}")
-    desired = clamp(limited, spec)
+    lo, hi = spec.min, spec.max
+    desired = lo if limited < lo else hi if limited > hi else limited  # clamp(), inlined
     if desired != limited:
         notes.append(f"bounds [{spec.min}, {spec.max}] -> {desired}")
     # Positional, in field order: this runs once per pool per tick (see bench/decide.py).
@@ -257,7 +286,7 @@ def _plan_fresh(
         started_with,
     )
     reason = rec.reason if not notes else f"{rec.reason}; {'; '.join(notes)}"
-    return _decision(pool, now, current, rec, desired, reason), memory
+    return Decision(pool, now, current, rec.desired, desired, reason, False), memory
 
 
 def _plan_stale(

@@ -11,12 +11,15 @@ Never reads a clock: every function takes `now` in seconds.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 History = tuple[tuple[float, int], ...]
-UNLIMITED = 2**31 - 1
 """(time in seconds, replicas) pairs, oldest first."""
+Pairs = Iterable[Sequence[Any]]
+"""A History, or the same pairs as the [t, n] lists that policies keep in their memory."""
+UNLIMITED = 2**31 - 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +53,15 @@ def prune(history: History, now: float, keep_seconds: float) -> History:
     cutoff = now - keep_seconds
     if not history or history[0][0] > cutoff:
         return history
-    return tuple(entry for entry in history if entry[0] > cutoff)
+    # A list comprehension, not a generator: the planner prunes a pool's recommendations at
+    # almost every tick (the oldest falls out of the window), and it is ~30% faster.
+    return tuple([entry for entry in history if entry[0] > cutoff])
 
 
 def stabilize(
     current: int,
     proposal: int,
-    history: History,
+    history: Pairs,
     now: float,
     up_window_seconds: float,
     down_window_seconds: float,
@@ -84,7 +89,7 @@ def stabilize(
     return result
 
 
-def _change_in_period(events: History, now: float, period_seconds: float) -> tuple[int, int]:
+def _change_in_period(events: Pairs, now: float, period_seconds: float) -> tuple[int, int]:
     """Replicas added and removed by scale events within the period before `now`."""
     added = removed = 0
     cutoff = now - period_seconds
@@ -97,7 +102,7 @@ def _change_in_period(events: History, now: float, period_seconds: float) -> tup
     return added, removed
 
 
-def scale_up_limit(current: int, events: History, rules: ScalingRules, now: float) -> int:
+def scale_up_limit(current: int, events: Pairs, rules: ScalingRules, now: float) -> int:
     """The most replicas the rate limits allow now (at least `current`)."""
     if rules.select == "disabled":
         return current
@@ -106,8 +111,10 @@ def scale_up_limit(current: int, events: History, rules: ScalingRules, now: floa
     pick = min if rules.select == "min" else max
     result: int | None = None
     for policy in rules.policies:
-        added, removed = _change_in_period(events, now, policy.period_seconds)
-        start = current - added + removed
+        start = current
+        if events:  # usually empty between scalings: no change in any period then
+            added, removed = _change_in_period(events, now, policy.period_seconds)
+            start = current - added + removed
         if policy.kind == "pods":
             proposed = start + int(policy.value)
         else:
@@ -117,7 +124,7 @@ def scale_up_limit(current: int, events: History, rules: ScalingRules, now: floa
     return max(result, current)
 
 
-def scale_down_limit(current: int, events: History, rules: ScalingRules, now: float) -> int:
+def scale_down_limit(current: int, events: Pairs, rules: ScalingRules, now: float) -> int:
     """The fewest replicas the rate limits allow now (at most `current`)."""
     if rules.select == "disabled":
         return current
@@ -127,8 +134,10 @@ def scale_down_limit(current: int, events: History, rules: ScalingRules, now: fl
     pick = max if rules.select == "min" else min
     result: int | None = None
     for policy in rules.policies:
-        added, removed = _change_in_period(events, now, policy.period_seconds)
-        start = current - added + removed
+        start = current
+        if events:  # usually empty between scalings: no change in any period then
+            added, removed = _change_in_period(events, now, policy.period_seconds)
+            start = current - added + removed
         if policy.kind == "pods":
             proposed = start - int(policy.value)
         else:
@@ -141,7 +150,7 @@ def scale_down_limit(current: int, events: History, rules: ScalingRules, now: fl
 def rate_limit(
     current: int,
     desired: int,
-    events: History,
+    events: Pairs,
     up: ScalingRules,
     down: ScalingRules,
     now: float,

@@ -10,7 +10,11 @@
    peak RSS, and the share of fresh readings (a read still running from the last tick, or
    past its source timeout, leaves its pools holding on stale signals: fast ticks that
    decided nothing new are not a win); once with static signals (the Kubernetes side
-   alone), once with SQS. Target: a tick under 1 s, under 300 MB, every reading fresh.
+   alone), once with SQS read every tick, and with each queue read every 15 s and every
+   30 s (`poll_interval`: the HPA's sync period and KEDA's default polling interval), the
+   reads spread over the ticks. Target: a tick under 1 s, under 300 MB, every pool deciding
+   on fresh signals; the start-up ticks (until every pool has decided on fresh signals
+   once) are reported apart, as `first tick` and `after N`.
 
 The cluster comes from the project's harness (`make cluster-build` first); moto runs as
 its own process, so CPU and memory figures are the controller's alone.
@@ -177,8 +181,9 @@ def scale(
 ) -> dict[str, Any]:
     """`sqs` None: every pool reads a static backlog (the kube side alone). `poll`: each
     queue is read every `poll` seconds (the SQS source's poll_interval), not every tick."""
-    signals = "static" if sqs is None else "sqs" if not poll else f"sqs polled every {poll:g} s"
-    namespace = f"scale-{'sqs' if sqs else 'static'}{'-polled' if poll else ''}"
+    signals = "static" if sqs is None else "sqs" if not poll else f"sqs (poll_interval {poll:g} s)"
+    suffix = f"-poll{poll:g}".replace(".", "-") if poll else ""
+    namespace = f"scale-{'sqs' if sqs else 'static'}{suffix}"
     core.create_namespace({"metadata": {"name": namespace}})
     pools = []
     for i in range(n):
@@ -187,7 +192,7 @@ def scale(
         backlog = 10 if i % 10 == 0 else 0  # a tenth of the pools want one replica
         url = None
         if sqs is not None:
-            url = sqs.create_queue(QueueName=f"{name}{'-polled' if poll else ''}")["QueueUrl"]
+            url = sqs.create_queue(QueueName=f"{name}{suffix}")["QueueUrl"]
             if backlog:
                 sqs.send_message_batch(QueueUrl=url, Entries=[
                     {"Id": str(j), "MessageBody": "x"} for j in range(backlog)])
@@ -239,8 +244,9 @@ def main() -> None:
     parser.add_argument("--pools", type=int, default=1000)
     parser.add_argument("--ticks", type=int, default=20)
     parser.add_argument("--bursts", type=int, default=30)
-    parser.add_argument("--sqs-poll", type=float, default=10.0,
-                        help="poll_interval of the third scale run (0: skip it)")
+    parser.add_argument("--sqs-poll", default="15,30",
+                        help="poll_interval of the polled SQS runs, seconds, comma-separated "
+                             "('': none)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "kube_controller.json"))
     args = parser.parse_args()
     moto, moto_url = start_moto()
@@ -259,9 +265,8 @@ def main() -> None:
                   "bursts)...", flush=True)
             react = reaction(apps, sqs, "bench", args.bursts)
             runs = []
-            cases = [(False, None), (True, None)]
-            if args.sqs_poll:
-                cases.append((True, args.sqs_poll))
+            cases: list[tuple[bool, float | None]] = [(False, None), (True, None)]
+            cases += [(True, float(p)) for p in args.sqs_poll.split(",") if p.strip()]
             for with_sqs, poll in cases:
                 print(f"scale ({args.pools} pools, {'SQS' if with_sqs else 'static'} signals"
                       f"{f' polled every {poll:g} s' if poll else ''}, {args.ticks} ticks)...",

@@ -78,8 +78,9 @@ def policy_quality(cases: list[dict[str, Any]]) -> list[str]:
     out = [
         "**Policy quality** (`python bench/policy_quality.py`): each family's cheapest "
         "setting meeting the SLO from a sweep (`autoscaler sweep --tune`: each family's "
-        "knobs, at warm floors from min to max/2 replicas where a cold start outlasts the wait SLO), on the shipped "
-        "LLM-serving and GPU-batch examples. The oracle is the cheapest clairvoyant "
+        "knobs, at warm floors from min to max/2 replicas where a cold start outlasts the "
+        "wait SLO), on the shipped LLM-serving and GPU-batch examples. The oracle is the "
+        "cheapest clairvoyant "
         "schedule with zero queue wait; *hindsight* holds each minute at that minute's "
         "peak need, changing capacity for free; the work bound is busy GPU time at 100 %.",
         "",

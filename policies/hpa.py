@@ -19,7 +19,7 @@ from autoscaler.types import Observation, Recommendation
 from autoscaler.units import Fraction, Seconds
 
 from .base import PolicyConfig
-from .hpa_behavior import HpaScalingRules, down_rules, normalize, up_rules
+from .hpa_behavior import HpaBehavior, HpaScalingRules
 
 
 class HpaMetric(BaseModel):
@@ -97,18 +97,21 @@ def metric_proposal(m: HpaMetric, value: float, obs: Observation, tolerance: flo
 class HpaPolicy:
     def __init__(self, config: HpaConfig) -> None:
         self.config = config
-        self.up = up_rules(config.scale_up)
-        self.down = down_rules(config.scale_down)
+        self.behavior = HpaBehavior.from_config(config.scale_up, config.scale_down)
+        # Fields read at every call, as plain attributes (see FAST_FIELDS in base.py).
+        self.metrics = config.metrics
+        self.min_replicas = config.min_replicas
+        self.tolerance = config.tolerance
+        self.sync_period = config.sync_period
 
     def recommend(self, observation: Observation, memory: Mapping[str, Any]) -> Recommendation:
-        c = self.config
         mem = dict(memory)
         now, current = observation.now, observation.current_replicas
         last = mem.get("last_sync")
-        if last is not None and now - float(last) < c.sync_period - 1e-9:
+        if last is not None and now - float(last) < self.sync_period - 1e-9:
             return Recommendation(current, "hpa: between syncs", mem)
         mem["last_sync"] = now
-        lo = max(c.min_replicas, observation.min_replicas)
+        lo = max(self.min_replicas, observation.min_replicas)
         hi = observation.max_replicas
         if current == 0:
             return Recommendation(0, "hpa: target at 0 replicas; the HPA does not act", mem)
@@ -118,14 +121,14 @@ class HpaPolicy:
             return Recommendation(lo, f"hpa: below minReplicas -> {lo}", mem)
         proposals: list[tuple[int, str]] = []
         failed: list[str] = []
-        for m in c.metrics:
+        for m in self.metrics:
             value = observation.signals.get(m.signal)
             if value is None or (
                 m.target_utilization is not None and observation.ready_replicas == 0
             ):
                 failed.append(m.signal)
                 continue
-            proposals.append((metric_proposal(m, value, observation, c.tolerance), m.signal))
+            proposals.append((metric_proposal(m, value, observation, self.tolerance), m.signal))
         if not proposals:
             return Recommendation(
                 current,
@@ -141,7 +144,9 @@ class HpaPolicy:
                 mem,
                 hold=True,
             )
-        desired, note, mem = normalize(mem, current, raw, lo, hi, self.up, self.down, now)
+        desired, note, mem["recs"], mem["events"] = self.behavior.normalize(
+            mem, current, raw, lo, hi, now
+        )
         reason = f"hpa: {winner} proposes {raw}"
         if note:
             reason += f" ({note})"

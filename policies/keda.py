@@ -23,7 +23,7 @@ from autoscaler.types import Observation, Recommendation
 from autoscaler.units import Seconds
 
 from .base import PolicyConfig
-from .hpa_behavior import HpaScalingRules, down_rules, normalize, up_rules
+from .hpa_behavior import HpaBehavior, HpaScalingRules
 
 
 class KedaTrigger(BaseModel):
@@ -68,19 +68,32 @@ class KedaConfig(PolicyConfig):
 class KedaPolicy:
     def __init__(self, config: KedaConfig) -> None:
         self.config = config
-        self.up = up_rules(config.scale_up)
-        self.down = down_rules(config.scale_down)
+        self.behavior = HpaBehavior.from_config(config.scale_up, config.scale_down)
+        # Fields read at every call, as plain attributes (see FAST_FIELDS in base.py).
+        self.triggers = config.triggers
+        self.fallback = config.fallback
+        self.min_replica_count = config.min_replica_count
+        self.max_replica_count = config.max_replica_count
+        self.polling_interval = config.polling_interval
+        self.cooldown_period = config.cooldown_period
+        self.hpa_sync_period = config.hpa_sync_period
+        self.tolerance = config.tolerance
 
-    def _values(
-        self, obs: Observation, mem: dict[str, Any]
-    ) -> tuple[list[float | None], list[int]]:
-        """Each trigger's value (None on an error without fallback) and failure counts."""
-        failures = list(mem.get("failures") or [0] * len(self.config.triggers))
-        values: list[float | None] = []
-        for i, trigger in enumerate(self.config.triggers):
-            value = obs.signals.get(trigger.signal)
-            fb = self.config.fallback
-            if value is None and trigger.signal in obs.empty and trigger.ignore_null_values:
+    def recommend(self, observation: Observation, memory: Mapping[str, Any]) -> Recommendation:
+        mem = dict(memory)
+        now, current = observation.now, observation.current_replicas
+        # Each trigger's value (None on an error without fallback), its failure count, and
+        # whether any trigger is active, in one loop: this runs for every keda pool at every
+        # tick (bench/decide.py).
+        triggers = self.triggers
+        fb = self.fallback
+        failures = list(mem.get("failures") or [0] * len(triggers))
+        known: list[tuple[float, KedaTrigger]] = []
+        active = False
+        signals = observation.signals
+        for i, trigger in enumerate(triggers):
+            value = signals.get(trigger.signal)
+            if value is None and trigger.signal in observation.empty and trigger.ignore_null_values:
                 value = 0.0  # declared but empty: KEDA reads it as zero
             if value is None:
                 failures[i] += 1
@@ -88,30 +101,25 @@ class KedaPolicy:
                     value = trigger.target * fb.replicas
             else:
                 failures[i] = 0
-            values.append(value)
-        return values, failures
-
-    def recommend(self, observation: Observation, memory: Mapping[str, Any]) -> Recommendation:
-        c = self.config
-        mem = dict(memory)
-        now, current = observation.now, observation.current_replicas
-        values, mem["failures"] = self._values(observation, mem)
-        known = [(v, t) for v, t in zip(values, c.triggers, strict=True) if v is not None]
-        active = any(v > t.activation_threshold for v, t in known)
+            if value is not None:
+                known.append((value, trigger))
+                if value > trigger.activation_threshold:
+                    active = True
+        mem["failures"] = failures
         mem.setdefault("last_active", now)
         if active:
             mem["last_active"] = now
-        lo = max(c.min_replica_count, observation.min_replicas, 1)
-        hi = min(c.max_replica_count, observation.max_replicas)
+        lo = max(self.min_replica_count, observation.min_replicas, 1)
+        hi = min(self.max_replica_count, observation.max_replicas)
         last_poll = mem.get("last_poll")
-        if last_poll is None or now - float(last_poll) >= c.polling_interval - 1e-9:
+        if last_poll is None or now - float(last_poll) >= self.polling_interval - 1e-9:
             mem["last_poll"] = now
             if current == 0:
                 if active:
                     return Recommendation(lo, f"keda: trigger active -> {lo}", mem)
                 return Recommendation(0, "keda: no trigger active; stays at 0", mem)
             idle_for = now - float(mem["last_active"])
-            if not active and c.min_replica_count == 0 and idle_for > c.cooldown_period:
+            if not active and self.min_replica_count == 0 and idle_for > self.cooldown_period:
                 return Recommendation(0, f"keda: inactive for {idle_for:.0f}s > cooldown -> 0", mem)
         if current == 0:
             return Recommendation(0, "keda: at 0 until the next poll finds a trigger", mem)
@@ -125,27 +133,30 @@ class KedaPolicy:
         lo: int,
         hi: int,
     ) -> Recommendation:
-        c = self.config
         now, current = obs.now, obs.current_replicas
         hpa = dict(mem.get("hpa") or {})
         last = hpa.get("last_sync")
-        if last is not None and now - float(last) < c.hpa_sync_period - 1e-9:
+        if last is not None and now - float(last) < self.hpa_sync_period - 1e-9:
             return Recommendation(current, "keda: hpa between syncs", mem)
         hpa["last_sync"] = now
-        if not known or len(known) < len(c.triggers):
+        if not known or len(known) < len(self.triggers):
             mem["hpa"] = hpa
             return Recommendation(current, "keda: a trigger failed; no change", mem, hold=True)
         proposals = []
+        values = []
         for value, trigger in known:
+            values.append(value)
             ratio = value / (trigger.target * current)
-            if abs(1.0 - ratio) <= c.tolerance:
+            if abs(1.0 - ratio) <= self.tolerance:
                 proposals.append(current)
             else:
                 proposals.append(math.ceil(round(value / trigger.target, 9)))
         raw = min(max(max(proposals), lo), hi)
-        desired, note, hpa = normalize(hpa, current, raw, lo, hi, self.up, self.down, now)
+        desired, note, hpa["recs"], hpa["events"] = self.behavior.normalize(
+            hpa, current, raw, lo, hi, now
+        )
         mem["hpa"] = hpa
-        total = sum(v for v, _ in known)
+        total = sum(values)
         reason = f"keda: value {total:g} / target -> {raw}"
         if note:
             reason += f" ({note})"

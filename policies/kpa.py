@@ -54,26 +54,40 @@ class KpaConfig(PolicyConfig):
 
 
 def window_average(samples: list[list[float]], now: float, window: float) -> float:
-    vals = [v for t, v in samples if t > now - window]
+    cutoff = now - window
+    vals = [v for t, v in samples if t > cutoff]
     return sum(vals) / len(vals) if vals else 0.0
 
 
 class KpaPolicy:
     def __init__(self, config: KpaConfig) -> None:
         self.config = config
+        # Read once here, not at every call (10,000 pools a tick; see FAST_FIELDS in base.py):
+        # plain attributes, `target` (a computed property) and a float format.
+        self.signal = config.signal
+        self.stable_window = config.stable_window
+        self.tick_interval = config.tick_interval
+        self.max_scale_up_rate = config.max_scale_up_rate
+        self.max_scale_down_rate = config.max_scale_down_rate
+        self.panic_threshold = config.panic_threshold_percentage / 100.0
+        self.grace_period = config.scale_to_zero_grace_period
+        self.target = config.target
+        self.panic_window = config.stable_window * config.panic_window_percentage / 100.0
+        self.vs_target = f" vs target {self.target:.3g} -> "
 
     def recommend(self, observation: Observation, memory: Mapping[str, Any]) -> Recommendation:
-        c = self.config
-        gone = missing(observation, [c.signal])
-        if gone:
-            return hold_for_missing(observation, "kpa", gone)
+        signal = self.signal
+        signals = observation.signals
+        if signal not in signals:
+            return hold_for_missing(observation, "kpa", missing(observation, [signal]))
         now, current = observation.now, observation.current_replicas
         mem = dict(memory)
-        samples = [s for s in mem.get("samples", []) if s[0] > now - c.stable_window]
-        samples.append([now, observation.signals[c.signal]])
+        cutoff = now - self.stable_window
+        samples = [s for s in mem.get("samples", []) if s[0] > cutoff]
+        samples.append([now, signals[signal]])
         mem["samples"] = samples
         last = mem.get("last_tick")
-        if last is not None and now - float(last) < c.tick_interval - 1e-9:
+        if last is not None and now - float(last) < self.tick_interval - 1e-9:
             return Recommendation(int(mem.get("last", current)), "kpa: between ticks", mem)
         mem["last_tick"] = now
         desired, reason = self._decide(observation, mem)
@@ -81,21 +95,20 @@ class KpaPolicy:
         return Recommendation(desired, reason, mem)
 
     def _decide(self, obs: Observation, mem: dict[str, Any]) -> tuple[int, str]:
-        c = self.config
         now = obs.now
-        panic_window = c.stable_window * c.panic_window_percentage / 100.0
-        stable = window_average(mem["samples"], now, c.stable_window)
-        panic = window_average(mem["samples"], now, panic_window)
+        target = self.target
+        stable = window_average(mem["samples"], now, self.stable_window)
+        panic = window_average(mem["samples"], now, self.panic_window)
         ready = max(1, obs.ready_replicas)
-        max_up = math.ceil(c.max_scale_up_rate * ready)
-        max_down = math.floor(ready / c.max_scale_down_rate)
-        dspc = min(max(math.ceil(stable / c.target), max_down), max_up)
-        dppc = min(max(math.ceil(panic / c.target), max_down), max_up)
-        over = dppc / ready >= c.panic_threshold_percentage / 100.0
+        max_up = math.ceil(self.max_scale_up_rate * ready)
+        max_down = math.floor(ready / self.max_scale_down_rate)
+        dspc = min(max(math.ceil(stable / target), max_down), max_up)
+        dppc = min(max(math.ceil(panic / target), max_down), max_up)
+        over = dppc / ready >= self.panic_threshold
         panic_time = mem.get("panic_time")
         if over:
             panic_time = now
-        elif panic_time is not None and now > float(panic_time) + c.stable_window:
+        elif panic_time is not None and now > float(panic_time) + self.stable_window:
             panic_time = None
             mem["max_panic_pods"] = 0
         mem["panic_time"] = panic_time
@@ -106,18 +119,18 @@ class KpaPolicy:
             desired = max(dspc, dppc, int(mem.get("max_panic_pods", 0)))
             mem["max_panic_pods"] = desired
         reason = (
-            f"kpa: {mode}, concurrency stable {stable:.3g} / panic {panic:.3g} "
-            f"vs target {c.target:.3g} -> {desired}"
+            f"kpa: {mode}, concurrency stable {stable:.3g} / panic {panic:.3g}"
+            f"{self.vs_target}{desired}"
         )
         if desired == 0:
             since = mem.get("zero_since")
             if since is None:
                 since = mem["zero_since"] = now
-            if now - float(since) < c.scale_to_zero_grace_period and obs.current_replicas > 0:
+            if now - float(since) < self.grace_period and obs.current_replicas > 0:
                 return (
                     1,
                     f"{reason} (scale-to-zero grace until "
-                    f"{float(since) + c.scale_to_zero_grace_period:g}s) -> 1",
+                    f"{float(since) + self.grace_period:g}s) -> 1",
                 )
         else:
             mem["zero_since"] = None

@@ -29,6 +29,7 @@ from autoscaler.controller import Controller, TickResult
 from autoscaler.providers import CapacityProvider, ProviderUnavailable, build_providers
 from autoscaler.record import LogRecorder, Recorder
 from autoscaler.runner import load_state, save_state
+from autoscaler.runtime import freeze_long_lived, tune_gc
 from autoscaler.signals import SourceUnavailable
 
 from .connect import connect, error_code, own_namespace
@@ -201,6 +202,7 @@ class KubeProcess:
         }
         remembered.update(self.memory)
         self.controller.restore({n: m for n, m in remembered.items() if n in names})
+        freeze_long_lived()
         log.info("scaling %d pool(s): %s", len(names), ", ".join(sorted(names)))
 
     def _build(self, config: Config) -> Controller | None:
@@ -316,6 +318,7 @@ class KubeProcess:
     def run(self) -> TickResult | None:
         """Serve, campaign and tick until `stop` (or once); always clean up."""
         o = self.options
+        tune_gc()
         if o.health_port is not None or o.metrics_port is not None:
             self.endpoints = Endpoints(self.health, o.bind, o.health_port, o.metrics_port).start()
             log.info("serving probes/metrics on %s port(s) %s", o.bind, self.endpoints.ports())

@@ -12,8 +12,8 @@ fit into one budget every queue is read in turn rather than the same tail always
 
 A queue whose source sets `poll_interval` is read at most that often; between reads its
 last good reading stands, stamped with the time it was read. Reads are spread out rather
-than all falling due on one tick: each read takes the queues longest unread, as many as
-their intervals call for since the previous read (every queue never read is read at once).
+than all falling due on one tick: every queue never read is read at once, and each then
+keeps its own slot in its interval, so about (queues / interval) are read per second.
 
 A source must never raise for one failed queue: its signals come back as readings with
 `error` set to the AWS error code and message, and the other queues are unaffected.
@@ -67,7 +67,7 @@ class SqsSource:
         self._start = 0  # where the next read begins in the list of queues
         self._last: dict[Queue, tuple[dict[str, str], float]] = {}  # good answers, read at
         self._next: dict[Queue, float] = {}  # when a polled queue is read again
-        self._phase: dict[Queue, float] = {}  # share of the interval before a first re-read
+        self._slot: dict[Queue, float] = {}  # its place in its interval, (0, 1]
 
     def read(self, requests: Sequence[SignalRequest], now: float) -> dict[SignalKey, Reading]:
         queues: dict[Queue, list[SignalRequest]] = defaultdict(list)
@@ -109,8 +109,8 @@ class SqsSource:
             if future.done() and not future.cancelled():
                 out.update(self._readings(future, queue, queues[queue], now))
                 interval = polls[queue]
-                if interval is not None:
-                    self._next[queue] = now + interval * self._phase.pop(queue, 1.0)
+                if interval is not None and queue in self._last:  # read, not failed
+                    self._schedule(queue, interval, now)
             elif queue in self._last and polls[queue] is not None:
                 attributes, read_at = self._last[queue]  # late; max_age judges how late
                 out.update({r.key: Reading(backlog(attributes, r.source), read_at)
@@ -129,15 +129,23 @@ class SqsSource:
     def _due(self, polls: Mapping[Queue, float | None], now: float) -> list[Queue]:
         """Polled queues to read now: every queue never read (or whose last read failed),
         then those whose next read is due, longest overdue first."""
-        polled = [q for q, p in polls.items() if p is not None]
+        polled = sorted(q for q, p in polls.items() if p is not None)  # sorted: stable slots
+        # Each queue's slot in its interval: reads fall evenly over the ticks, however many
+        # were read together (or left for the next tick by the budget) the first time.
+        self._slot = {q: (i + 1) / len(polled) for i, q in enumerate(polled)}
         never = [q for q in polled if q not in self._last]
         due = sorted((q for q in polled if q in self._last and self._next[q] <= now),
                      key=self._next.__getitem__)  # fmt: skip
-        # Queues read for the first time together would all fall due together again: their
-        # next reads are spread over one interval instead (a few extra reads, once).
-        for j, queue in enumerate(never):
-            self._phase[queue] = (j + 1) / len(never)
         return never + due
+
+    def _schedule(self, queue: Queue, interval: float, now: float) -> None:
+        """The next read of a polled queue just read: one interval on from its slot."""
+        due = self._next.get(queue)
+        if due is None:
+            due = now + interval * self._slot.get(queue, 1.0)
+        while due <= now:
+            due += interval
+        self._next[queue] = due
 
     def _readings(
         self,

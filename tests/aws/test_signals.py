@@ -233,13 +233,14 @@ def test_polled_reads_spread_evenly_over_the_ticks_and_never_age_past_the_interv
     worst_age = 0.0
     for tick in range(60):
         reads.clear()
-        got = source.read(requests, float(tick))
+        # half the pools join one tick late (as when a read's budget leaves half unread)
+        got = source.read(requests[::2] if tick == 0 else requests, float(tick))
         per_tick.append(len(reads))
         worst_age = max(worst_age, max(tick - r.observed_at for r in got.values()))
-    assert per_tick[0] == 100, "every queue is read once at the start"
+    assert per_tick[0] == 50 and per_tick[1] >= 50, "every queue is read as soon as it is seen"
     assert all(r.value == 1.0 for r in got.values())
-    assert max(per_tick[1:]) <= 11 and min(per_tick[11:]) >= 9, per_tick
-    assert sum(per_tick[1:]) <= 6 * 100 + 10, "about one read per queue per interval"
+    assert max(per_tick[2:]) <= 12 and min(per_tick[11:]) >= 8, per_tick
+    assert sum(per_tick[2:]) <= 6 * 100, "one read per queue per interval"
     assert worst_age <= 10.0
 
 

@@ -81,3 +81,40 @@ def test_any_sequence_of_readings_gives_an_in_bounds_decision(spec, start, value
         if not usable:
             assert decision.desired >= min(current, spec.max)
         current = decision.desired
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    history=st.lists(
+        # often exactly on a window's edge (now - 30, 60 or 300 s) or a second either side
+        st.tuples(
+            st.one_of(
+                st.sampled_from([1000.0 - w + d for w in (30, 60, 300) for d in (-1, 0, 1)]),
+                st.integers(0, 1000).map(float),
+            ),
+            st.integers(0, 50),
+        ),
+        max_size=30,
+    ),
+    current=st.integers(0, 50),
+    proposal=st.integers(0, 50),
+    up=st.sampled_from([0.0, 30.0, 60.0]),
+    down=st.sampled_from([0.0, 60.0, 300.0]),
+)
+def test_the_planners_one_pass_window_is_prune_then_stabilize(
+    history, current, proposal, up, down
+):
+    """The planner folds scaling.prune and scaling.stabilize into one loop for speed; it
+    must decide and remember exactly what the two functions would."""
+    from autoscaler.planner import _remember
+    from autoscaler.scaling import prune, stabilize
+
+    now = 1000.0
+    recs = tuple(sorted((t, n) for t, n in history))
+    spec = PlanSpec(0, 100, ScalingRules(up), ScalingRules(down), 0.0, 0.0)
+    memory = PoolMemory(recommendations=recs, started_at=-1e9, started_with=current)
+    decision, after = plan("p", spec, Recommendation(proposal, "r"), current, now, memory)
+    kept = prune(recs, now, spec.keep_recommendations_seconds) if recs else recs
+    assert decision.desired == stabilize(current, proposal, kept, now, up, down)
+    expected = _remember(kept, now, proposal) if spec.keep_recommendations_seconds > 0 else ()
+    assert tuple(map(tuple, after.recommendations)) == tuple(map(tuple, expected))

@@ -101,9 +101,7 @@ class SqsSource:
                 pool.shutdown(wait=False, cancel_futures=True)  # unread queues: not waited for
         out: dict[SignalKey, Reading] = {}
         for queue in queues.keys() - set(order):  # polled, not due: the last reading stands
-            attributes, read_at = self._last[queue]
-            out.update({r.key: Reading(backlog(attributes, r.source), read_at)
-                        for r in queues[queue]})  # fmt: skip
+            out.update(self._standing(queue, queues[queue]))
         first_unread: int | None = None
         for i, (future, queue) in enumerate(futures.items()):
             if future.done() and not future.cancelled():
@@ -112,9 +110,7 @@ class SqsSource:
                 if interval is not None and queue in self._last:  # read, not failed
                     self._schedule(queue, interval, now)
             elif queue in self._last and polls[queue] is not None:
-                attributes, read_at = self._last[queue]  # late; max_age judges how late
-                out.update({r.key: Reading(backlog(attributes, r.source), read_at)
-                            for r in queues[queue]})  # fmt: skip
+                out.update(self._standing(queue, queues[queue]))  # late: max_age judges
             else:
                 why = (f"Timeout: not read within {budget:.1f}s ({len(order)} queues this "
                        "tick; read first next tick)")  # fmt: skip
@@ -125,6 +121,13 @@ class SqsSource:
         if first_unread is not None:
             self._start = start + first_unread  # the unread ones go first next time
         return out
+
+    def _standing(
+        self, queue: Queue, requests: Sequence[SignalRequest]
+    ) -> dict[SignalKey, Reading]:
+        """The last good reading of a polled queue, stamped with the time it was read."""
+        attributes, read_at = self._last[queue]
+        return {r.key: Reading(backlog(attributes, r.source), read_at) for r in requests}
 
     def _due(self, polls: Mapping[Queue, float | None], now: float) -> list[Queue]:
         """Polled queues to read now: every queue never read (or whose last read failed),

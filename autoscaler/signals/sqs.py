@@ -132,7 +132,9 @@ class SqsSource:
     def _due(self, polls: Mapping[Queue, float | None], now: float) -> list[Queue]:
         """Polled queues to read now: every queue never read (or whose last read failed),
         then those whose next read is due, longest overdue first."""
-        polled = sorted(q for q, p in polls.items() if p is not None)  # sorted: stable slots
+        # Sorted for stable slots; a queue without a region (a local endpoint) sorts first.
+        polled = sorted((q for q, p in polls.items() if p is not None),
+                        key=lambda q: (q[0] or "", q[1]))  # fmt: skip
         # Each queue's slot in its interval: reads fall evenly over the ticks, however many
         # were read together (or left for the next tick by the budget) the first time.
         self._slot = {q: (i + 1) / len(polled) for i, q in enumerate(polled)}

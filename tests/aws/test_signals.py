@@ -244,6 +244,20 @@ def test_polled_reads_spread_evenly_over_the_ticks_and_never_age_past_the_interv
     assert worst_age <= 10.0
 
 
+def test_polled_queues_with_and_without_a_region_are_read_together(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(SqsSource, "_attributes",
+                        lambda self, region, url: {"ApproximateNumberOfMessages": "4"})
+    requests = [
+        sqs_request("aws", "https://sqs.us-east-1.amazonaws.com/1/q", poll_interval=10),
+        sqs_request("local", "http://127.0.0.1:4566/1/q", poll_interval=10),
+    ]
+    got = SqsSource().read(requests, 0.0)
+    assert {key: r.value for key, r in got.items()} == {("aws", "queue"): 4.0,
+                                                         ("local", "queue"): 4.0}
+
+
 def test_a_failed_polled_read_is_retried_next_tick_not_after_its_interval(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

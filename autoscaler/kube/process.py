@@ -241,11 +241,16 @@ class KubeProcess:
         started = time.monotonic()
         result = self.controller.tick()
         telemetry.record_tick(time.monotonic() - started, result.skipped)
+        keep_in_status = self.status is not None and not self.options.dry_run
+        memory = (
+            self.controller.snapshot() if keep_in_status or self.options.state is not None else None
+        )
         if self.status is not None:
-            memory = None if self.options.dry_run else self.controller.snapshot()
-            self.status.write_tick(self.loaded, result, time.time(), memory)
-        if self.options.state is not None:
-            save_state(self.options.state, {**self.memory, **self.controller.snapshot()})
+            self.status.write_tick(
+                self.loaded, result, time.time(), memory if keep_in_status else None
+            )
+        if self.options.state is not None and memory is not None:
+            save_state(self.options.state, {**self.memory, **memory})
         self.ticks += 1
         return result
 

@@ -23,6 +23,17 @@ class OracleResult:
     work_replica_seconds: float
 
 
+def _in_use(
+    arrivals: np.ndarray, durations: np.ndarray, units: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every arrival and departure in time order, and the units in use just after each. At
+    equal times departures go first: a bound must not count phantom overlap."""
+    times = np.concatenate([arrivals, arrivals + durations])
+    deltas = np.concatenate([units, -units]).astype(np.int64)
+    order = np.lexsort((deltas, times))
+    return times[order], np.cumsum(deltas[order])
+
+
 def oracle(
     arrivals: np.ndarray,
     durations: np.ndarray,
@@ -33,12 +44,7 @@ def oracle(
     """Replica-seconds the oracle provisions (including each replica's startup)."""
     if len(arrivals) == 0:
         return OracleResult(0.0, 0, 0, 0.0)
-    times = np.concatenate([arrivals, arrivals + durations])
-    deltas = np.concatenate([units, -units]).astype(np.int64)
-    # At equal times departures go first: the bound must not count phantom overlap.
-    order = np.lexsort((deltas, times))
-    times, deltas = times[order], deltas[order]
-    in_use = np.cumsum(deltas)
+    times, in_use = _in_use(arrivals, durations, units)
     replicas = -(-in_use // units_per_replica)  # ceil for non-negative ints
     starts_at, ends_at = times[:-1], times[1:]
     held = replicas[:-1]
@@ -90,10 +96,8 @@ def peak_need(
     early = arrivals < until
     if not early.any():
         return 0
-    times = np.concatenate([arrivals[early], arrivals[early] + durations[early]])
-    deltas = np.concatenate([units[early], -units[early]]).astype(np.int64)
-    order = np.lexsort((deltas, times))
-    in_use = np.cumsum(deltas[order])[times[order] < until]
+    times, in_use = _in_use(arrivals[early], durations[early], units[early])
+    in_use = in_use[times < until]
     return int(-(-in_use.max() // units_per_replica)) if len(in_use) else 0
 
 
@@ -114,11 +118,8 @@ def stepwise_need(
     """
     if len(arrivals) == 0:
         return 0.0
-    times = np.concatenate([arrivals, arrivals + durations])
-    deltas = np.concatenate([units, -units]).astype(np.int64)
-    order = np.lexsort((deltas, times))
-    times, deltas = times[order], deltas[order]
-    replicas = -(-np.cumsum(deltas) // units_per_replica)
+    times, in_use = _in_use(arrivals, durations, units)
+    replicas = -(-in_use // units_per_replica)
     windows = int(times[-1] // step) + 1
     peak = np.zeros(windows, dtype=np.int64)
     np.maximum.at(peak, (times // step).astype(np.int64), replicas)

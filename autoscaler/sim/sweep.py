@@ -170,10 +170,8 @@ def tuning_variants(
     for floor in floors:
         note = "" if floor == pool.min else f"min={floor}"
         for v in grid(pool, _own_knobs(pool)):
-            label = (
-                ", ".join(x for x in (note, v.label if v.label != "as configured" else "") if x)
-                or v.label
-            )
+            own = "" if v.label == "as configured" else v.label
+            label = ", ".join(x for x in (note, own) if x) or v.label
             variants.append(Variant(v.family, label, _check(_with_floor(v.pool, floor), label)))
         for family in FAMILIES:
             for config in tuning_grid(family, units_per_replica, batch):

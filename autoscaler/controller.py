@@ -120,16 +120,16 @@ class Controller:
                 self._timeouts[kind] = max(self._timeouts.get(kind, 0.0), timeout)
 
     def close(self) -> None:
-        """Stop the thread pools and release the sources' connections."""
+        """Stop the thread pools and release the sources' and providers' connections."""
         self.observer.close()
         self._actor.shutdown(wait=False, cancel_futures=True)
-        for source in self.sources.values():
-            closer = getattr(source, "close", None)
+        for part in [*self.sources.values(), *self.providers.values()]:
+            closer = getattr(part, "close", None)
             if callable(closer):
                 try:
                     closer()
                 except Exception:  # closing is best effort; never mask the real exit
-                    log.debug("closing a source failed", exc_info=True)
+                    log.debug("closing %s failed", type(part).__name__, exc_info=True)
 
     # -- memory, for persistence across restarts -------------------------------------
     def snapshot(self) -> dict[str, Any]:

@@ -107,6 +107,8 @@ class WorkloadProvider:
         self._apis: tuple[Any, Any] | None = None
         self._lock = threading.Lock()
         self._applied: dict[tuple[str, str], object] = {}
+        # A watched object is the same Raw until it changes: parse it once, not every tick.
+        self._parsed: dict[str, tuple[Any, Workload]] = {}
         self.snapshots = Snapshots(self._clients)
 
     @classmethod
@@ -116,8 +118,13 @@ class WorkloadProvider:
 
     # -- the provider protocol -----------------------------------------------------------
     def begin_tick(self) -> None:
-        """The controller starts a tick: list each namespace afresh, once."""
+        """The controller starts a tick: one copy of each watched namespace for the tick."""
         self.snapshots.begin_tick()
+
+    def close(self) -> None:
+        """Stop watching (the controller is closing)."""
+        self.snapshots.close()
+        self._parsed.clear()
 
     def describe(self, pool: Any) -> Capacity:
         t = pool.target
@@ -128,7 +135,7 @@ class WorkloadProvider:
             workload = self._owned(pool)
             pods = self._pods(pool, workload.selector)
         else:
-            workload = self._check_owner(pool, _workload(obj))
+            workload = self._check_owner(pool, self._workload(pool, obj))
             pods = [
                 p for p in snap.pods_of(obj.spec.selector)
                 if not is_finished_pod(p) and not is_terminating(p)
@@ -161,7 +168,15 @@ class WorkloadProvider:
         t = pool.target
         snap = self.snapshots.peek(t.namespace, t.kind)
         obj = snap.workload(t.name) if snap is not None else None
-        return self._check_owner(pool, _workload(obj)) if obj is not None else None
+        return self._check_owner(pool, self._workload(pool, obj)) if obj is not None else None
+
+    def _workload(self, pool: Any, obj: Any) -> Workload:
+        parsed = self._parsed.get(pool.name)
+        if parsed is not None and parsed[0] is obj:
+            return parsed[1]
+        workload = _workload(obj)
+        self._parsed[pool.name] = (obj, workload)
+        return workload
 
     def remove(self, pool: Any, members: Sequence[str], request_id: str) -> None:
         if not members or self._done(pool.name, request_id) == tuple(members):

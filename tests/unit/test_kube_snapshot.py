@@ -89,7 +89,7 @@ def test_listed_json_reads_like_the_clients_models() -> None:
 
 def test_ticks_not_age_decide_freshness_under_a_controller() -> None:
     api, now = FakeApi(), [0.0]
-    snaps = Snapshots(lambda: (api, api), max_age=0.5, clock=lambda: now[0])
+    snaps = Snapshots(lambda: (api, api), max_age=0.5, clock=lambda: now[0], watch=False)
     snaps.begin_tick()
     snaps.get("ns", "deployment")
     now[0] += 5.0  # a slow tick: its later pools still use this tick's list
@@ -125,7 +125,7 @@ def test_one_list_serves_every_pool_until_it_ages_or_a_write_drops_it() -> None:
 
 def test_peek_never_lists_and_a_write_keeps_the_ticks_snapshot_for_other_pools() -> None:
     api = FakeApi()
-    snaps = Snapshots(lambda: (api, api), max_age=0.5, clock=lambda: 0.0)
+    snaps = Snapshots(lambda: (api, api), max_age=0.5, clock=lambda: 0.0, watch=False)
     assert snaps.peek("ns", "deployment") is None and api.calls == []
     snaps.get("ns", "deployment")
     snaps.invalidate("ns", "deployment")  # alone: the next read lists again

@@ -25,7 +25,7 @@ JSONDict = dict[str, Any]
 # dataclass had (by field values); it is safe because instances are never mutated.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, unsafe_hash=True)  # not frozen, for speed: see the note above
 class Reading:
     """One signal value as a source saw it.
 

@@ -18,6 +18,7 @@ nothing here reads them).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -188,10 +189,8 @@ def _interrupt(response: Any) -> None:
     sock = getattr(getattr(response, "connection", None), "sock", None)
     if sock is None:
         return
-    try:
+    with contextlib.suppress(OSError):  # already closed: nothing is blocked on it
         socket.socket.shutdown(sock, socket.SHUT_RDWR)  # the plain socket's, under any TLS
-    except OSError:  # already closed: nothing is blocked on it
-        pass
 
 
 def _kept(obj: dict[str, Any]) -> Raw:

@@ -13,7 +13,8 @@ fit into one budget every queue is read in turn rather than the same tail always
 A queue whose source sets `poll_interval` is read at most that often; between reads its
 last good reading stands, stamped with the time it was read. Reads are spread out rather
 than all falling due on one tick: every queue never read is read at once, and each then
-keeps its own slot in its interval, so about (queues / interval) are read per second.
+keeps its own slot (a phase on the clock) in its interval, so about (queues / interval) are
+read per second however the first reads fell.
 
 A source must never raise for one failed queue: its signals come back as readings with
 `error` set to the AWS error code and message, and the other queues are unaffected.
@@ -22,6 +23,7 @@ A source must never raise for one failed queue: its signals come back as reading
 from __future__ import annotations
 
 import concurrent.futures as cf
+import math
 import re
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
@@ -137,20 +139,23 @@ class SqsSource:
                         key=lambda q: (q[0] or "", q[1]))  # fmt: skip
         # Each queue's slot in its interval: reads fall evenly over the ticks, however many
         # were read together (or left for the next tick by the budget) the first time.
-        self._slot = {q: (i + 1) / len(polled) for i, q in enumerate(polled)}
+        slots = {q: (i + 1) / len(polled) for i, q in enumerate(polled)}
+        if slots != self._slot:  # queues came or went: each read one keeps to its new phase
+            self._slot = slots
+            for q in polled:
+                if q in self._last:
+                    self._schedule(q, polls[q] or 0.0, self._last[q][1])
         never = [q for q in polled if q not in self._last]
         due = sorted((q for q in polled if q in self._last and self._next[q] <= now),
                      key=self._next.__getitem__)  # fmt: skip
         return never + due
 
     def _schedule(self, queue: Queue, interval: float, now: float) -> None:
-        """The next read of a polled queue just read: one interval on from its slot."""
-        due = self._next.get(queue)
-        if due is None:
-            due = now + interval * self._slot.get(queue, 1.0)
-        while due <= now:
-            due += interval
-        self._next[queue] = due
+        """The next read of a polled queue read at `now`: the next time after it at its
+        slot's phase in the interval (phases on the clock, not on when each queue happened
+        to be read first, so the first reads' ticks do not bunch every later round)."""
+        phase = interval * self._slot.get(queue, 1.0)
+        self._next[queue] = phase + (math.floor((now - phase) / interval) + 1) * interval
 
     def _readings(
         self,

@@ -21,13 +21,19 @@ class ClusterSignals:
         self.cluster = cluster
         self._at: float | None = None
         self._values: dict[str, float | None] = {}
+        # The controller asks with the same request list every tick: its keys, once.
+        self._asked: Sequence[SignalRequest] | None = None
+        self._keys: list[tuple[SignalKey, str]] = []
 
     def read(self, requests: Sequence[SignalRequest], now: float) -> dict[SignalKey, Reading]:
         if self._at != now:
             self._values = self.cluster.signals(now)
             self._at = now
         values = self._values
-        return {r.key: Reading(values.get(r.signal), now) for r in requests}
+        if requests is not self._asked or len(self._keys) != len(requests):
+            self._keys = [(r.key, r.signal) for r in requests]
+            self._asked = requests
+        return {key: Reading(values.get(signal), now) for key, signal in self._keys}
 
 
 class ClusterProvider:

@@ -18,6 +18,9 @@ measured service time, and optionally a delay before they are visible.
 
 Speed matters (a day of requests at a 1 s tick in seconds of wall time): the event loop
 works on plain lists and heaps; nothing here allocates per request beyond a heap entry.
+Where every request holds exactly one unit (LLM serving), `advance` runs one inlined loop
+over local variables (`_advance_one_unit`); it does the same arithmetic in the same order
+as the general loop, so both give bit-identical results (tests/sim/test_fast_path.py).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ from autoscaler.types import Capacity
 INF = math.inf
 
 
-@dataclass
+@dataclass(slots=True)
 class Replica:
     id: int
     created: float
@@ -44,6 +47,7 @@ class Replica:
     draining: bool = False
     ended: float | None = None
     listed: bool = False  # in the free heap already (no duplicates)
+    up: bool = False  # its ready event was processed while not draining (counted ready)
 
 
 class Cluster:
@@ -73,6 +77,8 @@ class Cluster:
         self.dur = durations.tolist()
         self.units = units.tolist()
         self.unit_one = bool(len(units) == 0 or int(units.max()) == 1)
+        # every request holds exactly one unit: the inlined event loop applies
+        self.fast = bool(len(units) == 0 or int(units.min()) == int(units.max()) == 1)
         self.per = units_per_replica
         self.startup = startup_seconds
         self.rate_window = rate_window_seconds
@@ -82,6 +88,9 @@ class Cluster:
         n = len(self.arr)
         self.start = [math.nan] * n
         self.replicas: dict[int, Replica] = {}
+        self.live_count = 0  # replicas not draining
+        self.up_count = 0  # of those, ready (ready event processed)
+        self._capacity = Capacity(0, 0, 0)
         self.next_id = 0
         self.next_arrival = 0
         self.queue: deque[int] = deque()
@@ -108,6 +117,15 @@ class Cluster:
         return [r for r in self.replicas.values() if not r.draining]
 
     def capacity(self) -> Capacity:
+        pending = self.pending_ready
+        if not pending or pending[0][0] > self.clock:
+            # Every replica ready by now has had its ready event: the counters are exact.
+            # Capacity is frozen, so the last one is handed out again while it is unchanged.
+            last = self._capacity
+            if last.desired != self.live_count or last.ready != self.up_count:
+                last = Capacity(self.live_count, self.up_count, self.live_count - self.up_count)
+                self._capacity = last
+            return last
         desired = ready = 0
         now = self.clock
         for r in self.replicas.values():
@@ -123,6 +141,7 @@ class Cluster:
             self.next_id += 1
             ready_at = now if ready else now + self.startup
             self.replicas[rid] = Replica(rid, now, ready_at)
+            self.live_count += 1
             heapq.heappush(self.pending_ready, (ready_at, rid))
         if ready:
             self.advance(now)
@@ -144,6 +163,10 @@ class Cluster:
             if r.ready_at <= now:
                 self.ready_units -= self.per
             r.draining = True
+            self.live_count -= 1
+            if r.up:
+                r.up = False
+                self.up_count -= 1
             if r.busy == 0:
                 self._end(r, now)
         self._dispatch(now)
@@ -156,6 +179,9 @@ class Cluster:
     # -- events --------------------------------------------------------------------------
     def advance(self, t: float) -> None:
         """Process every arrival, completion and replica start up to time `t`."""
+        if self.fast:
+            self._advance_one_unit(t)
+            return
         arr, n = self.arr, len(self.arr)
         pending, completions = self.pending_ready, self.completions
         while True:
@@ -177,6 +203,8 @@ class Cluster:
                 r = self.replicas.get(rid)
                 if r is not None and not r.draining:
                     self.ready_units += self.per
+                    r.up = True
+                    self.up_count += 1
                     self._list(r)
                     self._dispatch(tmin)
             elif tc == tmin:
@@ -188,6 +216,121 @@ class Cluster:
                 self.queue.append(item)
                 self.queued_units += self.units[item]
                 self._dispatch(tmin)
+        self._integrate(t)
+
+    def _advance_one_unit(self, t: float) -> None:
+        """`advance` where every request holds one unit: the general loop with `_dispatch`,
+        `_start`, `_complete` and `_list` inlined and the hot counters kept in locals
+        (written back at the end). Same events, same order, same float operations."""
+        arr, dur, start, n, per = self.arr, self.dur, self.start, len(self.arr), self.per
+        pending, completions, free = self.pending_ready, self.completions, self.free
+        replicas, queue, recent = self.replicas, self.queue, self.recent_service
+        heappush, heappop = heapq.heappush, heapq.heappop
+        na = self.next_arrival
+        clock, busy_area, ready_area = self.clock, self.busy_area, self.ready_area
+        busy_units, ready_units, running = self.busy_units, self.ready_units, self.running
+        queued_units, done_service, recent_sum = (
+            self.queued_units,
+            self.done_service,
+            self.recent_sum,
+        )
+        ta = arr[na] if na < n else INF
+        tc = completions[0][0] if completions else INF
+        tr = pending[0][0] if pending else INF
+        while True:
+            tmin = ta if ta < tc else tc
+            if tr < tmin:
+                tmin = tr
+            if tmin > t:
+                break
+            dt = tmin - clock
+            if dt > 0:
+                busy_area += busy_units * dt
+                ready_area += ready_units * dt
+                clock = tmin
+            if tr == tmin:  # a replica becomes ready
+                _, rid = heappop(pending)
+                tr = pending[0][0] if pending else INF
+                r = replicas.get(rid)
+                if r is None or r.draining:
+                    continue
+                ready_units += per
+                r.up = True
+                self.up_count += 1
+                if not r.listed:
+                    r.listed = True
+                    heappush(free, rid)
+            elif tc == tmin:  # a request completes
+                _, rid, item = heappop(completions)
+                d = dur[item]
+                busy_units -= 1
+                running -= 1
+                done_service += d  # the general loop adds d * units: the same float here
+                recent.append((tmin, d))
+                recent_sum += d
+                r = replicas[rid]
+                r.busy -= 1
+                if r.draining:
+                    if r.busy == 0:
+                        self._end(r, tmin)
+                    tc = completions[0][0] if completions else INF
+                    continue
+                if not r.listed:
+                    r.listed = True
+                    heappush(free, rid)
+                if not queue:
+                    tc = completions[0][0] if completions else INF
+                    continue
+            else:  # a request arrives
+                item = na
+                na += 1
+                ta = arr[na] if na < n else INF
+                if not queue and free:
+                    # the common case: nothing waits and the lowest free replica is usable;
+                    # what the queue-and-dispatch below does for it, without the queue
+                    r = replicas.get(free[0])
+                    if r is not None and not r.draining and r.ready_at <= tmin and r.busy < per:
+                        r.busy += 1
+                        busy_units += 1
+                        running += 1
+                        start[item] = tmin
+                        end = tmin + dur[item]
+                        heappush(completions, (end, r.id, item))
+                        if r.busy >= per:
+                            heappop(free)
+                            r.listed = False
+                        if end < tc:
+                            tc = end
+                        continue
+                queue.append(item)
+                queued_units += 1
+            # start queued requests on free units (lowest replica id first)
+            while queue and free:
+                r = replicas.get(free[0])
+                if r is None or r.draining or r.ready_at > tmin or r.busy >= per:
+                    heappop(free)
+                    if r is not None:
+                        r.listed = False
+                    continue
+                item = queue.popleft()
+                r.busy += 1
+                busy_units += 1
+                running += 1
+                queued_units -= 1
+                start[item] = tmin
+                heappush(completions, (tmin + dur[item], r.id, item))
+                if r.busy >= per:
+                    heappop(free)
+                    r.listed = False
+            tc = completions[0][0] if completions else INF
+        self.next_arrival = na
+        self.clock, self.busy_area, self.ready_area = clock, busy_area, ready_area
+        self.busy_units, self.ready_units, self.running = busy_units, ready_units, running
+        self.queued_units, self.done_service, self.recent_sum = (
+            queued_units,
+            done_service,
+            recent_sum,
+        )
         self._integrate(t)
 
     def _integrate(self, t: float) -> None:
@@ -293,7 +436,8 @@ class Cluster:
         return first if first_t <= t - self.delay else dict.fromkeys(snap)
 
     def _measure(self, t: float) -> dict[str, float | None]:
-        arrived = bisect_right(self.arr, t)
+        # After advance(t) (the clock is at t) exactly the arrivals up to t are processed.
+        arrived = self.next_arrival if t == self.clock else bisect_right(self.arr, t)
         window = self.rate_window
         # Over the first window the rate is per second of what has been seen, as
         # Prometheus' rate() extrapolates a young series: dividing by the whole window
@@ -305,8 +449,11 @@ class Cluster:
         self._last_busy_area, self._last_ready_area = self.busy_area, self.ready_area
         recent = self.recent_service
         cutoff = t - self.service_window
-        while recent and recent[0][0] <= cutoff:
-            self.recent_sum -= recent.popleft()[1]
+        if recent and recent[0][0] <= cutoff:
+            total = self.recent_sum  # a local in the loop; the same subtractions in order
+            while recent and recent[0][0] <= cutoff:
+                total -= recent.popleft()[1]
+            self.recent_sum = total
         queue = float(len(self.queue))
         running = float(self.running)
         return {

@@ -7,6 +7,7 @@ them knows it is simulated.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -171,14 +172,17 @@ def run_policy(
             "reason",
         )
     }
-    end_cap = work.arrivals[-1] + max_tail_seconds if len(work.arrivals) else 0.0
+    # Plain floats (not numpy scalars) for the per-tick comparisons; the same values.
+    last = float(work.arrivals[-1]) if len(work.arrivals) else -math.inf
+    end_cap = last + max_tail_seconds if len(work.arrivals) else 0.0
+    advance, tick = cluster.advance, controller.tick
     t = 0.0
     while True:
-        cluster.advance(t)
-        result = controller.tick()
+        advance(t)
+        result = tick()
         if timeline:
             _record(line, cluster, result, t)
-        if (t >= work.arrivals[-1] and cluster.idle()) or t >= end_cap:
+        if (t >= last and cluster.idle()) or t >= end_cap:
             break
         t += tick_seconds
         clock.advance(tick_seconds)

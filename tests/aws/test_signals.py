@@ -244,6 +244,36 @@ def test_polled_reads_spread_evenly_over_the_ticks_and_never_age_past_the_interv
     assert worst_age <= 10.0
 
 
+def test_polled_reads_stay_even_when_the_first_reads_took_several_slow_ticks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A new controller reading 1,000 queues: its first ticks are slow and each reads a
+    third of them (the budget), 5 s apart. Later rounds must not inherit that bunching:
+    about 1,000 / 15 reads a second, not two thirds of the queues in a few ticks."""
+    reads: list[str] = []
+
+    def attributes(self: SqsSource, region: str | None, url: str) -> dict[str, str]:
+        reads.append(url)
+        return {"ApproximateNumberOfMessages": "1"}
+
+    monkeypatch.setattr(SqsSource, "_attributes", attributes)
+    source = SqsSource()
+    requests = [
+        sqs_request(f"p{i:04d}", f"https://sqs.us-east-1.amazonaws.com/1/q{i:04d}",
+                    poll_interval=15)
+        for i in range(999)
+    ]  # fmt: skip
+    for tick, part in ((0.0, requests[:333]), (5.0, requests[:666]), (10.0, requests)):
+        source.read(part, tick)
+    per_tick = []
+    for tick in range(11, 71):
+        reads.clear()
+        source.read(requests, float(tick))
+        per_tick.append(len(reads))
+    assert max(per_tick) <= 999 / 15 * 1.2, per_tick
+    assert sum(per_tick) <= 999 * 4 + 67, "one read per queue per interval"
+
+
 def test_polled_queues_with_and_without_a_region_are_read_together(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

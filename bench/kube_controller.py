@@ -16,6 +16,7 @@
    on fresh signals; the start-up ticks (until every pool has decided on fresh signals
    once) are reported apart, as `first tick` and `after N`.
 
+The process sets the garbage collector up as `autoscaler run` does (autoscaler/runtime.py).
 The cluster comes from the project's harness (`make cluster-build` first); moto runs as
 its own process, so CPU and memory figures are the controller's alone.
 
@@ -47,6 +48,7 @@ from kubernetes import watch  # noqa: E402
 from autoscaler.config import Config  # noqa: E402
 from autoscaler.controller import Controller  # noqa: E402
 from autoscaler.providers import build_providers  # noqa: E402
+from autoscaler.runtime import freeze_long_lived, tune_gc  # noqa: E402
 from tests.cluster.harness import free_ports, local_cluster  # noqa: E402
 
 OWNER = "bench"
@@ -199,6 +201,7 @@ def scale(
         pools.append(pool(name, namespace, url, backlog, poll))
     cfg = config(pools)
     controller = Controller(cfg, build_providers(cfg, None))
+    freeze_long_lived()  # as `autoscaler run` does once its pools are built
     durations, cpu, actions, fresh = [], [], 0, []
     try:
         for _ in range(ticks):
@@ -233,6 +236,7 @@ def scale(
         "fresh_readings_mean": round(sum(later_fresh) / len(later_fresh), 3),
         "fresh_readings_min": round(min(later_fresh), 3),
         "peak_rss_mb": round(peak_mb, 1),
+        "tick_durations_s": [round(d, 3) for d in durations],
         "target_tick_s": 1.0, "target_rss_mb": 300,
         "meets_target": (percentile(later, 99) < 1.0 and peak_mb < 300
                          and min(later_fresh) == 1 and startup < ticks),
@@ -249,6 +253,7 @@ def main() -> None:
                              "('': none)")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "kube_controller.json"))
     args = parser.parse_args()
+    tune_gc()  # the collector as `autoscaler run` sets it
     moto, moto_url = start_moto()
     os.environ.update({
         "AWS_ENDPOINT_URL": moto_url, "AWS_ACCESS_KEY_ID": "bench",

@@ -213,10 +213,8 @@ def test_a_polled_queue_is_read_once_per_interval_and_its_reading_keeps_its_time
     assert (after.value, after.observed_at) == (4.0, 10.0)
 
 
-def test_polled_reads_spread_evenly_over_the_ticks_and_never_age_past_the_interval(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """No AWS here: `_attributes` is replaced and counts the reads per tick."""
+def counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """No AWS: every queue reads 1 message, and each read's URL is appended to the list."""
     reads: list[str] = []
 
     def attributes(self: SqsSource, region: str | None, url: str) -> dict[str, str]:
@@ -224,6 +222,14 @@ def test_polled_reads_spread_evenly_over_the_ticks_and_never_age_past_the_interv
         return {"ApproximateNumberOfMessages": "1"}
 
     monkeypatch.setattr(SqsSource, "_attributes", attributes)
+    return reads
+
+
+def test_polled_reads_spread_evenly_over_the_ticks_and_never_age_past_the_interval(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No AWS here: `_attributes` is replaced and counts the reads per tick."""
+    reads = counted_reads(monkeypatch)
     source = SqsSource()
     requests = [
         sqs_request(f"p{i}", f"https://sqs.us-east-1.amazonaws.com/1/q{i}", poll_interval=10)
@@ -250,13 +256,7 @@ def test_polled_reads_stay_even_when_the_first_reads_took_several_slow_ticks(
     """A new controller reading 1,000 queues: its first ticks are slow and each reads a
     third of them (the budget), 5 s apart. Later rounds must not inherit that bunching:
     about 1,000 / 15 reads a second, not two thirds of the queues in a few ticks."""
-    reads: list[str] = []
-
-    def attributes(self: SqsSource, region: str | None, url: str) -> dict[str, str]:
-        reads.append(url)
-        return {"ApproximateNumberOfMessages": "1"}
-
-    monkeypatch.setattr(SqsSource, "_attributes", attributes)
+    reads = counted_reads(monkeypatch)
     source = SqsSource()
     requests = [
         sqs_request(f"p{i:04d}", f"https://sqs.us-east-1.amazonaws.com/1/q{i:04d}",

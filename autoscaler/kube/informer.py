@@ -23,6 +23,7 @@ import json
 import logging
 import socket
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -68,8 +69,7 @@ class Informer:
         self._synced = threading.Event()
         self._stop = threading.Event()
         self._response: Any = None
-        self.changes = 0  # objects added, changed or deleted so far, lists included
-        self.lists = 0
+        self.lists = 0  # lists so far (a watch resumed is not a list)
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"watch {what}")
 
     def start(self) -> Informer:
@@ -110,7 +110,10 @@ class Informer:
                 self._list()
                 delay = self._backoff[0]
                 while not self._stop.is_set():
+                    started = time.monotonic()
                     self._watch()
+                    if time.monotonic() - started < 1.0:  # ended at once: do not spin on it
+                        self._stop.wait(self._backoff[0])
             except Gone:
                 log.info("%s: watch too old to resume; listing again", self.what)
             except Exception as exc:
@@ -135,7 +138,6 @@ class Informer:
             self._items = items
             self._version = str((data.get("metadata") or {}).get("resourceVersion") or "")
             self._error = None
-            self.changes += len(items) or 1
             self.lists += 1
         self._synced.set()
 
@@ -179,8 +181,6 @@ class Informer:
             elif kind in ("ADDED", "MODIFIED"):
                 self._items[meta["name"]] = _kept(obj)
             self._version = version
-            if kind != "BOOKMARK":
-                self.changes += 1
 
 
 def _interrupt(response: Any) -> None:

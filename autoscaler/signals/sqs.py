@@ -68,8 +68,6 @@ class SqsSource:
         self._clients = AwsClients(timeout_seconds=self._timeout)
         self._start = 0  # where the next read begins in the list of queues
         self._last: dict[Queue, tuple[dict[str, str], float]] = {}  # good answers, read at
-        self._next: dict[Queue, float] = {}  # when a polled queue is read again
-        self._slot: dict[Queue, float] = {}  # its place in its interval, (0, 1]
 
     def read(self, requests: Sequence[SignalRequest], now: float) -> dict[SignalKey, Reading]:
         queues: dict[Queue, list[SignalRequest]] = defaultdict(list)
@@ -108,9 +106,6 @@ class SqsSource:
         for i, (future, queue) in enumerate(futures.items()):
             if future.done() and not future.cancelled():
                 out.update(self._readings(future, queue, queues[queue], now))
-                interval = polls[queue]
-                if interval is not None and queue in self._last:  # read, not failed
-                    self._schedule(queue, interval, now)
             elif queue in self._last and polls[queue] is not None:
                 out.update(self._standing(queue, queues[queue]))  # late: max_age judges
             else:
@@ -133,29 +128,28 @@ class SqsSource:
 
     def _due(self, polls: Mapping[Queue, float | None], now: float) -> list[Queue]:
         """Polled queues to read now: every queue never read (or whose last read failed),
-        then those whose next read is due, longest overdue first."""
-        # Sorted for stable slots; a queue without a region (a local endpoint) sorts first.
-        polled = sorted((q for q, p in polls.items() if p is not None),
-                        key=lambda q: (q[0] or "", q[1]))  # fmt: skip
-        # Each queue's slot in its interval: reads fall evenly over the ticks, however many
-        # were read together (or left for the next tick by the budget) the first time.
-        slots = {q: (i + 1) / len(polled) for i, q in enumerate(polled)}
-        if slots != self._slot:  # queues came or went: each read one keeps to its new phase
-            self._slot = slots
-            for q in polled:
-                if q in self._last:
-                    self._schedule(q, polls[q] or 0.0, self._last[q][1])
-        never = [q for q in polled if q not in self._last]
-        due = sorted((q for q in polled if q in self._last and self._next[q] <= now),
-                     key=self._next.__getitem__)  # fmt: skip
-        return never + due
+        then those whose next read is due, longest overdue first.
 
-    def _schedule(self, queue: Queue, interval: float, now: float) -> None:
-        """The next read of a polled queue read at `now`: the next time after it at its
-        slot's phase in the interval (phases on the clock, not on when each queue happened
-        to be read first, so the first reads' ticks do not bunch every later round)."""
-        phase = interval * self._slot.get(queue, 1.0)
-        self._next[queue] = phase + (math.floor((now - phase) / interval) + 1) * interval
+        A queue's next read is the first time after its last one at its slot's phase in
+        its interval: slots are on the clock, spread evenly over the queues (sorted, so
+        they are stable), not on when each queue happened to be read first, so the first
+        reads' ticks do not bunch every later round."""
+        # A queue without a region (a local endpoint) sorts first.
+        polled = sorted(((q, p) for q, p in polls.items() if p is not None),
+                        key=lambda e: (e[0][0] or "", e[0][1]))  # fmt: skip
+        never: list[Queue] = []
+        due: list[tuple[float, Queue]] = []
+        for i, (queue, interval) in enumerate(polled):
+            last = self._last.get(queue)
+            if last is None:
+                never.append(queue)
+                continue
+            phase = interval * (i + 1) / len(polled)
+            at = phase + (math.floor((last[1] - phase) / interval) + 1) * interval
+            if at <= now:
+                due.append((at, queue))
+        due.sort(key=lambda entry: entry[0])  # stable: equal times keep the slot order
+        return never + [queue for _, queue in due]
 
     def _readings(
         self,

@@ -19,7 +19,7 @@ measured service time, and optionally a delay before they are visible.
 Speed matters (a day of requests at a 1 s tick in seconds of wall time): the event loop
 works on plain lists and heaps; nothing here allocates per request beyond a heap entry.
 Where every request holds exactly one unit (LLM serving), `advance` runs one inlined loop
-over local variables (`_advance_one_unit`); it does the same arithmetic in the same order
+over local variables (`autoscaler/sim/fast_loop.py`); it does the same arithmetic in the same order
 as the general loop, so both give bit-identical results (tests/sim/test_fast_path.py).
 """
 
@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from autoscaler.types import Capacity
+
+from .fast_loop import advance_one_unit
 
 INF = math.inf
 
@@ -180,7 +182,7 @@ class Cluster:
     def advance(self, t: float) -> None:
         """Process every arrival, completion and replica start up to time `t`."""
         if self.fast:
-            self._advance_one_unit(t)
+            advance_one_unit(self, t)
             return
         arr, n = self.arr, len(self.arr)
         pending, completions = self.pending_ready, self.completions
@@ -216,121 +218,6 @@ class Cluster:
                 self.queue.append(item)
                 self.queued_units += self.units[item]
                 self._dispatch(tmin)
-        self._integrate(t)
-
-    def _advance_one_unit(self, t: float) -> None:
-        """`advance` where every request holds one unit: the general loop with `_dispatch`,
-        `_start`, `_complete` and `_list` inlined and the hot counters kept in locals
-        (written back at the end). Same events, same order, same float operations."""
-        arr, dur, start, n, per = self.arr, self.dur, self.start, len(self.arr), self.per
-        pending, completions, free = self.pending_ready, self.completions, self.free
-        replicas, queue, recent = self.replicas, self.queue, self.recent_service
-        heappush, heappop = heapq.heappush, heapq.heappop
-        na = self.next_arrival
-        clock, busy_area, ready_area = self.clock, self.busy_area, self.ready_area
-        busy_units, ready_units, running = self.busy_units, self.ready_units, self.running
-        queued_units, done_service, recent_sum = (
-            self.queued_units,
-            self.done_service,
-            self.recent_sum,
-        )
-        ta = arr[na] if na < n else INF
-        tc = completions[0][0] if completions else INF
-        tr = pending[0][0] if pending else INF
-        while True:
-            tmin = ta if ta < tc else tc
-            if tr < tmin:
-                tmin = tr
-            if tmin > t:
-                break
-            dt = tmin - clock
-            if dt > 0:
-                busy_area += busy_units * dt
-                ready_area += ready_units * dt
-                clock = tmin
-            if tr == tmin:  # a replica becomes ready
-                _, rid = heappop(pending)
-                tr = pending[0][0] if pending else INF
-                r = replicas.get(rid)
-                if r is None or r.draining:
-                    continue
-                ready_units += per
-                r.up = True
-                self.up_count += 1
-                if not r.listed:
-                    r.listed = True
-                    heappush(free, rid)
-            elif tc == tmin:  # a request completes
-                _, rid, item = heappop(completions)
-                d = dur[item]
-                busy_units -= 1
-                running -= 1
-                done_service += d  # the general loop adds d * units: the same float here
-                recent.append((tmin, d))
-                recent_sum += d
-                r = replicas[rid]
-                r.busy -= 1
-                if r.draining:
-                    if r.busy == 0:
-                        self._end(r, tmin)
-                    tc = completions[0][0] if completions else INF
-                    continue
-                if not r.listed:
-                    r.listed = True
-                    heappush(free, rid)
-                if not queue:
-                    tc = completions[0][0] if completions else INF
-                    continue
-            else:  # a request arrives
-                item = na
-                na += 1
-                ta = arr[na] if na < n else INF
-                if not queue and free:
-                    # the common case: nothing waits and the lowest free replica is usable;
-                    # what the queue-and-dispatch below does for it, without the queue
-                    r = replicas.get(free[0])
-                    if r is not None and not r.draining and r.ready_at <= tmin and r.busy < per:
-                        r.busy += 1
-                        busy_units += 1
-                        running += 1
-                        start[item] = tmin
-                        end = tmin + dur[item]
-                        heappush(completions, (end, r.id, item))
-                        if r.busy >= per:
-                            heappop(free)
-                            r.listed = False
-                        if end < tc:
-                            tc = end
-                        continue
-                queue.append(item)
-                queued_units += 1
-            # start queued requests on free units (lowest replica id first)
-            while queue and free:
-                r = replicas.get(free[0])
-                if r is None or r.draining or r.ready_at > tmin or r.busy >= per:
-                    heappop(free)
-                    if r is not None:
-                        r.listed = False
-                    continue
-                item = queue.popleft()
-                r.busy += 1
-                busy_units += 1
-                running += 1
-                queued_units -= 1
-                start[item] = tmin
-                heappush(completions, (tmin + dur[item], r.id, item))
-                if r.busy >= per:
-                    heappop(free)
-                    r.listed = False
-            tc = completions[0][0] if completions else INF
-        self.next_arrival = na
-        self.clock, self.busy_area, self.ready_area = clock, busy_area, ready_area
-        self.busy_units, self.ready_units, self.running = busy_units, ready_units, running
-        self.queued_units, self.done_service, self.recent_sum = (
-            queued_units,
-            done_service,
-            recent_sum,
-        )
         self._integrate(t)
 
     def _integrate(self, t: float) -> None:

@@ -18,6 +18,7 @@ from .gpu_utilization import GpuUtilizationConfig
 from .hpa import HpaConfig
 from .keda import KedaConfig
 from .kpa import KpaConfig
+from .packing import PackingConfig
 from .queue_depth import QueueDepthConfig
 from .queueing import QueueingConfig
 
@@ -28,7 +29,8 @@ AnyPolicyConfig = Annotated[
     | QueueingConfig
     | HpaConfig
     | KedaConfig
-    | KpaConfig,
+    | KpaConfig
+    | PackingConfig,
     Field(discriminator="type"),
 ]
 
@@ -42,6 +44,7 @@ REGISTRY: dict[str, type[PolicyConfig]] = {
     "hpa": HpaConfig,
     "keda": KedaConfig,
     "kpa": KpaConfig,
+    "packing": PackingConfig,
 }
 
 __all__ = ["REGISTRY", "AnyPolicyConfig", "Policy", "PolicyConfig"]

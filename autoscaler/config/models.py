@@ -30,6 +30,7 @@ SIMULATED_SIGNALS = (
     "demand",
     "pending_gpus",
     "running_gpus",
+    "busy_replicas",
 )
 """Signals the simulator produces for every pool, by these names."""
 

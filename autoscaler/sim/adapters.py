@@ -26,13 +26,15 @@ class ClusterSignals:
         self._keys: list[tuple[SignalKey, str]] = []
 
     def read(self, requests: Sequence[SignalRequest], now: float) -> dict[SignalKey, Reading]:
+        if requests is not self._asked or len(self._keys) != len(requests):
+            self._keys = [(r.key, r.signal) for r in requests]
+            self._asked = requests
+            if any(r.signal == "busy_replicas" for r in requests):
+                self.cluster.measure_busy = True
         if self._at != now:
             self._values = self.cluster.signals(now)
             self._at = now
         values = self._values
-        if requests is not self._asked or len(self._keys) != len(requests):
-            self._keys = [(r.key, r.signal) for r in requests]
-            self._asked = requests
         return {key: Reading(values.get(signal), now) for key, signal in self._keys}
 
 

@@ -8,9 +8,10 @@ One model serves both workloads the simulator knows:
 
 A new replica is billed from the moment it is requested and becomes ready `startup`
 seconds later. Scale-in removes starting replicas first, then idle ready ones (newest first),
-then, for serving, busy ones, which drain: they take no new work, finish what they hold and
-are billed until then (graceful termination; running work is never killed). Batch nodes
-with running jobs are never drained: they stay until their jobs finish.
+then busy ones (least busy first), which drain: they take no new work, finish what they hold
+and are billed until then (graceful termination; running work, a request or a batch job, is
+never killed). A policy that never asks for fewer replicas than hold work (`packing`) only
+ever removes starting and idle ones.
 
 Signals are what production would see: queue length, work in flight, arrival rate over a
 window, GPU utilization (busy share of ready units, averaged over the last interval),
@@ -65,11 +66,7 @@ class Cluster:
         rate_window_seconds: float = 60.0,
         service_window_seconds: float = 300.0,
         signal_delay_seconds: float = 0.0,
-        drain_busy: bool = True,
     ) -> None:
-        """`drain_busy`: scale-in may drain busy replicas (serving: requests are short).
-        When False (batch: jobs run for hours and cannot move), only starting and idle
-        nodes are removed and a busy node stays until its jobs finish."""
         if len(units) and int(units.max()) > units_per_replica:
             raise ValueError(
                 f"a job needs {int(units.max())} units but a replica has {units_per_replica}; "
@@ -86,7 +83,6 @@ class Cluster:
         self.rate_window = rate_window_seconds
         self.service_window = service_window_seconds
         self.delay = signal_delay_seconds
-        self.drain_busy = drain_busy
         n = len(self.arr)
         self.start = [math.nan] * n
         self.replicas: dict[int, Replica] = {}
@@ -113,6 +109,8 @@ class Cluster:
         self.snapshots: deque[tuple[float, dict[str, float | None]]] = deque()
         self._last_busy_area = 0.0
         self._last_ready_area = 0.0
+        # `busy_replicas` walks the replicas: measured only when a policy asks for it.
+        self.measure_busy = False
 
     # -- capacity ------------------------------------------------------------------------
     def live(self) -> list[Replica]:
@@ -343,7 +341,7 @@ class Cluster:
             self.recent_sum = total
         queue = float(len(self.queue))
         running = float(self.running)
-        return {
+        snap: dict[str, float | None] = {
             "queue": queue,
             "in_flight": running,
             "concurrency": queue + running,
@@ -354,6 +352,11 @@ class Cluster:
             "pending_gpus": float(self.queued_units),
             "running_gpus": float(self.busy_units),
         }
+        if self.measure_busy:
+            snap["busy_replicas"] = float(
+                sum(1 for r in self.replicas.values() if r.busy > 0 and not r.draining)
+            )
+        return snap
 
     # -- accounting ----------------------------------------------------------------------
     def billed_replica_seconds(self, now: float) -> float:

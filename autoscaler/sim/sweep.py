@@ -129,6 +129,9 @@ def _own_knobs(pool: Pool) -> list[tuple[str, list[Any]]]:
         knobs.append((f"{prefix}.slo_quantile", [0.95, 0.99]))
         # A slow trend follows ramps but not the minute-to-minute noise of a steady load.
         knobs.append((f"{prefix}.trend_smoothing", [60, 600]))
+    elif policy.type == "packing":
+        # How full a new node is planned to be: below 1 leaves room for jobs that pack badly.
+        knobs.append((f"{prefix}.fill", [0.5, 0.75, 1.0]))
     elif policy.type == "queue-depth":
         target = policy.target_per_replica
         knobs.append(

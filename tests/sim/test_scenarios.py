@@ -99,3 +99,67 @@ def test_costs_and_efficiency_add_up():
     assert m["gpu_hours"] >= m["useful_gpu_hours"]
     assert m["cost"] == pytest.approx(m["gpu_hours"], abs=0.01)  # 1 GPU at 1.0 per hour
     assert m["unfinished"] == 0
+
+
+BATCH = """
+controller: {interval: 10s}
+pools:
+  - name: b
+    target: {kind: simulated}
+    min: 0
+    max: 20
+    startup: 60s
+    policy: {type: packing, units_per_replica: 8}
+    behavior: {scale_down: {stabilization_window: 0}, scale_to_zero_after: 120s}
+    simulation:
+      service: {type: gpu-batch, gpus_per_node: 8}
+      cost_per_hour: 1.0
+      wait_slo: 120s
+"""
+
+
+def run_jobs(arrivals, durations, gpus, text=BATCH):
+    pool = parse_config(text, env={}).pools[0]
+    a = np.asarray(arrivals, float)
+    w = Workload(a, np.asarray(durations, float), np.asarray(gpus, dtype=np.int64), 8, 8,
+                 1.0, 60.0, 120.0, 0.0, True, "synthetic-jobs")
+    return run_policy(pool, w, pool.policy, "packing", 10.0)
+
+
+def test_packing_starts_a_node_per_full_job_and_returns_to_zero():
+    # three whole-node jobs after 10 idle minutes: three nodes, up after one cold start (a
+    # small late job keeps the simulation running past the pool's return to zero)
+    result = run_jobs([600.0] * 3 + [6000.0], [3600.0] * 3 + [10.0], [8] * 3 + [1])
+    line = result.timeline
+    assert line["ready"][0] == 0
+    assert 600 + 60 <= first_time(line, "ready", lambda r: r == 3) <= 600 + 60 + 10
+    assert max(line["ready"]) == 3
+    assert result.metrics["wait_max_s"] <= 60 + 10 and result.metrics["unfinished"] == 0
+    done = 600 + 60 + 3600
+    after = [(t, d) for t, d in zip(line["t"], line["desired"], strict=True) if t > done]
+    zero = next(t for t, d in after if d == 0)
+    assert done + 120 <= zero <= done + 120 + 20
+
+
+def test_packing_removes_idle_nodes_and_keeps_the_one_running_a_job():
+    # 16 one-GPU jobs fill two warm nodes (first fit, oldest first); the last runs 50 min,
+    # the others 10 min. The idle node goes at once; the busy one stays, never drained.
+    result = run_jobs([0.0] * 16, [600.0] * 15 + [3000.0], [1] * 16)
+    line = result.timeline
+    assert line["ready"][0] == 2
+    held = [r for t, r in zip(line["t"], line["ready"], strict=True) if 620 <= t < 3000]
+    assert held and set(held) == {1}
+    assert result.metrics["wait_max_s"] == 0.0
+    # billed: both nodes for 600 s, then one until the long job ends (the run ends there)
+    assert result.metrics["gpu_hours"] == pytest.approx(8 * (2 * 600 + 2400) / 3600, abs=0.1)
+
+
+def test_packing_plans_for_fragmentation_with_fill():
+    # five 5-GPU jobs pack one to a node; planned full (fill 1) that is 4 nodes, so one job
+    # waits a second cold start. Planned at 5/8 full it is 5 nodes at once.
+    full = run_jobs([600.0] * 5, [3600.0] * 5, [5] * 5)
+    assert full.metrics["wait_max_s"] >= 2 * 60
+    text = BATCH.replace("units_per_replica: 8}", "units_per_replica: 8, fill: 0.625}")
+    planned = run_jobs([600.0] * 5, [3600.0] * 5, [5] * 5, text)
+    assert planned.metrics["wait_max_s"] <= 60 + 10
+    assert max(planned.timeline["ready"]) == 5

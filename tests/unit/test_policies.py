@@ -193,3 +193,37 @@ def test_queueing_holds_when_a_required_signal_is_missing():
     o = Observation("p", 0, 3, 3, {"queue": 1.0, "in_flight": 0.0})
     rec = recommend(Q, o)
     assert rec.hold and rec.desired == 3 and "arrival_rate" in rec.reason
+
+
+PACK = {"type": "packing", "units_per_replica": 8}
+
+
+@pytest.mark.parametrize(
+    ("busy", "pending", "config", "desired"),
+    [
+        (0, 0, {}, 0),  # nothing runs or waits: zero
+        (3, 0, {}, 3),  # busy nodes stay; idle ones are not counted
+        (3, 1, {}, 4),  # one GPU waiting gets a node
+        (3, 8, {}, 4),
+        (3, 9, {}, 5),
+        (2, 9, {"fill": 0.5}, 5),  # planned half full: 9 GPUs -> 3 nodes
+        (2, 0, {"spare": 1}, 3),
+        (0, 0, {"spare": 2}, 2),
+    ],
+)
+def test_packing_keeps_busy_nodes_and_adds_nodes_for_waiting_gpus(busy, pending, config, desired):
+    rec = recommend({**PACK, **config}, obs(current=6, busy_replicas=busy, pending_gpus=pending))
+    assert rec.desired == desired and not rec.hold
+    assert f"{busy} busy" in rec.reason and rec.reason.endswith(f"-> {desired}")
+
+
+def test_packing_holds_when_a_signal_is_missing():
+    rec = recommend(PACK, obs(current=4, pending_gpus=3))
+    assert rec.hold and rec.desired == 4 and "busy_replicas missing" in rec.reason
+
+
+@pytest.mark.parametrize("fields", [{"units_per_replica": 0}, {"fill": 0}, {"fill": 1.5},
+                                    {"spare": -1}])
+def test_packing_rejects_impossible_settings(fields):
+    with pytest.raises(ValueError):
+        build({**PACK, **fields})

@@ -92,6 +92,21 @@ def test_signals_are_what_production_would_see():
     assert c.signals(80.0)["arrival_rate"] == pytest.approx(1 / 60)  # only t=30 is within 60 s
 
 
+def test_busy_replicas_counts_nodes_holding_work_when_asked():
+    # jobs of 2, 2 and 1 GPUs on 2-GPU nodes: first fit fills node 0, then node 1; node 2
+    # idle. A draining node is leaving: it is not counted.
+    c = cluster([0, 0, 0], [100, 100, 100], units=[2, 2, 1], per=2)
+    c.add(4, 0.0, ready=True)
+    c.advance(1)
+    assert "busy_replicas" not in c.signals(1)  # walked only when a policy reads it
+    c.measure_busy = True
+    assert c.signals(1)["busy_replicas"] == 3.0
+    c.scale(1, 1.0)  # the idle node goes, then the two least busy drain; one stays
+    assert c.signals(2)["busy_replicas"] == 1.0
+    c.advance(200)
+    assert c.signals(200)["busy_replicas"] == 0.0
+
+
 def test_gpu_utilization_is_missing_when_nothing_is_ready():
     c = cluster([0], [5], per=1, startup=60)
     c.add(1, 0.0)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 from autoscaler.types import Observation
@@ -120,6 +122,27 @@ def test_servers_for_wait_is_the_smallest_count_meeting_the_bound():
     c = servers_for_wait(a, t, eps, 10_000)
     assert wait_exceeds_probability(c, a, t) <= eps
     assert wait_exceeds_probability(c - 1, a, t) > eps
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    a=st.floats(1e-6, 2000.0),
+    t=st.floats(1e-4, 20.0),
+    eps=st.sampled_from([1e-6, 1e-3, 0.01, 0.05, 0.5]),
+)
+def test_servers_for_wait_is_minimal_against_the_direct_recursion(a, t, eps):
+    # the sizing loop's quick rejection and float iteration must not change the answer
+    # (the direct recursion rounds differently: a hair of tolerance at the boundary)
+    c = servers_for_wait(a, t, eps, 1_000_000)
+    assert c > a
+    assert wait_exceeds_probability(c, a, t) <= eps * (1 + 1e-9)
+    if c - 1 > a:
+        assert wait_exceeds_probability(c - 1, a, t) > eps * (1 - 1e-9)
+
+
+def test_servers_for_wait_returns_the_cap_when_the_load_exceeds_it():
+    assert servers_for_wait(2_000.0, 0.5, 0.01, 1_000) == 1_000
+    assert servers_for_wait(1e12, 100.0, 0.01, 1_000_000) == 1_000_000
 
 
 def test_servers_for_wait_handles_thousands_of_servers():

@@ -93,3 +93,13 @@ def test_sweep_refuses_floors_outside_the_pool_bounds():
 def test_sweep_refuses_a_path_that_does_not_exist():
     result = CliRunner().invoke(cli, ["sweep", LLM, "--param", "policy.nope.x=1,2"])
     assert result.exit_code == 2
+
+
+def test_tuning_the_batch_example_tries_packing_fill_and_scale_down_windows():
+    from autoscaler.config import load_config
+    from autoscaler.sim.sweep import tuning_variants
+
+    pool = load_config(ROOT / "examples" / "gpu-batch.yaml", env={}).pools[0]
+    ours = [v.label for v in tuning_variants(pool, 8, True) if v.family == "packing"]
+    assert len(ours) == 9  # fill 0.5, 0.75, 1.0 x windows 60, 180, 300 s
+    assert "policy.fill=0.75, behavior.scale_down.stabilization_window=180" in ours

@@ -65,6 +65,9 @@ def sim_speed(d: dict[str, Any]) -> list[str]:
             [
                 [f"{day['hours']} h of one pool at a 1 s tick ({day['requests']:,} requests)",
                  f"{day['wall_s']} s", f"≤ {day['target_s']} s", _yes(day["meets_target"])],
+                *([["of which the production tick alone (controller, policy, planner on "
+                    "constant signals)", f"{day['production_tick_only_s']} s", "", ""]]
+                  if "production_tick_only_s" in day else []),
                 [f"sweep of {sweep['variants']} variants, 2 workers vs 1",
                  f"{sweep['speedup']}× ({sweep['wall_2_workers_s']} s vs "
                  f"{sweep['wall_1_worker_s']} s)", f"≥ {sweep['target_speedup']}×",

@@ -16,6 +16,7 @@ import yaml
 
 from .faults import Fault, FaultyMotoServer
 from .helpers import (
+    BUSY_TAG,
     INSTALLATION,
     OWNER_TAG,
     POOL_TAG,
@@ -252,3 +253,30 @@ def test_an_auto_scaling_group_is_clamped_to_its_own_bounds_through_the_cli(
     assert action_of(tick, "workers")["desired"] == 8
     assert group("gpu-asg")["DesiredCapacity"] == 3
     assert "desired 8 clamped to 3" in stderr
+
+
+def test_packing_through_the_cli_removes_the_idle_instance_and_keeps_those_running_jobs(
+    server: FaultyMotoServer, server_world: World, tmp_path: Path
+) -> None:
+    # three owned 8-GPU workers; two tag themselves busy, one idle. The job dispatcher's
+    # gauges (static here) say two instances run jobs and nothing waits.
+    ids = launch_foreign(server_world, {OWNER_TAG: INSTALLATION, POOL_TAG: "gpu"}, count=3)
+    client("ec2").create_tags(Resources=[ids[0], ids[2]], Tags=[{"Key": BUSY_TAG, "Value": "true"}])
+    client("ec2").create_tags(Resources=[ids[1]], Tags=[{"Key": BUSY_TAG, "Value": "false"}])
+    pool = pool_dict("gpu", ec2_target(server_world, retry=FAST_RETRY))
+    pool["signals"] = {
+        "busy_replicas": {"source": {"type": "static", "value": 2}},
+        "pending_gpus": {"source": {"type": "static", "value": 0}},
+    }
+    pool["policy"] = {"type": "packing", "units_per_replica": 8}
+    status, tick, stderr = run(server, write_config(tmp_path / "c.yaml", pool))
+    assert status == 0, stderr
+    assert action_of(tick, "gpu")["desired"] == 2
+    assert state_of(ids) == {ids[0]: "running", ids[1]: "terminated", ids[2]: "running"}
+
+    # nine GPUs' worth of jobs arrive: two busy instances + ceil(9 / 8) new ones
+    pool["signals"]["pending_gpus"] = {"source": {"type": "static", "value": 9}}
+    status, tick, stderr = run(server, write_config(tmp_path / "c.yaml", pool))
+    assert status == 0, stderr
+    assert action_of(tick, "gpu")["desired"] == 4
+    assert len(owned("gpu")) == 4 and {ids[0], ids[2]} <= {i["InstanceId"] for i in owned("gpu")}

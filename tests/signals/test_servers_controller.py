@@ -12,9 +12,11 @@ import textwrap
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
+import yaml
 
 from autoscaler.clock import FakeClock
 from autoscaler.config import parse_config
@@ -25,6 +27,7 @@ from tests.servers.processes import MetricsExporter, PrometheusServer, RedisServ
 from tests.signals.helpers import code_of
 
 pytestmark = pytest.mark.servers
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def config_text(prometheus_url: str, redis_url: str, case: str, prom_timeout: str = "1s") -> str:
@@ -195,3 +198,61 @@ def test_a_slow_source_does_not_delay_other_pools_past_the_deadline(
         assert d["chat"].stale and rig.replicas("chat") == 5
         assert code_of(result.readings[("chat", "queue")].error) == "timeout"
     assert slow_prometheus.calls == 2
+
+
+def test_the_batch_example_queries_read_idle_as_zero_and_a_missing_exporter_as_a_hold(
+    own_prometheus: PrometheusServer,
+    exporter: MetricsExporter,
+    make_rig: Callable[[str], Rig],
+) -> None:
+    # The `packing` pool of examples/gpu-batch.yaml with its two PromQL queries as shipped:
+    # idle workers must read as 0 busy (the pool may shrink), and no series at all (the
+    # dispatcher's exporter gone) as missing (the pool holds; never "nothing runs").
+    example = yaml.safe_load((ROOT / "examples" / "gpu-batch.yaml").read_text())
+    queries = {name: spec["source"]["query"]
+               for name, spec in example["pools"][0]["signals"].items()}
+    assert set(queries) == {"busy_replicas", "pending_gpus"}
+    signals = "".join(
+        f"\n              {name}: {{source: {{type: prometheus, url: \"{own_prometheus.url}\", "
+        f"query: '{query}'}}}}" for name, query in queries.items())
+    text = textwrap.dedent(f"""
+        controller: {{interval: 15s, observe_deadline: 2s, source_timeout: 1s}}
+        pools:
+          - name: training-jobs
+            target: {{kind: simulated}}
+            max: 20
+            signals:{signals}
+            policy: {{type: packing, units_per_replica: 8}}
+            behavior: {{scale_down: {{stabilization_window: 0}}, scale_to_zero_after: 0}}
+        """)
+    workers = {"i-0a": 1, "i-0b": 2, "i-0c": 0}  # jobs running on each worker
+    try:
+        for worker, running in workers.items():
+            exporter.set("batch_jobs_running", running, queue="gpu-jobs", worker=worker)
+        exporter.set("batch_jobs_pending_gpus", 12, queue="gpu-jobs")
+        own_prometheus.wait_for(queries["busy_replicas"], 2)
+        own_prometheus.wait_for(queries["pending_gpus"], 12)
+        rig = make_rig(text)
+        _, d = rig.tick()  # 2 busy + ceil(12 / 8) new
+        assert (d["training-jobs"].desired, d["training-jobs"].stale) == (4, False)
+
+        for worker in workers:
+            exporter.set("batch_jobs_running", 0, queue="gpu-jobs", worker=worker)
+        exporter.set("batch_jobs_pending_gpus", 0, queue="gpu-jobs")
+        own_prometheus.wait_for(queries["busy_replicas"], 0)
+        own_prometheus.wait_for(queries["pending_gpus"], 0)
+        _, d = rig.tick()
+        assert (d["training-jobs"].desired, rig.replicas("training-jobs")) == (0, 0)
+
+        rig.provider.preset(rig.config.pool("training-jobs"), 3)
+        for worker in workers:
+            exporter.remove("batch_jobs_running", queue="gpu-jobs", worker=worker)
+        exporter.remove("batch_jobs_pending_gpus", queue="gpu-jobs")
+        own_prometheus.wait_for(queries["busy_replicas"], None)
+        _, d = rig.tick()
+        assert d["training-jobs"].stale and rig.replicas("training-jobs") == 3
+        assert "empty result" in d["training-jobs"].reason
+    finally:
+        for worker in workers:
+            exporter.remove("batch_jobs_running", queue="gpu-jobs", worker=worker)
+        exporter.remove("batch_jobs_pending_gpus", queue="gpu-jobs")

@@ -17,12 +17,13 @@ from typing import Any
 
 JSONDict = dict[str, Any]
 
-# Observation, Recommendation and Decision are built once (or more) per pool per tick, 10,000
-# pools a tick (bench/decide.py). A frozen dataclass's __init__ sets each field through
-# object.__setattr__, which made building these three ~3x slower than a plain slots dataclass
-# (about 8 us of a 50 us pool). So they are plain slots dataclasses that nothing ever assigns
-# to after construction: treat them as immutable. `unsafe_hash=True` keeps the hash a frozen
-# dataclass had (by field values); it is safe because instances are never mutated.
+# Reading, Observation, Recommendation and Decision are built once (or more) per pool per
+# tick, 10,000 pools a tick (bench/decide.py). A frozen dataclass's __init__ sets each field
+# through object.__setattr__, which made building these ~3x slower than a plain slots
+# dataclass (about 8 us of a 50 us pool). So they are plain slots dataclasses that nothing
+# ever assigns to after construction: treat them as immutable. `unsafe_hash=True` keeps the
+# hash a frozen dataclass had (by field values); it is safe because instances are never
+# mutated.
 
 
 @dataclass(slots=True, unsafe_hash=True)  # not frozen, for speed: see the note above

@@ -24,15 +24,17 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import numpy as np
 from machine import reference_loop_seconds  # bench/machine.py, beside this script
 
 from autoscaler.clock import FakeClock
-from autoscaler.config import Config, ControllerSettings, load_config
-from autoscaler.controller import Controller
-from autoscaler.sim.engine import _Quiet, _sim_pool, run_policy, workload
+from autoscaler.config import load_config
+from autoscaler.sim.adapters import ClusterProvider
+from autoscaler.sim.cluster import Cluster
+from autoscaler.sim.engine import run_policy, sim_controller, workload
 from autoscaler.sim.sweep import TraceSpec, grid, run_all
 from autoscaler.sim.traces import read_trace
-from autoscaler.types import Capacity, Reading
+from autoscaler.types import Reading
 
 ROOT = Path(__file__).resolve().parents[1]
 CONV = ROOT.parent / "shared" / "traces" / "AzureLLMInferenceTrace_conv.csv"
@@ -48,17 +50,6 @@ class _Constant:
         return {r.key: Reading(self.values.get(r.signal), now) for r in requests}
 
 
-class _Fixed:
-    def __init__(self, replicas: int) -> None:
-        self.capacity = Capacity(replicas, replicas, 0)
-
-    def describe(self, pool):
-        return self.capacity
-
-    def scale(self, pool, desired, request_id):
-        self.capacity = Capacity(desired, desired, 0)
-
-
 def tick_only(pool, work, ticks: int) -> float:
     """Seconds for `ticks` production ticks (controller, policy, planner) of the same pool on
     constant signals at the day's mean load: the part of the day no simulator speed-up can
@@ -68,13 +59,14 @@ def tick_only(pool, work, ticks: int) -> float:
     service = float(work.durations.mean())
     values = {"arrival_rate": rate, "queue": 0.0, "in_flight": rate * service,
               "service_seconds": service}
-    config = Config(controller=ControllerSettings(interval=1.0),
-                    pools=[_sim_pool(pool, pool.policy)])
+    # The day's provider, over a cluster with no work: capacity reads cost what they do there.
+    empty = np.zeros(0)
+    cluster = Cluster(empty, empty, empty.astype(np.int64), work.units_per_replica,
+                      work.startup_seconds)
+    cluster.add(max(1, round(rate * service / work.units_per_replica)), 0.0, ready=True)
     clock = FakeClock(0.0)
-    replicas = max(1, round(rate * service / work.units_per_replica))
-    controller = Controller(config, {"simulated": _Fixed(replicas)},
-                            {"simulated": _Constant(values)}, clock, recorder=_Quiet(),
-                            inline=True)
+    controller = sim_controller(pool, pool.policy, 1.0, ClusterProvider(cluster),
+                                _Constant(values), clock)
     started = time.perf_counter()
     for _ in range(ticks):
         controller.tick()

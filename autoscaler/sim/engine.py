@@ -126,6 +126,24 @@ def initial_replicas(pool: Pool, policy: Any, work: Workload) -> int:
     return int(min(pool.max, max(pool.min, floor, need)))
 
 
+def sim_controller(
+    pool: Pool, policy: Any, tick_seconds: float, provider: Any, source: Any, clock: FakeClock
+) -> Controller:
+    """The production controller over `pool` run by `policy` as a simulated pool, ticking
+    inline (no threads) with no recorder output."""
+    config = Config(
+        controller=ControllerSettings(interval=tick_seconds), pools=[_sim_pool(pool, policy)]
+    )
+    return Controller(
+        config,
+        {"simulated": provider},
+        {"simulated": source},
+        clock,
+        recorder=_Quiet(),
+        inline=True,
+    )
+
+
 def run_policy(
     pool: Pool,
     work: Workload,
@@ -137,8 +155,6 @@ def run_policy(
 ) -> PolicyRun:
     """Replay `work` through `policy` on `pool`; returns metrics and the timeline."""
     started = time.perf_counter()
-    sim_pool = _sim_pool(pool, policy)
-    config = Config(controller=ControllerSettings(interval=tick_seconds), pools=[sim_pool])
     cluster = Cluster(
         work.arrivals,
         work.durations,
@@ -150,13 +166,8 @@ def run_policy(
     cluster.add(initial_replicas(pool, policy, work), 0.0, ready=True)
     clock = FakeClock(0.0)
     provider = ClusterProvider(cluster)
-    controller = Controller(
-        config,
-        {"simulated": provider},
-        {"simulated": ClusterSignals(cluster)},
-        clock,
-        recorder=_Quiet(),
-        inline=True,
+    controller = sim_controller(
+        pool, policy, tick_seconds, provider, ClusterSignals(cluster), clock
     )
     line: dict[str, list[Any]] = {
         k: []

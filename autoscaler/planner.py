@@ -121,7 +121,8 @@ class PoolMemory:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PoolMemory:
         def history(key: str) -> History:
-            return tuple((float(t), int(n)) for t, n in data.get(key) or ())
+            # In time order, which the planner's compaction relies on.
+            return tuple(sorted((float(t), int(n)) for t, n in data.get(key) or ()))
 
         return cls(
             recommendations=history("recommendations"),
@@ -157,15 +158,6 @@ def _with(m: PoolMemory, **changes: Any) -> PoolMemory:
     }
     fields.update(changes)
     return PoolMemory(**fields)
-
-
-def _remember(recs: History, now: float, value: int) -> History:
-    """Add a recommendation to the history. A repeat of the latest value only moves its
-    time forward: the windows ask "was v recommended after the cutoff?", and the latest
-    time answers that for the whole run, so history stays short at a 1 s tick."""
-    if recs and recs[-1][1] == value:
-        return (*recs[:-1], (now, value))
-    return (*recs, (now, value))
 
 
 def clamp(value: int, spec: PlanSpec) -> int:
@@ -211,28 +203,40 @@ def _plan_fresh(
     if bounded != rec.desired:
         notes.append(f"bounds [{spec.min}, {spec.max}] -> {bounded}")
     keep = spec.keep_recommendations_seconds
-    recs = memory.recommendations
-    if recs:
-        # prune() and stabilize() in one pass over the history (what they give, entry for
-        # entry: an entry older than `keep` is outside both windows). This runs for every
-        # pool with a window at every tick (bench/decide.py).
+    history: History = ()
+    if keep > 0:
+        # One backward pass over the history gives both windows' extremes (what prune() and
+        # stabilize() give) and the history to remember, compacted: an entry is kept only if
+        # it is above every later one (it may still be a down window's maximum) or below
+        # every later one (an up window's minimum). Any other entry has a later one at least
+        # as high and one at least as low, inside every window that holds it, so dropping
+        # it changes no decision. A pool whose recommendation wavers keeps a few entries,
+        # not one per tick of its window. This runs for every pool at every tick
+        # (bench/decide.py).
         keep_cut = now - keep
         up_cut = now - spec.up.stabilization_seconds
         down_cut = now - spec.down.stabilization_seconds
-        lowest = highest = bounded
-        kept: list[tuple[float, int]] | None = [] if recs[0][0] <= keep_cut else None
-        for entry in recs:
+        lowest = highest = bounded  # over the up / down window, this recommendation included
+        low = high = bounded  # over the entries after the one looked at
+        kept = [(now, bounded)]
+        for entry in reversed(memory.recommendations):
             at, replicas = entry
+            if at <= keep_cut:
+                continue  # outside both windows
             if at > up_cut and replicas < lowest:
                 lowest = replicas
             if at > down_cut and replicas > highest:
                 highest = replicas
-            if kept is not None and at > keep_cut:
+            if replicas > high:
+                high = replicas
                 kept.append(entry)
-        if kept is not None:
-            recs = tuple(kept)
+            elif replicas < low:
+                low = replicas
+                kept.append(entry)
+        kept.reverse()
+        history = tuple(kept)
         target = lowest if current < lowest else highest if current > highest else current
-    else:  # what stabilize() gives for no history, without the calls (pools with no windows)
+    else:  # what stabilize() gives with no windows, without the calls
         target = current if current == bounded else bounded
     started_at = now if memory.started_at is None else memory.started_at
     started_with = current if memory.started_at is None else memory.started_with
@@ -272,7 +276,7 @@ def _plan_fresh(
         notes.append(f"bounds [{spec.min}, {spec.max}] -> {desired}")
     # Positional, in field order: this runs once per pool per tick (see bench/decide.py).
     memory = PoolMemory(
-        _remember(recs, now, bounded) if keep > 0 else (),
+        history,
         events,
         memory.last_scale_at,
         None,

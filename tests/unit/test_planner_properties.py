@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 from hypothesis import given, settings
@@ -106,7 +107,6 @@ def test_the_planners_one_pass_window_is_prune_then_stabilize(
 ):
     """The planner folds scaling.prune and scaling.stabilize into one loop for speed; it
     must decide and remember exactly what the two functions would."""
-    from autoscaler.planner import _remember
     from autoscaler.scaling import prune, stabilize
 
     now = 1000.0
@@ -116,5 +116,46 @@ def test_the_planners_one_pass_window_is_prune_then_stabilize(
     decision, after = plan("p", spec, Recommendation(proposal, "r"), current, now, memory)
     kept = prune(recs, now, spec.keep_recommendations_seconds) if recs else recs
     assert decision.desired == stabilize(current, proposal, kept, now, up, down)
-    expected = _remember(kept, now, proposal) if spec.keep_recommendations_seconds > 0 else ()
-    assert tuple(map(tuple, after.recommendations)) == tuple(map(tuple, expected))
+    remembered = tuple(map(tuple, after.recommendations))
+    if spec.keep_recommendations_seconds == 0:
+        assert remembered == ()
+    else:
+        # A compacted subset of what prune() keeps plus this proposal, ending with it...
+        assert remembered[-1] == (now, proposal)
+        assert set(remembered) <= {*map(tuple, kept), (now, proposal)}
+        # ...in which every entry is above every later one or below every later one.
+        for i, (_, value) in enumerate(remembered[:-1]):
+            later = [v for _, v in remembered[i + 1 :]]
+            assert value > max(later) or value < min(later)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    proposals=st.lists(st.integers(0, 30), min_size=1, max_size=120),
+    steps=st.lists(st.sampled_from([0.5, 1.0, 7.0, 29.0, 61.0]), min_size=1, max_size=120),
+    up=st.sampled_from([0.0, 15.0, 30.0]),
+    down=st.sampled_from([0.0, 20.0, 60.0, 300.0]),
+    restart_at=st.integers(0, 120),
+)
+def test_the_compacted_history_decides_what_the_whole_history_would(
+    proposals, steps, up, down, restart_at
+):
+    """Run a pool's recommendations through the planner and, beside it, through prune() and
+    stabilize() on every recommendation ever made: every decision must be the same, also
+    after the memory goes through JSON (a restart) part way."""
+    from autoscaler.scaling import prune, stabilize
+
+    spec = PlanSpec(0, 100, ScalingRules(up), ScalingRules(down), 0.0, 0.0)
+    memory = PoolMemory(started_at=-1e9)
+    whole: tuple[tuple[float, int], ...] = ()
+    now, current = 0.0, 5
+    for i, proposal in enumerate(proposals):
+        now += steps[i % len(steps)]
+        if i == restart_at:
+            memory = PoolMemory.from_dict(json.loads(json.dumps(memory.to_dict())))
+        decision, memory = plan("p", spec, Recommendation(proposal, "r"), current, now, memory)
+        expected = stabilize(current, proposal, whole, now, up, down)
+        assert decision.desired == expected, (i, whole, memory.recommendations)
+        whole = prune((*whole, (now, proposal)), now, max(up, down))
+        current = decision.desired
+        assert len(memory.recommendations) <= len(whole) + 1

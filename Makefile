@@ -12,7 +12,11 @@ TEST_DEPS :=
 .PHONY: install demo explain test lint unit bench clean
 .DEFAULT_GOAL := demo
 
-$(STAMP): pyproject.toml
+# The modules setup.py compiles (autoscaler/speedups.py): an edit rebuilds them.
+COMPILED_SOURCES := $(wildcard policies/erlang.p* policies/queueing_policy.p* \
+	autoscaler/sim/cluster.p* autoscaler/sim/fast_loop.p*)
+
+$(STAMP): pyproject.toml setup.py $(COMPILED_SOURCES)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -48,4 +52,5 @@ bench: install servers
 	$(BIN)/python bench/readme.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
+	find autoscaler policies -name '*.so' -delete

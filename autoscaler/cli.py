@@ -36,8 +36,26 @@ def _config_errors(error: ConfigError) -> None:
         click.echo(f"  {issue}", err=True)
 
 
+def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if not value or ctx.resilient_parsing:
+        return
+    from . import speedups  # imports the compiled modules: only when asked
+
+    click.echo(f"autoscaler, version {_version()}")
+    for module, how in speedups.status().items():
+        click.echo(f"  {module}: {how}")
+    ctx.exit()
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(_version(), prog_name="autoscaler")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_print_version,
+    help="Show the version, and which modules run compiled, and exit.",
+)
 def cli() -> None:
     """Elastic autoscaler for AI workloads: queue- and GPU-aware scaling of LLM serving and
     GPU batch pools on Kubernetes and AWS."""

@@ -4,6 +4,8 @@
    repeated 24 times, ~465,000 requests) through the `queueing` policy of
    examples/simulated.yaml. Target: <= 5 s wall. Beside it, the same number of production
    ticks on constant signals with no simulator: the floor a faster simulator cannot lower.
+   With the compiled speed-ups built (setup.py; `autoscaler --version` lists them), the
+   same day also runs in pure Python (AUTOSCALER_PURE_PYTHON=1, another process) beside it.
 2. A sweep of 32 variants on 2 workers vs 1 worker, measured side by side in this run.
    Target: >= 1.6x.
 
@@ -18,6 +20,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from machine import reference_loop_seconds  # bench/machine.py, beside this script
 
+from autoscaler import speedups
 from autoscaler.clock import FakeClock
 from autoscaler.config import load_config
 from autoscaler.sim.adapters import ClusterProvider
@@ -91,7 +95,18 @@ def day_run(hours: int, runs: int = 1) -> dict:
             "wall_s": round(wall, 2), "wall_runs_s": [round(w, 2) for w in walls],
             "production_tick_only_s": round(tick_s, 2),
             "target_s": 5.0, "meets_target": wall <= 5.0,
-            "slo_attainment": run.metrics["slo_attainment"]}
+            "slo_attainment": run.metrics["slo_attainment"],
+            "compiled": speedups.all_compiled()}
+
+
+def pure_python_day(hours: int, runs: int) -> dict:
+    """The day in another process that runs every module from its Python source."""
+    env = {**os.environ, "AUTOSCALER_PURE_PYTHON": "1"}
+    proc = subprocess.run(
+        [sys.executable, __file__, "--day-only", "--hours", str(hours), "--day-runs", str(runs)],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def sweep_run(count: int) -> dict:
@@ -119,10 +134,21 @@ def main() -> None:
     parser.add_argument("--day-runs", type=int, default=1,
                         help="replay the day this many times and report the median wall")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "sim_speed.json"))
+    parser.add_argument("--day-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not CONV.exists():
         sys.exit(f"needs the shared traces beside the checkout: {CONV}")
     day = day_run(args.hours, args.day_runs)
+    if args.day_only:  # for pure_python_day
+        print(json.dumps(day))
+        return
+    print("compiled speed-ups:" if day["compiled"] else "pure Python:",
+          ", ".join(f"{m} {how}" for m, how in speedups.status().items()))
+    if day["compiled"]:
+        pure = pure_python_day(args.hours, args.day_runs)
+        day["pure_python_wall_s"] = pure["wall_s"]
+        day["pure_python_wall_runs_s"] = pure["wall_runs_s"]
+        day["pure_python_production_tick_only_s"] = pure["production_tick_only_s"]
     sweep = sweep_run(args.variants)
     rows = [
         (f"{args.hours} h at 1 s tick, {day['requests']} requests", f"{day['wall_s']:.2f} s",
@@ -135,6 +161,10 @@ def main() -> None:
         print(f"{name:<44} {measured:>10} {target:>8} {'yes' if ok else 'NO':>4}")
     print(f"  of the day, the production tick alone (constant signals, {day['ticks']} ticks): "
           f"{day['production_tick_only_s']:.2f} s")
+    if "pure_python_wall_s" in day:
+        print(f"  the same day in pure Python: {day['pure_python_wall_s']:.2f} s "
+              f"({day['pure_python_wall_s'] / day['wall_s']:.2f}x the compiled), of which "
+              f"the production tick alone {day['pure_python_production_tick_only_s']:.2f} s")
     print(f"  sweep: 1 worker {sweep['wall_1_worker_s']} s, 2 workers "
           f"{sweep['wall_2_workers_s']} s; load average {os.getloadavg()[0]:.2f}")
     result = {"day": day, "sweep": sweep, "python": platform.python_version(),

@@ -30,7 +30,6 @@ import heapq
 import math
 from bisect import bisect_right
 from collections import deque
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,16 +40,21 @@ from .fast_loop import advance_one_unit
 INF = math.inf
 
 
-@dataclass(slots=True)
 class Replica:
-    id: int
-    created: float
-    ready_at: float
-    busy: int = 0
-    draining: bool = False
-    ended: float | None = None
-    listed: bool = False  # in the free heap already (no duplicates)
-    up: bool = False  # its ready event was processed while not draining (counted ready)
+    """A replica (or node). A plain class, not a dataclass: compiled, it is an extension
+    type with typed fields (cluster.pxd)."""
+
+    __slots__ = ("busy", "created", "draining", "ended", "id", "listed", "ready_at", "up")
+
+    def __init__(self, id: int, created: float, ready_at: float) -> None:
+        self.id = id
+        self.created = created
+        self.ready_at = ready_at
+        self.busy = 0
+        self.draining = False
+        self.ended: float | None = None
+        self.listed = False  # in the free heap already (no duplicates)
+        self.up = False  # its ready event was processed while not draining (counted ready)
 
 
 class Cluster:

@@ -1,0 +1,50 @@
+"""Optional compiled speed-ups for the simulator's hottest loops; the metadata is in
+pyproject.toml.
+
+Cython compiles a few modules from their own .py source, with C types from the .pxd file
+beside each: the Erlang sizing of the `queueing` policy and the simulated cluster's event
+loop. The results are bit-identical to the pure-Python modules (tests/sim/test_compiled.py)
+and a simulated day runs faster (bench/sim_speed.py). Nothing requires them: without Cython
+or a C compiler the build goes on, the .py modules run, and `autoscaler.speedups` says why.
+AUTOSCALER_PURE_PYTHON=1 skips the build (and, at run time, the compiled modules).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from setuptools import Extension, setup
+
+COMPILED = [
+    "policies.erlang",
+    "policies.queueing_policy",
+    "autoscaler.sim.cluster",
+    "autoscaler.sim.fast_loop",
+]
+
+
+def extensions() -> list[Extension]:
+    if os.environ.get("AUTOSCALER_PURE_PYTHON") == "1":
+        return []
+    try:
+        from Cython.Build import cythonize
+    except ImportError:
+        print("elastic-autoscaler: Cython missing; installing pure Python", file=sys.stderr)
+        return []
+    modules = [
+        Extension(name, [name.replace(".", "/") + ".py"], optional=True) for name in COMPILED
+    ]
+    try:
+        return cythonize(
+            modules,
+            build_dir="build/cython",
+            quiet=True,
+            compiler_directives={"language_level": 3, "annotation_typing": False},
+        )
+    except Exception as exc:  # a Cython error must not stop the install: pure Python runs
+        print(f"elastic-autoscaler: not compiled ({exc}); installing pure Python", file=sys.stderr)
+        return []
+
+
+setup(ext_modules=extensions())

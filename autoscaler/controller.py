@@ -30,6 +30,7 @@ from .types import ActionResult, Capacity, Decision, Observation, Reading, Recom
 
 log = logging.getLogger("autoscaler")
 _NONE: frozenset[str] = frozenset()
+_INF = math.inf
 
 
 @dataclass
@@ -92,7 +93,10 @@ class Controller:
         self._acting: dict[str, cf.Future[ActionResult | None]] = {}
         self._requests: dict[str, list[SignalRequest]] = defaultdict(list)
         self._timeouts: dict[str, float] = {}
-        self._signals: dict[str, list[tuple[str, float | None]]] = defaultdict(list)
+        # Per pool: (reading key, signal name, declared max age or None).
+        self._signals: dict[str, list[tuple[tuple[str, str], str, float | None]]] = (
+            defaultdict(list)
+        )
         for i, pool in enumerate(config.pools):
             if pool.target.kind not in self.providers:
                 raise ValueError(
@@ -102,7 +106,7 @@ class Controller:
             if pool.target.kind == "simulated" and "simulated" in self.sources:
                 for name in sorted(pool.policy.signal_names() - set(pool.signals)):
                     self._requests["simulated"].append(SignalRequest(pool.name, name, None))
-                    self._signals[pool.name].append((name, None))
+                    self._signals[pool.name].append(((pool.name, name), name, None))
             for name, spec in pool.signals.items():
                 max_age = spec.max_age
                 poll = getattr(spec.source, "poll_interval", None)
@@ -110,7 +114,7 @@ class Controller:
                     # A polled reading stands until its next read: it is due `poll` after
                     # it was taken, and may be a few ticks late when reads are spread out.
                     max_age = poll + 3 * config.controller.interval
-                self._signals[pool.name].append((name, max_age))
+                self._signals[pool.name].append(((pool.name, name), name, max_age))
                 kind = spec.source.type
                 if kind not in self.sources:
                     where = f"pools[{i}].signals.{name}.source"
@@ -294,14 +298,14 @@ class Controller:
         empty: set[str] = set()
         required = self._required[pool.name]
         max_age_default = 3 * self.config.controller.interval
-        for name, declared_max_age in self._signals[pool.name]:
-            reading = readings.get((pool.name, name)) or Reading(None, now, "not read")
+        for key, name, declared_max_age in self._signals[pool.name]:
+            reading = readings.get(key) or Reading(None, now, "not read")
             max_age = declared_max_age if declared_max_age is not None else max_age_default
             value = reading.value
             if (
                 reading.error is None
                 and value is not None
-                and 0.0 <= value < math.inf
+                and 0.0 <= value < _INF
                 and now - reading.observed_at <= max_age
             ):
                 values[name] = value  # the common case, checked inline (hot in the simulator)
@@ -317,17 +321,18 @@ class Controller:
                 continue
             assert reading.value is not None
             values[name] = reading.value
+        # Positional, in field order: once per pool per tick.
         observation = Observation(
-            pool=pool.name,
-            now=now,
-            current_replicas=capacity.desired,
-            ready_replicas=capacity.ready,
-            signals=values,
-            stale=frozenset(stale) if stale else _NONE,
-            empty=frozenset(empty) if empty else _NONE,
-            startup_seconds=pool.startup,
-            min_replicas=pool.min,
-            max_replicas=pool.max,
+            pool.name,
+            now,
+            capacity.desired,
+            capacity.ready,
+            values,
+            frozenset(stale) if stale else _NONE,
+            frozenset(empty) if empty else _NONE,
+            pool.startup,
+            pool.min,
+            pool.max,
         )
         return observation, stale
 

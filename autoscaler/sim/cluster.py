@@ -113,6 +113,10 @@ class Cluster:
         self.snapshots: deque[tuple[float, dict[str, float | None]]] = deque()
         self._last_busy_area = 0.0
         self._last_ready_area = 0.0
+        # Arrivals at or before the rate window's start, and that start: it only moves
+        # forward as the clock does, so the count is kept, not searched for (see _measure).
+        self._window_count = 0
+        self._window_from = -INF
         # `busy_replicas` walks the replicas: measured only when a policy asks for it.
         self.measure_busy = False
 
@@ -332,7 +336,16 @@ class Cluster:
         # Prometheus' rate() extrapolates a young series: dividing by the whole window
         # would show a ramp the trace does not have (and a forecast would chase it).
         span = min(window, t) if t > 0 else window
-        rate = (arrived - bisect_right(self.arr, t - window)) / span
+        start = t - window
+        before = self._window_count  # == bisect_right(self.arr, start), by moving forward
+        if start < self._window_from:
+            before = bisect_right(self.arr, start)  # asked about an earlier time: search
+        else:
+            arr, n = self.arr, len(self.arr)
+            while before < n and arr[before] <= start:
+                before += 1
+        self._window_count, self._window_from = before, start
+        rate = (arrived - before) / span
         busy_da = self.busy_area - self._last_busy_area
         ready_da = self.ready_area - self._last_ready_area
         self._last_busy_area, self._last_ready_area = self.busy_area, self.ready_area
@@ -357,9 +370,11 @@ class Cluster:
             "running_gpus": float(self.busy_units),
         }
         if self.measure_busy:
-            snap["busy_replicas"] = float(
-                sum(1 for r in self.replicas.values() if r.busy > 0 and not r.draining)
-            )
+            busy = 0  # a loop, not sum() over a generator: compiled, this is C
+            for r in self.replicas.values():
+                if r.busy > 0 and not r.draining:
+                    busy += 1
+            snap["busy_replicas"] = float(busy)
         return snap
 
     # -- accounting ----------------------------------------------------------------------

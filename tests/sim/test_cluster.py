@@ -92,6 +92,23 @@ def test_signals_are_what_production_would_see():
     assert c.signals(80.0)["arrival_rate"] == pytest.approx(1 / 60)  # only t=30 is within 60 s
 
 
+def test_the_arrival_rate_counts_the_window_at_any_time_asked():
+    """The rate window's start is followed, not searched for; asked about an earlier time
+    (out of order), it searches. Either way: arrivals in (t - 60, t] over min(60, t)."""
+    rng = np.random.default_rng(3)
+    arrivals = np.sort(np.round(rng.uniform(0, 600, 400) * 2) / 2)  # ties on purpose
+    c = cluster(arrivals.tolist(), [1.0] * 400, per=4)
+    c.add(2, 0.0, ready=True)
+    times = [float(t) for t in np.arange(0, 700, 0.5)]
+    times += [float(t) for t in rng.uniform(0, 700, 200)]  # then back and forth
+    for t in times:
+        if t >= c.clock:
+            c.advance(t)
+        inside = np.sum((arrivals > t - 60) & (arrivals <= t))
+        span = min(60.0, t) if t > 0 else 60.0
+        assert c.signals(t)["arrival_rate"] == inside / span, t
+
+
 def test_busy_replicas_counts_nodes_holding_work_when_asked():
     # jobs of 2, 2 and 1 GPUs on 2-GPU nodes: first fit fills node 0, then node 1; node 2
     # idle. A draining node is leaving: it is not counted.

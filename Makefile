@@ -14,7 +14,7 @@ TEST_DEPS :=
 
 # The modules setup.py compiles (autoscaler/speedups.py): an edit rebuilds them.
 COMPILED_SOURCES := $(wildcard policies/erlang.p* policies/queueing_policy.p* \
-	autoscaler/sim/cluster.p* autoscaler/sim/fast_loop.p*)
+	autoscaler/sim/adapters.p* autoscaler/sim/cluster.p* autoscaler/sim/fast_loop.p*)
 
 $(STAMP): pyproject.toml setup.py $(COMPILED_SOURCES)
 	$(PYTHON) -m venv $(VENV)

@@ -1,12 +1,12 @@
-"""Optional compiled speed-ups for the simulator's hottest loops; the metadata is in
-pyproject.toml.
+"""Optional compiled speed-ups for the hottest code; the metadata is in pyproject.toml.
 
 Cython compiles a few modules from their own .py source, with C types from the .pxd file
-beside each: the Erlang sizing of the `queueing` policy and the simulated cluster's event
-loop. The results are bit-identical to the pure-Python modules (tests/sim/test_compiled.py)
-and a simulated day runs faster (bench/sim_speed.py). Nothing requires them: without Cython
-or a C compiler the build goes on, the .py modules run, and `autoscaler.speedups` says why.
-AUTOSCALER_PURE_PYTHON=1 skips the build (and, at run time, the compiled modules).
+beside each: the `queueing` policy's decider and Erlang sizing, and the simulated cluster,
+its event loop and its signal source. The results are bit-identical to the pure-Python
+modules (tests/sim/test_compiled.py) and a simulated day runs faster (bench/sim_speed.py).
+Nothing requires them: without Cython or a C compiler the build goes on, the .py modules
+run, and `autoscaler --version` says so. AUTOSCALER_PURE_PYTHON=1 skips the build (and, at
+run time, the compiled modules).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from setuptools import Extension, setup
 COMPILED = [
     "policies.erlang",
     "policies.queueing_policy",
+    "autoscaler.sim.adapters",
     "autoscaler.sim.cluster",
     "autoscaler.sim.fast_loop",
 ]

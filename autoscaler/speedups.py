@@ -2,15 +2,16 @@
 
 setup.py compiles a few modules with Cython from their own .py source (C types come from
 the .pxd beside each): the `queueing` policy's decider and Erlang sizing, and the simulated
-cluster's event loop. Python imports a compiled module in preference to its source, so:
+cluster, its event loop and its signal source. Python imports a compiled module in
+preference to its source, so:
 
 - AUTOSCALER_PURE_PYTHON=1 imports the sources instead (to compare, debug or profile);
 - in a source checkout, a compiled module older than its .py or .pxd (edited since the last
   build; `make install` rebuilds) is not used: the sources are imported, with a warning,
   so an edit is never silently ignored.
 
-Either way it is all of them or none: the compiled cluster and event loop share C types.
-`python -m autoscaler.speedups` prints which is in use.
+Either way it is all of them or none: the compiled simulator modules share C types.
+`autoscaler --version` lists which is in use.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from types import ModuleType
 COMPILED = (
     "policies.erlang",
     "policies.queueing_policy",
+    "autoscaler.sim.adapters",
     "autoscaler.sim.cluster",
     "autoscaler.sim.fast_loop",
 )

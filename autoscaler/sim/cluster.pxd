@@ -24,6 +24,8 @@ cdef class Cluster:
     cdef public Py_ssize_t _window_count
 
     cpdef _integrate(self, double t)
+    cpdef capacity(self)
+    cpdef dict signals(self, double t)
 
     @cython.locals(arrived=Py_ssize_t, window=double, span=double, rate=double,
                    busy_da=double, ready_da=double, cutoff=double, total=double, queue=double,

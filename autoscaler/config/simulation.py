@@ -22,7 +22,7 @@ class LlmService(_Model):
     input_tokens / prefill_tokens_per_s + output_tokens / decode_tokens_per_s seconds."""
 
     type: Literal["llm"] = "llm"
-    slots: int = Field(gt=0)
+    slots: int = Field(gt=0, le=1_000_000)
     prefill_tokens_per_s: float = Field(gt=0)
     decode_tokens_per_s: float = Field(gt=0, description="per sequence")
 
@@ -31,7 +31,7 @@ class GpuBatchService(_Model):
     """Each job needs `num_gpu` GPUs for its duration on nodes of `gpus_per_node` GPUs."""
 
     type: Literal["gpu-batch"] = "gpu-batch"
-    gpus_per_node: int = Field(gt=0)
+    gpus_per_node: int = Field(gt=0, le=1_000_000)
 
 
 class Trace(_Model):

@@ -41,6 +41,7 @@ def extensions() -> list[Extension]:
             modules,
             build_dir="build/cython",
             quiet=True,
+            # C types come from the .pxd files only; the .py annotations are for mypy.
             compiler_directives={"language_level": 3, "annotation_typing": False},
         )
     except Exception as exc:  # a Cython error must not stop the install: pure Python runs

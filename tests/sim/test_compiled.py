@@ -7,6 +7,7 @@ Each mode runs in its own process: a module is compiled or not for a whole proce
 from __future__ import annotations
 
 import ast
+import json
 import os
 import shutil
 import subprocess
@@ -94,7 +95,7 @@ def _status(pure: bool) -> dict[str, str]:
         pure,
     )
     assert proc.returncode == 0, proc.stderr
-    return __import__("json").loads(proc.stdout)
+    return json.loads(proc.stdout)
 
 
 def _require_compiled() -> None:
@@ -178,7 +179,7 @@ def test_an_edited_source_runs_as_python_with_a_warning(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], cwd=copy, env=env,
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    origin, status = __import__("json").loads(proc.stdout)
+    origin, status = json.loads(proc.stdout)
     assert origin == str(copy / "autoscaler" / "sim" / "cluster.py")
     assert all(v.startswith("pure Python (compiled autoscaler.sim.fast_loop older") for v in
                status.values()), status

@@ -41,10 +41,14 @@ ROOT = Path(__file__).resolve().parents[1]
 _why_pure = ""
 
 
+def _source(root: Path, name: str) -> Path:
+    return root / (name.replace(".", "/") + ".py")
+
+
 def compiled_file(root: Path, name: str) -> Path | None:
-    base = root / name.replace(".", "/")
+    source = _source(root, name)
     for suffix in importlib.machinery.EXTENSION_SUFFIXES:
-        candidate = base.with_name(base.name + suffix)
+        candidate = source.with_name(source.stem + suffix)
         if candidate.exists():
             return candidate
     return None
@@ -57,7 +61,7 @@ def stale(root: Path, names: Sequence[str]) -> list[str]:
     found = []
     for name in names:
         built = compiled_file(root, name)
-        source = root / (name.replace(".", "/") + ".py")
+        source = _source(root, name)
         types = source.with_suffix(".pxd")
         if built is None or not types.exists():
             continue
@@ -74,9 +78,7 @@ class _Sources(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname not in COMPILED:
             return None
-        return importlib.util.spec_from_file_location(
-            fullname, ROOT / (fullname.replace(".", "/") + ".py")
-        )
+        return importlib.util.spec_from_file_location(fullname, _source(ROOT, fullname))
 
 
 def choose() -> None:
@@ -111,9 +113,3 @@ def status() -> dict[str, str]:
 def all_compiled() -> bool:
     return all(v == "compiled" for v in status().values())
 
-
-if __name__ == "__main__":
-    from autoscaler import speedups  # the copy `import autoscaler` set up, not this __main__
-
-    for module, how in speedups.status().items():
-        print(f"{module:<28} {how}")

@@ -7,6 +7,7 @@ Each mode runs in its own process: a module is compiled or not for a whole proce
 from __future__ import annotations
 
 import ast
+import importlib.machinery
 import json
 import os
 import shutil
@@ -132,7 +133,7 @@ def test_setup_compiles_the_modules_speedups_lists():
 def _tree(tmp_path: Path, built_at: float, source_at: float, types_at: float | None) -> Path:
     folder = tmp_path / "pkg"
     folder.mkdir(parents=True)
-    built = folder / ("mod" + speedups.importlib.machinery.EXTENSION_SUFFIXES[0])
+    built = folder / ("mod" + importlib.machinery.EXTENSION_SUFFIXES[0])
     source = folder / "mod.py"
     for path, at in ((built, built_at), (source, source_at)):
         path.write_text("")

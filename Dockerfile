@@ -9,15 +9,11 @@
 ARG PYTHON_IMAGE=python:3.11-slim
 
 # -- builder: the project's wheel and its dependencies, installed into a venv ----------------
-# A C compiler here builds the compiled speed-ups (setup.py); without one the wheel is pure
-# Python and works the same.
+# Pure Python: no compiler needed.
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev \
- && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml setup.py README.md ./
+COPY pyproject.toml README.md ./
 COPY autoscaler ./autoscaler
 COPY policies ./policies
 RUN python -m venv /opt/venv \

@@ -12,11 +12,7 @@ TEST_DEPS :=
 .PHONY: install demo explain test lint unit bench clean
 .DEFAULT_GOAL := demo
 
-# The modules setup.py compiles (autoscaler/speedups.py): an edit rebuilds them.
-COMPILED_SOURCES := $(wildcard policies/erlang.p* policies/queueing_policy.p* \
-	autoscaler/sim/adapters.p* autoscaler/sim/cluster.p* autoscaler/sim/fast_loop.p*)
-
-$(STAMP): pyproject.toml setup.py $(COMPILED_SOURCES)
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
@@ -53,4 +49,3 @@ bench: install servers
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
-	find autoscaler policies -name '*.so' -delete

@@ -39,11 +39,7 @@ def _config_errors(error: ConfigError) -> None:
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    from . import speedups  # imports the compiled modules: only when asked
-
     click.echo(f"autoscaler, version {_version()}")
-    for module, how in speedups.status().items():
-        click.echo(f"  {module}: {how}")
     ctx.exit()
 
 
@@ -54,7 +50,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     expose_value=False,
     is_eager=True,
     callback=_print_version,
-    help="Show the version, and which modules run compiled, and exit.",
+    help="Show the version and exit.",
 )
 def cli() -> None:
     """Elastic autoscaler for AI workloads: queue- and GPU-aware scaling of LLM serving and
@@ -304,11 +300,11 @@ def run(
     import os
     from pathlib import Path
 
+    from autoscaler.errors import ProviderUnavailable, SourceUnavailable
+
     from .kube.process import KubeProcess, ProcessOptions
     from .kube.settings import load_settings
-    from .providers import ProviderUnavailable
-    from .runner import setup_logging
-    from .signals import SourceUnavailable
+    from .logs import setup_logging
 
     setup_logging(json_logs)
     if config_path is None and not crd_pools:

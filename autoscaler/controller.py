@@ -19,11 +19,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoscaler.errors import ProviderError
+
 from .clock import Clock, SystemClock
 from .config import Config, Pool
 from .observe import Observer
 from .planner import PlanSpec, PoolMemory, after_action, plan
-from .providers.base import CapacityProvider, ProviderError
+from .providers.base import CapacityProvider
 from .record import LogRecorder, Recorder
 from .signals import SignalRequest, SignalSource, build_source
 from .types import ActionResult, Capacity, Decision, Observation, Reading, Recommendation

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .signals._common import error_code
+from .errors import reading_error_code
 from .types import ActionResult, Decision, Reading
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -57,7 +57,7 @@ SIGNAL_STALE = Gauge(
 def stale_code(reading: Reading) -> str | None:
     """Why a reading is unusable, as a short code; None when it is usable."""
     if reading.error is not None:
-        return error_code(reading.error)
+        return reading_error_code(reading.error)
     value = reading.value
     if value is None:
         return "empty"

@@ -1,7 +1,7 @@
 """Benchmark: decide + plan for 10,000 pools in one process, on one core.
 
 Target (issue 2): <= 250 ms per tick. The garbage collector is set up as `autoscaler run`
-sets it (autoscaler/runtime.py; `--gc-defaults` for CPython's defaults, to compare). Pools
+sets it (autoscaler/gc_tuning.py; `--gc-defaults` for CPython's defaults, to compare). Pools
 mix every policy (queue-depth, gpu-utilization,
 composite, queueing, hpa, keda, kpa) with randomised signals that change every tick, so
 windows, forecasts and histories are exercised. Observe and act (I/O) are not included:
@@ -27,8 +27,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from machine import reference_loop_seconds  # bench/machine.py, beside this script
 
 from autoscaler.config import Pool
+from autoscaler.gc_tuning import freeze_long_lived, tune_gc
 from autoscaler.planner import PlanSpec, PoolMemory, plan
-from autoscaler.runtime import freeze_long_lived, tune_gc
 from autoscaler.types import Observation
 
 POLICIES = [
@@ -92,7 +92,7 @@ def run(n_pools: int, ticks: int, interval: float, seed: int,
         "tick_ms_max": ms[-1],
         "us_per_pool_p50": statistics.median(ms) * 1000 / n_pools,
         "target_ms": 250.0,
-        "gc": "as the controller (autoscaler.runtime)" if gc_as_controller else "defaults",
+        "gc": "as the controller (autoscaler.gc_tuning)" if gc_as_controller else "defaults",
     }
 
 

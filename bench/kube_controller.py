@@ -16,7 +16,7 @@
    on fresh signals; the start-up ticks (until every pool has decided on fresh signals
    once) are reported apart, as `first tick` and `after N`.
 
-The process sets the garbage collector up as `autoscaler run` does (autoscaler/runtime.py).
+The process sets the garbage collector up as `autoscaler run` does (autoscaler/gc_tuning.py).
 The cluster comes from the project's harness (`make cluster-build` first); moto runs as
 its own process, so CPU and memory figures are the controller's alone.
 
@@ -47,8 +47,8 @@ from kubernetes import watch  # noqa: E402
 
 from autoscaler.config import Config  # noqa: E402
 from autoscaler.controller import Controller  # noqa: E402
+from autoscaler.gc_tuning import freeze_long_lived, tune_gc  # noqa: E402
 from autoscaler.providers import build_providers  # noqa: E402
-from autoscaler.runtime import freeze_long_lived, tune_gc  # noqa: E402
 from tests.cluster.harness import free_ports, local_cluster  # noqa: E402
 
 OWNER = "bench"

@@ -30,11 +30,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from kubernetes import client as k
 
+from autoscaler.clients.aws import AwsClients, Ownership
 from autoscaler.clock import SystemClock
 from autoscaler.config.nodes import NodeProvisioning
-from autoscaler.kube.nodes import NodeProvisioner, NodeTickResult
-from autoscaler.kube.nodes.inventory import OurInstance, Tracked
-from autoscaler.providers.aws_common import AwsClients, Ownership
+from autoscaler.nodes import NodeProvisioner, NodeTickResult
+from autoscaler.nodes.inventory import OurInstance, Tracked
 from autoscaler.providers.aws_ec2 import Ec2Provider
 
 TYPES = ["g6.xlarge", "g6.2xlarge", "g6.12xlarge", "g6.48xlarge", "g5.xlarge", "g5.12xlarge"]

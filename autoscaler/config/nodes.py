@@ -1,7 +1,7 @@
 """Configuration of GPU node provisioning: which EC2 instance types may become Nodes, how
 they are launched, how many at most, and when empty ones go.
 
-Configuration only; `autoscaler.kube.nodes` acts on it. Instance types come from a small
+Configuration only; `autoscaler.nodes` acts on it. Instance types come from a small
 built-in catalog (GPUs, vCPUs, memory, on-demand price) unless the entry spells them out;
 a type the catalog does not know must give its GPUs, vCPUs, memory and price here.
 """

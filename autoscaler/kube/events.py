@@ -19,11 +19,11 @@ from kubernetes import client as k
 from kubernetes.client.exceptions import ApiException
 
 from autoscaler import telemetry
+from autoscaler.clients.kube import error_code
 from autoscaler.config import Config
 from autoscaler.record import Recorder
 from autoscaler.types import ActionResult, Decision
 
-from .connect import error_code
 from .crd import GROUP, KIND, VERSION
 from .pools import PoolProblem, PoolRef
 

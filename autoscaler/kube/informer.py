@@ -27,9 +27,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from autoscaler.kube._client import status_of, translate
-from autoscaler.kube.raw import Raw
-from autoscaler.providers.base import ProviderError
+from autoscaler.clients.kube import Raw, status_of, translate
+from autoscaler.errors import ProviderError
 
 log = logging.getLogger("autoscaler.kube.informer")
 

@@ -24,8 +24,7 @@ from kubernetes import client as k
 from kubernetes.client.exceptions import ApiException
 
 from autoscaler import telemetry
-
-from .connect import error_code
+from autoscaler.clients.kube import error_code
 
 log = logging.getLogger("autoscaler.kube.leader")
 

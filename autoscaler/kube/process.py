@@ -23,16 +23,16 @@ from pathlib import Path
 from typing import Any
 
 from autoscaler import telemetry
+from autoscaler.clients.kube import connect, error_code, own_namespace
 from autoscaler.clock import SystemClock
 from autoscaler.config import Config, ConfigIssue
 from autoscaler.controller import Controller, TickResult
-from autoscaler.providers import CapacityProvider, ProviderUnavailable, build_providers
+from autoscaler.errors import ProviderUnavailable, SourceUnavailable
+from autoscaler.gc_tuning import freeze_long_lived, tune_gc
+from autoscaler.providers import CapacityProvider, build_providers
 from autoscaler.record import LogRecorder, Recorder
-from autoscaler.runner import load_state, save_state
-from autoscaler.runtime import freeze_long_lived, tune_gc
-from autoscaler.signals import SourceUnavailable
+from autoscaler.state import load_state, save_state
 
-from .connect import connect, error_code, own_namespace
 from .events import EventRecorder, Recorders
 from .health import Endpoints, Health
 from .leader import LeaderElector
@@ -310,8 +310,8 @@ class KubeProcess:
         return result
 
     def _node_provisioner(self, settings: Any) -> Any:
-        from autoscaler.kube.nodes import NodeProvisioner
-        from autoscaler.providers.aws_common import Ownership
+        from autoscaler.clients.aws import Ownership
+        from autoscaler.nodes import NodeProvisioner
         from autoscaler.providers.aws_ec2 import Ec2Provider
 
         installation = self.options.file.installation

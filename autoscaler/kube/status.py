@@ -21,9 +21,9 @@ from kubernetes import client as k
 from kubernetes.client.exceptions import ApiException
 
 from autoscaler import telemetry
+from autoscaler.clients.kube import error_code
 from autoscaler.types import ActionResult, Decision, Reading
 
-from .connect import error_code
 from .crd import GROUP, PLURAL, VERSION
 from .pools import LoadedPools, PoolProblem, PoolRef
 

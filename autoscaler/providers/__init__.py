@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from autoscaler.errors import ProviderUnavailable
 from autoscaler.registry import NotAvailable, load
 
-from .base import CapacityProvider, CapacityUnavailable, NotFound, ProviderError, Throttled
+from .base import CapacityProvider
 from .simulated import SimulatedProvider
 
 PROVIDERS: dict[str, str] = {
@@ -23,9 +24,6 @@ PROVIDERS: dict[str, str] = {
     "job": "autoscaler.providers.kube_jobs:JobProvider.from_config",
 }
 
-
-class ProviderUnavailable(Exception):
-    """No provider can be built for a target kind; the message names the pool."""
 
 
 def build_providers(config: Any, clock: Any) -> dict[str, CapacityProvider]:
@@ -52,11 +50,6 @@ def build_providers(config: Any, clock: Any) -> dict[str, CapacityProvider]:
 __all__ = [
     "PROVIDERS",
     "CapacityProvider",
-    "CapacityUnavailable",
-    "NotFound",
-    "ProviderError",
-    "ProviderUnavailable",
     "SimulatedProvider",
-    "Throttled",
     "build_providers",
 ]

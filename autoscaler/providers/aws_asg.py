@@ -18,10 +18,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
-from autoscaler.clock import Clock
-from autoscaler.types import Capacity, Member
-
-from .aws_common import (
+from autoscaler.clients.aws import (
     AppliedRequests,
     AwsClients,
     Ownership,
@@ -30,7 +27,9 @@ from .aws_common import (
     translated,
     with_backoff,
 )
-from .base import NotFound, ProviderError
+from autoscaler.clock import Clock
+from autoscaler.errors import NotFound, ProviderError
+from autoscaler.types import Capacity, Member
 
 log = logging.getLogger("autoscaler.aws.asg")
 T = TypeVar("T")

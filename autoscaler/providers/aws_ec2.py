@@ -24,10 +24,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from autoscaler.clock import Clock
-from autoscaler.types import Capacity
-
-from .aws_common import (
+from autoscaler.clients.aws import (
     CAPACITY_CODES,
     AppliedRequests,
     AwsClients,
@@ -40,6 +37,10 @@ from .aws_common import (
     translated,
     with_backoff,
 )
+from autoscaler.clock import Clock
+from autoscaler.errors import CapacityUnavailable, NotFound, ProviderError
+from autoscaler.types import Capacity
+
 from .aws_instances import ACTIVE_STATES, WARM_STATES, Instance, Inventory, scale_in_order
 from .aws_launch import (
     FLEET_MAX_OVERRIDES,
@@ -51,7 +52,6 @@ from .aws_launch import (
     run_instances_request,
 )
 from .aws_offerings import Offering, UnavailableOfferings, markets, offerings
-from .base import CapacityUnavailable, NotFound, ProviderError
 
 log = logging.getLogger("autoscaler.aws.ec2")
 T = TypeVar("T")

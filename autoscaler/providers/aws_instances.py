@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from autoscaler.clients.aws import Ownership, tags_of
 from autoscaler.types import Member
 
-from .aws_common import Ownership, tags_of
 from .aws_offerings import Offering
 from .base import parse_busy
 

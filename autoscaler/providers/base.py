@@ -13,36 +13,6 @@ from typing import Any, Protocol
 
 from autoscaler.types import Capacity
 
-
-class ProviderError(Exception):
-    """A provider could not do what was asked; `code` is the cloud's error code if any."""
-
-    code = "ProviderError"
-
-    def __init__(self, message: str, code: str | None = None) -> None:
-        super().__init__(message)
-        if code:
-            self.code = code
-
-
-class CapacityUnavailable(ProviderError):
-    """The cloud has no capacity for this request now (InsufficientInstanceCapacity...)."""
-
-    code = "CapacityUnavailable"
-
-
-class Throttled(ProviderError):
-    """The API asked us to slow down (RequestLimitExceeded, 429)."""
-
-    code = "Throttled"
-
-
-class NotFound(ProviderError):
-    """The scaled object does not exist (a deleted Deployment, an unknown ASG)."""
-
-    code = "NotFound"
-
-
 _TRUE = {"true", "yes", "busy", "1"}
 _FALSE = {"false", "no", "idle", "0"}
 

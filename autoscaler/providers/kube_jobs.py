@@ -29,10 +29,9 @@ from typing import Any
 
 import yaml
 
-from autoscaler.kube._client import Labels, api_client, label_value, timestamp, translated
+from autoscaler.clients.kube import Labels, api_client, label_value, timestamp, translated
+from autoscaler.errors import NotFound, ProviderError
 from autoscaler.types import Capacity, Member
-
-from .base import NotFound, ProviderError
 
 log = logging.getLogger("autoscaler.kube.jobs")
 

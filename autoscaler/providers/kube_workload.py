@@ -26,7 +26,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from autoscaler.kube._client import (
+from autoscaler.clients.kube import (
     DELETION_COST,
     Labels,
     api_client,
@@ -37,10 +37,11 @@ from autoscaler.kube._client import (
     timestamp,
     translated,
 )
+from autoscaler.errors import NotFound, ProviderError
 from autoscaler.kube.snapshot import Snapshots
 from autoscaler.types import Capacity, Member
 
-from .base import NotFound, ProviderError, parse_busy
+from .base import parse_busy
 
 log = logging.getLogger("autoscaler.kube.workload")
 

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from autoscaler.clock import Clock
+from autoscaler.errors import CapacityUnavailable, NotFound, ProviderError
 from autoscaler.types import Capacity, Member
-
-from .base import CapacityUnavailable, NotFound, ProviderError
 
 
 @dataclass

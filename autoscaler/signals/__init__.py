@@ -9,9 +9,10 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
+from autoscaler.errors import SourceUnavailable
 from autoscaler.registry import NotAvailable, load
 
-from .base import SignalKey, SignalRequest, SignalSource, SourceUnavailable
+from .base import SignalKey, SignalRequest, SignalSource
 from .static import StaticSource
 
 SOURCES: dict[str, str] = {
@@ -44,7 +45,6 @@ __all__ = [
     "SignalKey",
     "SignalRequest",
     "SignalSource",
-    "SourceUnavailable",
     "StaticSource",
     "build_source",
 ]

@@ -9,7 +9,6 @@ turn a failure into a number: a gap is stale, never zero.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
@@ -18,9 +17,6 @@ from autoscaler.types import Reading
 from .base import SignalKey, SignalRequest
 
 K = TypeVar("K")
-
-# snake_case codes from these readers; CamelCase AWS error codes from the AWS readers.
-_CODE = re.compile(r"^([A-Za-z][A-Za-z0-9_.-]{0,63}): ")
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 """Per-read timeout when neither the signal nor the controller settings give one."""
@@ -40,13 +36,6 @@ def fail_all(
     requests: Iterable[SignalRequest], now: float, code: str, message: str
 ) -> dict[SignalKey, Reading]:
     return {r.key: failed(now, code, message) for r in requests}
-
-
-def error_code(error: str) -> str:
-    """The code an error string starts with (`timeout`, `AccessDenied`); `other` when it
-    carries none."""
-    m = _CODE.match(error)
-    return m.group(1) if m else "other"
 
 
 def checked_value(now: float, value: float, what: str) -> Reading:

@@ -36,6 +36,3 @@ class SignalSource(Protocol):
 
     def read(self, requests: Sequence[SignalRequest], now: float) -> dict[SignalKey, Reading]: ...
 
-
-class SourceUnavailable(Exception):
-    """A configured source type has no reader in this build (or its extra is missing)."""

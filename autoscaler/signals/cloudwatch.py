@@ -18,7 +18,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from autoscaler.providers.aws_common import AwsClients, error_code, error_message
+from autoscaler.clients.aws import AwsClients, error_code, error_message
 from autoscaler.types import Reading
 
 from .base import SignalKey, SignalRequest

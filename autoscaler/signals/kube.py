@@ -98,9 +98,9 @@ def _list_key(req: SignalRequest) -> ListKey:
 
 
 def _api_client() -> Any:
-    """An ApiClient as the controller connects (`autoscaler.kube.connect`), without the
+    """An ApiClient as the controller connects (`autoscaler.clients.kube`), without the
     client's own retries (the read has a deadline); no credentials is `kube_config`."""
-    from autoscaler.kube.connect import NoCredentials, connect
+    from autoscaler.clients.kube import NoCredentials, connect
 
     try:
         return connect(retries=False)

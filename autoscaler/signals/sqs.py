@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from autoscaler.providers.aws_common import AwsClients, error_code, error_message
+from autoscaler.clients.aws import AwsClients, error_code, error_message
 from autoscaler.types import Reading
 
 from .base import SignalKey, SignalRequest

@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 from botocore.stub import Stubber
 
+from autoscaler.clients.aws import AwsClients, Ownership
 from autoscaler.clock import FakeClock
 from autoscaler.config import Pool
+from autoscaler.errors import NotFound, ProviderError, Throttled
 from autoscaler.providers.aws_asg import AsgProvider
-from autoscaler.providers.aws_common import AwsClients, Ownership
-from autoscaler.providers.base import NotFound, ProviderError, Throttled
 
 from .faults import Fault, FaultyMotoServer
 from .helpers import INSTALLATION, PREFIX, REGION, World, config, group, make_group, pool_dict

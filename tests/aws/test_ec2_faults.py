@@ -7,11 +7,11 @@ import threading
 
 import pytest
 
+from autoscaler.clients.aws import Ownership
 from autoscaler.clock import FakeClock
 from autoscaler.controller import Controller
-from autoscaler.providers.aws_common import Ownership
+from autoscaler.errors import CapacityUnavailable, ProviderError, Throttled
 from autoscaler.providers.aws_ec2 import Ec2Provider
-from autoscaler.providers.base import CapacityUnavailable, ProviderError, Throttled
 from autoscaler.record import ListRecorder
 
 from .faults import Fault, FaultyMotoServer

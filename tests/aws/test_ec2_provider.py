@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from autoscaler.clients.aws import AwsClients, Ownership
 from autoscaler.clock import FakeClock
-from autoscaler.providers.aws_common import AwsClients, Ownership
+from autoscaler.errors import NotFound, ProviderError
 from autoscaler.providers.aws_ec2 import Ec2Provider
 from autoscaler.providers.aws_instances import Instance, parse_busy, scale_in_order
-from autoscaler.providers.base import NotFound, ProviderError
 
 from .helpers import (
     BUSY_TAG,

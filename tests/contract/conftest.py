@@ -23,10 +23,10 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
+from autoscaler.clients.aws import Ownership
 from autoscaler.clock import FakeClock
 from autoscaler.config import Pool
 from autoscaler.providers.aws_asg import AsgProvider
-from autoscaler.providers.aws_common import Ownership
 from autoscaler.providers.aws_ec2 import Ec2Provider
 from autoscaler.providers.base import CapacityProvider
 from autoscaler.providers.simulated import SimulatedProvider

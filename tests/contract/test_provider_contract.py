@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from autoscaler.providers.base import NotFound
+from autoscaler.errors import NotFound
 
 from .conftest import Subject
 

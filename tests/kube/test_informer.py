@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kubernetes import client as k
 
-from autoscaler.kube._client import Labels
+from autoscaler.clients.kube import Labels
 from autoscaler.kube.informer import Informer
 from autoscaler.providers.kube_workload import WorkloadProvider
 from tests.cluster.wait import wait_for

@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from autoscaler.clients.kube import Labels
 from autoscaler.config import Config, Pool
-from autoscaler.kube._client import Labels
-from autoscaler.providers.base import NotFound, ProviderError
+from autoscaler.errors import NotFound, ProviderError
 from autoscaler.providers.kube_jobs import JobProvider, is_finished, job_name
 from tests.cluster import nodes
 from tests.cluster.wait import wait_for

@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
+from autoscaler.clients.kube import DELETION_COST, Labels
 from autoscaler.clock import FakeClock
 from autoscaler.config import Config, Pool, load_config
-from autoscaler.kube._client import DELETION_COST, Labels
+from autoscaler.errors import NotFound, ProviderError
 from autoscaler.providers import build_providers
-from autoscaler.providers.base import NotFound, ProviderError
 from autoscaler.providers.kube_workload import WorkloadProvider
 from autoscaler.types import Capacity
 from tests.cluster import nodes

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 from kubernetes import client as k
 
+from autoscaler.clients.aws import Ownership
 from autoscaler.clock import FakeClock
 from autoscaler.config.nodes import NodeProvisioning
-from autoscaler.kube.nodes import NodeProvisioner, NodeTickResult
-from autoscaler.providers.aws_common import Ownership
+from autoscaler.nodes import NodeProvisioner, NodeTickResult
 from autoscaler.providers.aws_ec2 import Ec2Provider
 from tests.cluster import nodes
 from tests.cluster.node_shim import INSTANCE_TYPES, InstanceType, NodeShim

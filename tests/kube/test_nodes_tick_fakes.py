@@ -13,10 +13,10 @@ import pytest
 from kubernetes import client as k
 from kubernetes.client.exceptions import ApiException
 
+from autoscaler.clients.aws import Ownership
 from autoscaler.clock import FakeClock
 from autoscaler.config.nodes import NodeProvisioning
-from autoscaler.kube.nodes import NodeProvisioner
-from autoscaler.providers.aws_common import Ownership
+from autoscaler.nodes import NodeProvisioner
 from autoscaler.providers.aws_ec2 import Ec2Provider
 
 OWNER = "fake-test"

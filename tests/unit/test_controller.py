@@ -10,9 +10,9 @@ import pytest
 
 from autoscaler.clock import FakeClock
 from autoscaler.controller import Controller
-from autoscaler.providers import CapacityUnavailable, SimulatedProvider, Throttled
+from autoscaler.errors import CapacityUnavailable, SourceUnavailable, Throttled
+from autoscaler.providers import SimulatedProvider
 from autoscaler.record import ListRecorder
-from autoscaler.signals import SourceUnavailable
 from autoscaler.types import Reading
 
 from .conftest import config_from

@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from kubernetes import client as k
 
+from autoscaler.clients.kube import Raw
+from autoscaler.errors import ProviderError
 from autoscaler.kube.informer import Informer
-from autoscaler.kube.raw import Raw
 from autoscaler.kube.snapshot import Snapshot, selector_matches
-from autoscaler.providers.base import ProviderError
 from tests.cluster.wait import wait_for
 
 

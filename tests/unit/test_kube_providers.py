@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from autoscaler.clients.kube import Labels, label_value, parse_count, translate
 from autoscaler.config import Config
-from autoscaler.kube._client import Labels, label_value, parse_count, translate
-from autoscaler.providers.base import NotFound, ProviderError, Throttled
+from autoscaler.errors import NotFound, ProviderError, Throttled
 from autoscaler.providers.kube_jobs import JobProvider, check_template, job_name
 from autoscaler.providers.kube_workload import PodSignals, deletion_cost
 

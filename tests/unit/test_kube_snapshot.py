@@ -9,7 +9,7 @@ from typing import Any
 
 from kubernetes import client as k
 
-from autoscaler.kube._client import is_finished_pod, is_terminating, pod_ready, timestamp
+from autoscaler.clients.kube import is_finished_pod, is_terminating, pod_ready, timestamp
 from autoscaler.kube.snapshot import Snapshots, selector_matches
 
 

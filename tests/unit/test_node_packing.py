@@ -6,8 +6,8 @@ import pytest
 from pydantic import ValidationError
 
 from autoscaler.config.nodes import NodeInstanceType, NodeProvisioning
-from autoscaler.kube.nodes.catalog import GIB, resolve
-from autoscaler.kube.nodes.packing import Bin, PodGroup, Resources, pack
+from autoscaler.nodes.binpack import Bin, PodGroup, Resources, pack
+from autoscaler.nodes.catalog import GIB, resolve
 
 G6 = resolve("g6.xlarge")  # 1 GPU, 4 vCPU, 16 GiB, $0.805
 G5 = resolve("g5.xlarge")  # 1 GPU, 4 vCPU, 16 GiB, $1.006

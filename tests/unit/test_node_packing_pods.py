@@ -6,12 +6,12 @@ from typing import Any
 
 from kubernetes import client as k
 
-from autoscaler.kube._client import Labels
-from autoscaler.kube.nodes.catalog import GIB
-from autoscaler.kube.nodes.drain import forbids_disruption, is_workload
-from autoscaler.kube.nodes.inventory import classify, instance_id
-from autoscaler.kube.nodes.packing import Resources
-from autoscaler.kube.nodes.pending import gpu_pending, group, is_unschedulable
+from autoscaler.clients.kube import Labels
+from autoscaler.nodes.binpack import Resources
+from autoscaler.nodes.catalog import GIB
+from autoscaler.nodes.drain import forbids_disruption, is_workload
+from autoscaler.nodes.inventory import classify, instance_id
+from autoscaler.nodes.pending import gpu_pending, group, is_unschedulable
 
 
 def container(requests: dict[str, str], limits: dict[str, str] | None = None) -> Any:
@@ -149,7 +149,7 @@ def node(name: str, provider: str, gpus: str | None, ready: bool = True, taint: 
 
 
 def test_a_node_counts_as_ready_only_with_its_gpus_and_foreign_nodes_not_at_all() -> None:
-    from autoscaler.kube.nodes.inventory import OurInstance
+    from autoscaler.nodes.inventory import OurInstance
 
     pool: Any = None
     ours = [OurInstance(f"i-{n}", pool, True, 0.0) for n in range(5)]

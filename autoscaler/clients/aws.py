@@ -27,8 +27,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from autoscaler.clock import Clock
-
-from .base import ProviderError, Throttled
+from autoscaler.errors import ProviderError, Throttled
 
 log = logging.getLogger("autoscaler.aws")
 T = TypeVar("T")

@@ -18,7 +18,7 @@ from typing import Any
 
 from kubernetes.utils.quantity import parse_quantity
 
-from .packing import PodGroup, Resources
+from .binpack import PodGroup, Resources
 
 GPU = "nvidia.com/gpu"
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from autoscaler.config.targets import Ec2Target
 
-from .packing import Resources
+from .binpack import Resources
 from .pending import GPU, pod_request, quantity
 
 State = Literal["in-flight", "ready", "draining"]

@@ -22,19 +22,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoscaler.clients.kube import Labels, is_finished_pod, translated
 from autoscaler.clock import Clock
 from autoscaler.config.nodes import NodeProvisioning
-from autoscaler.kube._client import Labels, is_finished_pod, translated
+from autoscaler.errors import ProviderError
 from autoscaler.providers.aws_offerings import offerings
-from autoscaler.providers.base import ProviderError
 
+from .binpack import Bin, Packing, Resources, pack
 from .catalog import GIB, InstanceSpec, resolve
 from .drain import Drainer, forbids_disruption, is_workload
 from .inventory import NodePool, OurInstance, Tracked, classify, room_of
-from .packing import Bin, Packing, Resources, pack
 from .pending import gpu_pending, group
 
-log = logging.getLogger("autoscaler.kube.nodes")
+log = logging.getLogger("autoscaler.nodes")
 
 INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
 EPHEMERAL_TAINTS = frozenset(

@@ -15,9 +15,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from autoscaler.kube._client import Labels, is_finished_pod, translated
+from autoscaler.clients.kube import Labels, is_finished_pod, translated
 
-log = logging.getLogger("autoscaler.kube.nodes")
+log = logging.getLogger("autoscaler.nodes")
 
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 

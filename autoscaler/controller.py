@@ -323,18 +323,17 @@ class Controller:
                 continue
             assert reading.value is not None
             values[name] = reading.value
-        # Positional, in field order: once per pool per tick.
         observation = Observation(
-            pool.name,
-            now,
-            capacity.desired,
-            capacity.ready,
-            values,
-            frozenset(stale) if stale else _NONE,
-            frozenset(empty) if empty else _NONE,
-            pool.startup,
-            pool.min,
-            pool.max,
+            pool=pool.name,
+            now=now,
+            current_replicas=capacity.desired,
+            ready_replicas=capacity.ready,
+            signals=values,
+            stale=frozenset(stale) if stale else _NONE,
+            empty=frozenset(empty) if empty else _NONE,
+            startup_seconds=pool.startup,
+            min_replicas=pool.min,
+            max_replicas=pool.max,
         )
         return observation, stale
 

@@ -30,9 +30,11 @@ explain: install
 	  --signal queue=120 --signal in_flight=64 --signal arrival_rate=12 \
 	  --signal service_seconds=10 --signal gpu_utilization=0.97 --replicas 8
 
+# ruff, mypy, and the import contracts in pyproject.toml (layers and seams).
 lint: install
 	$(BIN)/ruff check autoscaler policies tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 unit: install
 	$(BIN)/python -m pytest tests/unit

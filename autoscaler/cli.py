@@ -302,9 +302,10 @@ def run(
 
     from autoscaler.errors import ProviderUnavailable, SourceUnavailable
 
-    from .kube.process import KubeProcess, ProcessOptions
-    from .kube.settings import load_settings
+    from .cli_run import ClusterOptions, build_process
+    from .config.file_settings import load_settings
     from .logs import setup_logging
+    from .process import ProcessSettings
 
     setup_logging(json_logs)
     if config_path is None and not crd_pools:
@@ -312,19 +313,25 @@ def run(
     if namespaces and not crd_pools:
         _fail("run: --namespace chooses where AutoscalingPools are read; add --crd-pools")
     try:
-        settings = load_settings(config_path, pools_optional=crd_pools)
+        file_settings = load_settings(config_path, pools_optional=crd_pools)
     except ConfigError as exc:
         _config_errors(exc)
         sys.exit(2)
     if kubeconfig:
         # The Kubernetes providers and signal sources build their own clients from it.
         os.environ["KUBECONFIG"] = str(Path(kubeconfig).resolve())
-    options = ProcessOptions(
-        file=settings,
+    settings = ProcessSettings(
+        file=file_settings,
         dry_run=dry_run,
         json_logs=json_logs,
         state=Path(state) if state else None,
         once=once,
+        health_port=health_port,
+        metrics_port=metrics_port,
+        bind=bind,
+        interval=interval,
+    )
+    cluster = ClusterOptions(
         crd_pools=crd_pools,
         namespaces=list(namespaces),
         kubeconfig=kubeconfig,
@@ -333,13 +340,9 @@ def run(
         lease_namespace=lease_namespace,
         identity=identity or "",
         lease_duration=lease_duration,
-        health_port=health_port,
-        metrics_port=metrics_port,
-        bind=bind,
-        interval=interval,
     )
     try:
-        process = KubeProcess(options)
+        process = build_process(settings, cluster)
         process.stop_on_signals()
         result = process.run()
     except (ProviderUnavailable, SourceUnavailable, ValueError, OSError) as exc:

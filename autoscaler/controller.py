@@ -13,7 +13,6 @@ import concurrent.futures as cf
 import logging
 import math
 import re
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -129,13 +128,15 @@ class Controller:
         """Stop the thread pools and release the sources' and providers' connections."""
         self.observer.close()
         self._actor.shutdown(wait=False, cancel_futures=True)
-        for part in [*self.sources.values(), *self.providers.values()]:
-            closer = getattr(part, "close", None)
-            if callable(closer):
-                try:
-                    closer()
-                except Exception:  # closing is best effort; never mask the real exit
-                    log.debug("closing %s failed", type(part).__name__, exc_info=True)
+        closers = [getattr(s, "close", None) for s in self.sources.values()]
+        closers += [p.close for p in self.providers.values()]
+        for closer in closers:
+            if closer is None:
+                continue
+            try:
+                closer()
+            except Exception:  # closing is best effort; never mask the real exit
+                log.debug("closing %r failed", closer, exc_info=True)
 
     # -- memory, for persistence across restarts -------------------------------------
     def snapshot(self) -> dict[str, Any]:
@@ -153,9 +154,7 @@ class Controller:
             result.readings, capacities = self._observe_inline(now)
         else:
             for provider in self.providers.values():  # per-tick caches (kube snapshots)
-                begin = getattr(provider, "begin_tick", None)
-                if begin is not None:
-                    begin()
+                provider.begin_tick()
             result.readings = self.observer.read_signals(
                 self.sources, self._requests, now, self._timeouts, settings.observe_deadline
             )
@@ -244,44 +243,20 @@ class Controller:
     def _tidy_all(
         self, planned: list[tuple[Pool, Decision, Capacity]], acted: Mapping[str, Any]
     ) -> None:
-        """Housekeeping for pools not acted on this tick, for providers that have it
-        (`tidy(pool)`: e.g. deleting finished Jobs, which no scale action would otherwise
-        trigger once a pool holds at zero). Never in a dry run; in the background, and the
-        pool is skipped next tick while it runs, as after an action."""
+        """Housekeeping for pools not acted on this tick (`CapacityProvider.tidy`: e.g.
+        deleting finished Jobs, which no scale action would otherwise trigger once a pool
+        holds at zero). Never in a dry run; in the background, and the pool is skipped next
+        tick while it runs, as after an action."""
         if self.dry_run or self.inline:
             return
         for pool, _, _ in planned:
-            tidy = getattr(self.providers[pool.target.kind], "tidy", None)
-            if tidy is None or pool.name in acted or pool.name in self._acting_now():
+            if pool.name in acted or pool.name in self._acting_now():
                 continue
+            tidy = self.providers[pool.target.kind].tidy
             self._acting[pool.name] = self._actor.submit(_tidy, tidy, pool)
 
     def _acting_now(self) -> set[str]:
         return {name for name, f in self._acting.items() if not f.done()}
-
-    def run(
-        self,
-        ticks: int | None = None,
-        stop: threading.Event | None = None,
-        on_tick: Callable[[TickResult], None] | None = None,
-    ) -> None:
-        """Tick every `controller.interval` seconds until `stop` is set or `ticks` ran."""
-        done = 0
-        interval = self.config.controller.interval
-        while (ticks is None or done < ticks) and not (stop is not None and stop.is_set()):
-            started = self.clock.now()
-            result = self.tick()
-            if on_tick is not None:
-                on_tick(result)
-            done += 1
-            if ticks is not None and done >= ticks:
-                break
-            wait = max(0.0, interval - (self.clock.now() - started))
-            if stop is not None:
-                if stop.wait(wait):
-                    break
-            else:
-                self.clock.sleep(wait)
 
     def _describer(self, pool: Pool) -> Callable[[], Capacity]:
         provider = self.providers[pool.target.kind]

@@ -81,10 +81,7 @@ def _rules(d: DirectionBehavior) -> ScalingRules:
     return ScalingRules(d.stabilization_window, policies, d.select)
 
 
-# Not frozen, for speed: one is built per pool per tick, and a frozen dataclass sets each of
-# its 12 fields through object.__setattr__ (about 3x slower). Nothing assigns to a PoolMemory
-# after construction: treat it as immutable (the hash stays by value, as when frozen).
-@dataclass(slots=True, unsafe_hash=True)
+@dataclass(frozen=True, slots=True)
 class PoolMemory:
     """Everything the planner (and the pool's policy) remembers between ticks."""
 

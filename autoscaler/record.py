@@ -1,4 +1,5 @@
-"""Record: where decisions and actions go after a tick (logs now; Events and metrics later).
+"""Record: where decisions and actions go after a tick (log lines here; metrics in
+telemetry.py; Kubernetes Events in kube/events.py).
 
 Recorders must never raise into the controller: a broken log sink must not stop scaling.
 """
@@ -7,14 +8,16 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable
 from typing import Protocol
 
+from .clock import SystemClock
 from .telemetry import reason_class
 from .types import ActionResult, Decision
 
 log = logging.getLogger("autoscaler")
+
+_SYSTEM_CLOCK = SystemClock()
 
 
 class Recorder(Protocol):
@@ -34,7 +37,7 @@ class LogRecorder:
         self,
         json_lines: bool = False,
         hold_every: float = 300.0,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = _SYSTEM_CLOCK.monotonic,
     ) -> None:
         self.json_lines = json_lines
         self.hold_every = hold_every
@@ -88,3 +91,17 @@ class ListRecorder:
 
     def record(self, decision: Decision, action: ActionResult | None) -> None:
         self.entries.append((decision, action))
+
+
+class Recorders:
+    """Several recorders as one; one failing never stops the others."""
+
+    def __init__(self, *recorders: Recorder) -> None:
+        self.recorders = recorders
+
+    def record(self, decision: Decision, action: ActionResult | None) -> None:
+        for recorder in self.recorders:
+            try:
+                recorder.record(decision, action)
+            except Exception as exc:
+                log.warning("recorder %s failed: %s", type(recorder).__name__, exc)

@@ -1,5 +1,5 @@
 """The autoscaler's own Prometheus metrics, in one project registry (served at /metrics by
-`autoscaler.kube.health` when the controller runs with a metrics port).
+`autoscaler.health` when the controller runs with a metrics port).
 
 Signals: how long each source type takes to read (`autoscaler_signal_read_seconds`), every
 stale reading counted by source type and error code (`autoscaler_signal_errors_total`), and

@@ -23,14 +23,14 @@ import json
 import logging
 import socket
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
 from autoscaler.clients.kube import Raw, status_of, translate
+from autoscaler.clock import stopwatch
 from autoscaler.errors import ProviderError
 
-log = logging.getLogger("autoscaler.kube.informer")
+log = logging.getLogger("autoscaler.clients.kube_informer")
 
 WATCH_SECONDS = 60
 """How long the server keeps one watch open (it then ends it and we resume)."""
@@ -109,9 +109,9 @@ class Informer:
                 self._list()
                 delay = self._backoff[0]
                 while not self._stop.is_set():
-                    started = time.monotonic()
+                    elapsed = stopwatch()
                     self._watch()
-                    if time.monotonic() - started < 1.0:  # ended at once: do not spin on it
+                    if elapsed() < 1.0:  # ended at once: do not spin on it
                         self._stop.wait(self._backoff[0])
             except Gone:
                 log.info("%s: watch too old to resume; listing again", self.what)

@@ -5,7 +5,7 @@ pools in one namespace would be three thousand calls per tick. A snapshot holds 
 namespace's Deployments (or StatefulSets) and Pods and answers every pool's `describe`.
 
 - Under a controller (`begin_tick`, `watch` on) the snapshot is a copy, taken once per tick,
-  of two informers' caches (`autoscaler.kube.informer`): the namespace is listed once and
+  of two informers' caches (`autoscaler.clients.kube_informer`): the namespace is listed once and
   then watched, so a tick costs the API server nothing. A broken watch makes `get` raise
   until a new list succeeds: the pools there hold rather than decide on old counts.
 - Used alone (or with `watch` off) a snapshot is one list of the namespace, kept at most
@@ -24,13 +24,15 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from autoscaler.clients.kube import Raw
-from autoscaler.kube.informer import Informer
+from autoscaler.clients.kube_informer import Informer
+from autoscaler.clock import SystemClock
+
+_SYSTEM_CLOCK = SystemClock()
 
 
 def _items(response: Any) -> list[Raw]:
@@ -106,7 +108,7 @@ class Snapshots:
         self,
         clients: Callable[[], tuple[Any, Any]],
         max_age: float = 0.5,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Callable[[], float] = _SYSTEM_CLOCK.monotonic,
         watch: bool = True,
         sync_timeout: float = 10.0,
     ) -> None:

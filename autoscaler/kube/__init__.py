@@ -1,7 +1,9 @@
-"""The Kubernetes side of the autoscaler: the AutoscalingPool CRD, pools loaded from it,
-status and Events written back, leader election on a Lease, the health and metrics
-endpoints, and the controller process that wires them (`process.KubeProcess`).
+"""The Kubernetes plug-ins of the process loop: the AutoscalingPool CRD and the pools
+loaded from it (`pools.CrdPools`), status written back (`status.StatusWriter`), Events
+(`events.EventRecorder`) and leader election on a Lease (`leader.LeaderElector`).
+autoscaler/cli_run.py plugs them into autoscaler/process.py.
 
-Only this package, `autoscaler.providers.kube_*` and `autoscaler.signals.kube` may import
-the Kubernetes client; nothing here may decide or plan (that stays pure, in the planner).
+This package must never import the process loop, the controller, a provider, a signal
+source or the node provisioner, and nothing here may decide or plan. The Kubernetes client
+is reached through autoscaler/clients/.
 """

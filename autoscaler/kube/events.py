@@ -9,7 +9,6 @@ A Recorder must never raise into the controller: a failed Event is logged and dr
 from __future__ import annotations
 
 import logging
-import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -20,12 +19,12 @@ from kubernetes.client.exceptions import ApiException
 
 from autoscaler import telemetry
 from autoscaler.clients.kube import error_code
+from autoscaler.clock import Clock, SystemClock, wall_ns
 from autoscaler.config import Config
-from autoscaler.record import Recorder
+from autoscaler.pool_sources import LoadedPools, PoolProblem, PoolRef
 from autoscaler.types import ActionResult, Decision
 
 from .crd import GROUP, KIND, VERSION
-from .pools import PoolProblem, PoolRef
 
 log = logging.getLogger("autoscaler.kube.events")
 COMPONENT = "elastic-autoscaler"
@@ -81,11 +80,16 @@ class EventRecorder:
     def __init__(
         self,
         api_client: Any,
-        where: Callable[[], tuple[Config | None, dict[str, PoolRef]]],
+        where: Callable[[], tuple[Config | None, dict[str, PoolRef]]] | None = None,
         instance: str = "",
+        clock: Clock | None = None,
     ) -> None:
+        """`where` says what the pools are now; by default, what the process last
+        reported (`report_problems` is called with every load)."""
         self.core = k.CoreV1Api(api_client)
-        self.where = where
+        self.where = where or self._last_loaded
+        self.clock = clock or SystemClock()
+        self._loaded: LoadedPools | None = None
         self.instance = instance or COMPONENT
         self._reported: set[tuple[PoolRef, str]] = set()
         self._recent: dict[tuple[str, ...], tuple[str, int]] = {}
@@ -105,6 +109,22 @@ class EventRecorder:
             telemetry.record_error("kube_event", error_code(exc))
             log.warning("event for pool %s not written: %s", decision.pool, exc)
 
+    # -- as a reporter of the process loop ----------------------------------------------
+    keeps_memory = False
+
+    def report_problems(self, loaded: LoadedPools, now: float) -> None:
+        self._loaded = loaded
+        self.invalid_spec(loaded.problems)
+
+    def report_tick(
+        self, loaded: LoadedPools, result: Any, now: float, memory: dict[str, Any] | None
+    ) -> None:
+        """Decisions become Events as they are recorded (`record`); nothing more here."""
+
+    def _last_loaded(self) -> tuple[Config | None, dict[str, PoolRef]]:
+        loaded = self._loaded
+        return (loaded.config, loaded.refs) if loaded is not None else (None, {})
+
     def invalid_spec(self, problems: Sequence[PoolProblem]) -> None:
         """One Warning per object and message (not every tick)."""
         for problem in problems:
@@ -121,7 +141,7 @@ class EventRecorder:
     def emit(self, obj: dict[str, Any], kind: str, reason: str, message: str) -> None:
         """Create an Event, or count a repeat on the one already written (as kubectl's
         recorder does), so a dry run or a failing action does not flood the namespace."""
-        now = datetime.now(UTC)
+        now = datetime.fromtimestamp(self.clock.now(), UTC)
         namespace = obj["namespace"]
         key = (namespace, obj["kind"], obj["name"], kind, reason, message)
         seen = self._recent.get(key)
@@ -137,7 +157,7 @@ class EventRecorder:
                     raise
         body = k.CoreV1Event(
             metadata=k.V1ObjectMeta(
-                name=f"{obj['name']}.{time.time_ns():x}{uuid.uuid4().hex[:6]}",
+                name=f"{obj['name']}.{wall_ns():x}{uuid.uuid4().hex[:6]}",
                 namespace=namespace,
             ),
             involved_object=k.V1ObjectReference(**{_snake(f): v for f, v in obj.items()}),
@@ -159,17 +179,3 @@ class EventRecorder:
 
 def _snake(key: str) -> str:
     return "api_version" if key == "apiVersion" else key
-
-
-class Recorders:
-    """Several recorders as one; one failing never stops the others."""
-
-    def __init__(self, *recorders: Recorder) -> None:
-        self.recorders = recorders
-
-    def record(self, decision: Decision, action: ActionResult | None) -> None:
-        for recorder in self.recorders:
-            try:
-                recorder.record(decision, action)
-            except Exception as exc:
-                log.warning("recorder %s failed: %s", type(recorder).__name__, exc)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import math
 import threading
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -25,12 +24,11 @@ from kubernetes.client.exceptions import ApiException
 
 from autoscaler import telemetry
 from autoscaler.clients.kube import error_code
+from autoscaler.clock import Clock, SystemClock
 
 log = logging.getLogger("autoscaler.kube.leader")
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class LeaderElector:
@@ -45,7 +43,8 @@ class LeaderElector:
         lease_duration: float = 15.0,
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
-        monotonic: Callable[[], float] = time.monotonic,
+        monotonic: Callable[[], float] | None = None,
+        clock: Clock | None = None,
     ) -> None:
         if not retry_period < renew_deadline < lease_duration:
             raise ValueError(
@@ -57,7 +56,8 @@ class LeaderElector:
         self.lease_duration = lease_duration
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
-        self.monotonic = monotonic
+        self.clock = clock or SystemClock()
+        self.monotonic = monotonic or self.clock.monotonic
         self.is_leader = threading.Event()
         self.known = threading.Event()
         """Set after the first attempt: this process knows whether it leads."""
@@ -65,6 +65,10 @@ class LeaderElector:
         self.holder = ""
         """The holder seen at the last attempt ("" when none or unknown)."""
         self._last_renew = 0.0
+
+    def _wall(self) -> datetime:
+        """Now, as the Lease's times are written (UTC)."""
+        return datetime.fromtimestamp(self.clock.now(), UTC)
 
     # -- one attempt -------------------------------------------------------------------
     def try_acquire_or_renew(self) -> bool:
@@ -87,10 +91,10 @@ class LeaderElector:
             return False
         if holder != self.identity:
             spec.lease_transitions = (spec.lease_transitions or 0) + 1
-            spec.acquire_time = _now()
+            spec.acquire_time = self._wall()
         spec.holder_identity = self.identity
         spec.lease_duration_seconds = math.ceil(self.lease_duration)
-        spec.renew_time = _now()
+        spec.renew_time = self._wall()
         lease.spec = spec
         try:
             self.api.replace_namespaced_lease(self.name, self.namespace, lease)
@@ -102,7 +106,7 @@ class LeaderElector:
         return True
 
     def _create(self) -> bool:
-        now = _now()
+        now = self._wall()
         body = k.V1Lease(
             metadata=k.V1ObjectMeta(name=self.name, namespace=self.namespace),
             spec=k.V1LeaseSpec(
@@ -184,7 +188,7 @@ class LeaderElector:
                 return
             lease.spec.holder_identity = None
             lease.spec.lease_duration_seconds = 1
-            lease.spec.renew_time = _now()
+            lease.spec.renew_time = self._wall()
             self.api.replace_namespaced_lease(self.name, self.namespace, lease)
             log.info("lease %s/%s: released", self.namespace, self.name)
         except Exception as exc:  # best effort: the Lease expires on its own

@@ -15,67 +15,22 @@ import copy
 import json
 import logging
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client as k
 from pydantic import ValidationError
 
-from autoscaler.config import Config, ConfigIssue, Pool
+from autoscaler import telemetry
+from autoscaler.clients.kube import error_code
+from autoscaler.config import ConfigIssue, Pool
+from autoscaler.config.file_settings import FileSettings
 from autoscaler.config.loader import issues_from
+from autoscaler.pool_sources import LoadedPools, PoolProblem, PoolRef, config_of
 
 from .crd import GROUP, PLURAL, VERSION
-from .settings import FileSettings
 
 _NAMESPACED_KINDS = {"deployment", "statefulset", "job"}
 log = logging.getLogger("autoscaler.kube.pools")
-
-
-@dataclass(frozen=True)
-class PoolRef:
-    """Where a pool came from: an AutoscalingPool object."""
-
-    namespace: str
-    name: str
-    generation: int = 0
-    uid: str = ""
-
-    def __str__(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-
-@dataclass(frozen=True)
-class PoolProblem:
-    """Why one object was not turned into a pool; `issues` name the spec paths."""
-
-    ref: PoolRef
-    issues: tuple[ConfigIssue, ...]
-
-    @property
-    def message(self) -> str:
-        return "; ".join(f"{_where(i.path)}: {i.message}" for i in self.issues)
-
-
-def _where(path: str) -> str:
-    """The object's path of a Pool field: the name is metadata.name, the rest is spec."""
-    return "metadata.name" if path == "name" else f"spec.{path}" if path else "spec"
-
-
-@dataclass
-class LoadedPools:
-    """The combined configuration (None when there is no pool at all), the object each CRD
-    pool came from, and the objects that were left out."""
-
-    config: Config | None
-    refs: dict[str, PoolRef] = field(default_factory=dict)
-    problems: list[PoolProblem] = field(default_factory=list)
-    memory: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """The planner memory each CRD pool's status holds (written by the last controller)."""
-
-    def key(self) -> tuple[Any, ...]:
-        """Changes when the set of pools or any pool's spec changes."""
-        pools = self.config.pools if self.config is not None else []
-        return tuple(p.model_dump_json() for p in pools)
 
 
 def ref_of(obj: dict[str, Any]) -> PoolRef:
@@ -150,9 +105,7 @@ def combine(file: FileSettings, objects: Iterable[dict[str, Any]]) -> LoadedPool
         if memory is not None:
             out.memory[parsed.name] = memory
         pools.append(parsed)
-    if pools:
-        out.config = Config.model_validate({**file.settings(), "pools": pools})
-        out.config._base_dir = file.base_dir
+    out.config = config_of(file, pools)
     return out
 
 
@@ -172,3 +125,42 @@ class PoolLister:
             listed: Any = self.api.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)
             items.extend(listed.get("items", []))
         return items
+
+
+class CrdPools:
+    """The process loop's pool source with `--crd-pools`: the file's pools plus every
+    valid AutoscalingPool object in the watched namespaces."""
+
+    def __init__(self, lister: Any, file: FileSettings) -> None:
+        """`lister` has `list() -> [object JSON]` (a PoolLister)."""
+        self.lister = lister
+        self.file = file
+        self._listed_once = False
+
+    def load(self) -> LoadedPools | None:
+        """None when listing fails after an earlier success: the process keeps the pools
+        it has (never drops them on a blip); before any success, the file's pools."""
+        objects: list[dict[str, Any]] = []
+        try:
+            objects = self.lister.list()
+        except Exception as exc:
+            telemetry.record_error("kube_list", error_code(exc))
+            log.warning("listing AutoscalingPool objects failed: %s", _why_list(exc))
+            if self._listed_once:
+                return None
+        else:
+            self._listed_once = True
+        return combine(self.file, objects)
+
+
+def _why_list(exc: BaseException) -> str:
+    status = getattr(exc, "status", None)
+    if status == 404:
+        return (
+            "404: the AutoscalingPool CRD is not installed; install it with "
+            "`autoscaler crd | kubectl apply -f -`"
+        )
+    if status == 403:
+        return "403: forbidden; grant the service account list on autoscalingpools"
+    reason = getattr(exc, "reason", None)
+    return f"{status} {reason}" if status else f"{type(exc).__name__}: {exc}"

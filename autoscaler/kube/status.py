@@ -22,10 +22,10 @@ from kubernetes.client.exceptions import ApiException
 
 from autoscaler import telemetry
 from autoscaler.clients.kube import error_code
+from autoscaler.pool_sources import LoadedPools, PoolProblem, PoolRef
 from autoscaler.types import ActionResult, Decision, Reading
 
 from .crd import GROUP, PLURAL, VERSION
-from .pools import LoadedPools, PoolProblem, PoolRef
 
 log = logging.getLogger("autoscaler.kube.status")
 
@@ -181,6 +181,18 @@ class StatusWriter:
             ref = loaded.refs.get(pool)
             if ref is not None:
                 self.patch(ref, skipped_status(why, ref.generation), now)
+
+    # -- as a reporter of the process loop ----------------------------------------------
+    keeps_memory = True
+    """Planner memory goes into each pool's status, for the next leader."""
+
+    def report_problems(self, loaded: LoadedPools, now: float) -> None:
+        self.write_problems(loaded, now)
+
+    def report_tick(
+        self, loaded: LoadedPools, result: Any, now: float, memory: dict[str, Any] | None
+    ) -> None:
+        self.write_tick(loaded, result, now, memory)
 
     def write_problems(self, loaded: LoadedPools, now: float) -> None:
         for problem in loaded.problems:

@@ -28,8 +28,12 @@ from autoscaler.clients.aws import (
     with_backoff,
 )
 from autoscaler.clock import Clock
+from autoscaler.config import Pool
+from autoscaler.config.targets import AsgTarget
 from autoscaler.errors import NotFound, ProviderError
 from autoscaler.types import Capacity, Member
+
+from .base import CapacityProvider, target_of
 
 log = logging.getLogger("autoscaler.aws.asg")
 T = TypeVar("T")
@@ -39,7 +43,7 @@ PENDING_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed"})
 """Lifecycle states that count as pending capacity (warm-pool states do not)."""
 
 
-class AsgProvider:
+class AsgProvider(CapacityProvider):
     """Auto Scaling groups of every `asg` pool; one instance of this class serves them all."""
 
     def __init__(self, ownership: Ownership, clock: Clock, clients: AwsClients | None = None):
@@ -55,7 +59,7 @@ class AsgProvider:
         return cls(Ownership(installation.id, installation.tag_prefix), clock)
 
     # -- the provider protocol -----------------------------------------------------------
-    def describe(self, pool: Any) -> Capacity:
+    def describe(self, pool: Pool) -> Capacity:
         with translated(f"pool {pool.name}: DescribeAutoScalingGroups"):
             group = self._group(pool)
         members = tuple(
@@ -66,7 +70,7 @@ class AsgProvider:
         ready = sum(1 for m in members if m.ready)
         return Capacity(int(group["DesiredCapacity"]), ready, len(members) - ready, members)
 
-    def scale(self, pool: Any, desired: int, request_id: str) -> None:
+    def scale(self, pool: Pool, desired: int, request_id: str) -> None:
         with self._locks.hold(pool.name), translated(f"pool {pool.name}"):
             if self._applied.get(pool.name, request_id) == desired:
                 return
@@ -79,7 +83,7 @@ class AsgProvider:
                     pool,
                     "SetDesiredCapacity",
                     lambda: client.set_desired_capacity(
-                        AutoScalingGroupName=pool.target.name,
+                        AutoScalingGroupName=_target(pool).name,
                         DesiredCapacity=target,
                         HonorCooldown=False,
                     ),
@@ -87,14 +91,14 @@ class AsgProvider:
                 log.info(
                     "%s: %s desired capacity %s -> %d (request %s)",
                     pool.name,
-                    pool.target.name,
+                    _target(pool).name,
                     group["DesiredCapacity"],
                     target,
                     request_id,
                 )
             self._applied.put(pool.name, request_id, desired)
 
-    def remove(self, pool: Any, members: Sequence[str], request_id: str) -> None:
+    def remove(self, pool: Pool, members: Sequence[str], request_id: str) -> None:
         with self._locks.hold(pool.name), translated(f"pool {pool.name}"):
             if self._applied.get(pool.name, request_id) == tuple(members):
                 return
@@ -105,7 +109,7 @@ class AsgProvider:
             if int(group["DesiredCapacity"]) - len(live) < floor:
                 raise ProviderError(
                     f"pool {pool.name}: removing {len(live)} instance(s) would take Auto "
-                    f"Scaling group {pool.target.name} below its MinSize {floor}; lower the "
+                    f"Scaling group {_target(pool).name} below its MinSize {floor}; lower the "
                     "group's MinSize or remove fewer",
                     "BelowMinSize",
                 )
@@ -124,17 +128,17 @@ class AsgProvider:
                 "%s: terminated %s in %s (desired decremented)",
                 pool.name,
                 ", ".join(live) or "nothing",
-                pool.target.name,
+                _target(pool).name,
             )
             self._applied.put(pool.name, request_id, tuple(members))
 
     # -- helpers -------------------------------------------------------------------------
-    def _autoscaling(self, pool: Any) -> Any:
-        target = pool.target
+    def _autoscaling(self, pool: Pool) -> Any:
+        target = _target(pool)
         return self._clients.get("autoscaling", target.region, target.retry.max_attempts)
 
-    def _call(self, pool: Any, operation: str, call: Callable[[], T]) -> T:
-        retry = pool.target.retry
+    def _call(self, pool: Pool, operation: str, call: Callable[[], T]) -> T:
+        retry = _target(pool).retry
         return with_backoff(
             call,
             clock=self.clock,
@@ -143,9 +147,9 @@ class AsgProvider:
             first_wait_seconds=retry.backoff,
         )
 
-    def _group(self, pool: Any) -> Mapping[str, Any]:
+    def _group(self, pool: Pool) -> Mapping[str, Any]:
         client = self._autoscaling(pool)
-        name = pool.target.name
+        name = _target(pool).name
         answer = self._call(
             pool,
             "DescribeAutoScalingGroups",
@@ -153,18 +157,18 @@ class AsgProvider:
         )
         groups = answer.get("AutoScalingGroups") or []
         if not groups:
-            where = pool.target.region or "the default region"
+            where = _target(pool).region or "the default region"
             raise NotFound(
                 f"pool {pool.name}: Auto Scaling group {name!r} not found in {where}; check "
                 "target.name and target.region"
             )
         return dict(groups[0])
 
-    def _check_owned(self, pool: Any, group: Mapping[str, Any]) -> None:
-        if not pool.target.require_owner_tag or self.ownership.owns(tags_of(group)):
+    def _check_owned(self, pool: Pool, group: Mapping[str, Any]) -> None:
+        if not _target(pool).require_owner_tag or self.ownership.owns(tags_of(group)):
             return
         raise ProviderError(
-            f"pool {pool.name}: Auto Scaling group {pool.target.name} is not tagged "
+            f"pool {pool.name}: Auto Scaling group {_target(pool).name} is not tagged "
             f"{self.ownership.owner_key}={self.ownership.owner}, so this installation leaves "
             "it alone; tag the group (the IAM policy in deploy/aws expects the tag too) or "
             "set `require_owner_tag: false` in the target",
@@ -172,7 +176,7 @@ class AsgProvider:
         )
 
     def _live_members(
-        self, pool: Any, group: Mapping[str, Any], members: Sequence[str]
+        self, pool: Pool, group: Mapping[str, Any], members: Sequence[str]
     ) -> list[str]:
         """The members still to remove; NotFound if any is not in the group at all."""
         states = {
@@ -183,13 +187,13 @@ class AsgProvider:
         if unknown:
             raise NotFound(
                 f"pool {pool.name}: {', '.join(unknown)} not in Auto Scaling group "
-                f"{pool.target.name}; nothing was removed"
+                f"{_target(pool).name}; nothing was removed"
             )
         # Already terminating (an earlier attempt of this request): nothing left to do.
         return [m for m in members if not states[m].startswith("Terminat")]
 
 
-def _clamp(pool: Any, group: Mapping[str, Any], desired: int) -> int:
+def _clamp(pool: Pool, group: Mapping[str, Any], desired: int) -> int:
     """`desired` within the group's MinSize..MaxSize; logs when the group's bounds bite."""
     low, high = int(group["MinSize"]), int(group["MaxSize"])
     target = min(max(desired, low), high)
@@ -200,7 +204,7 @@ def _clamp(pool: Any, group: Mapping[str, Any], desired: int) -> int:
             pool.name,
             desired,
             target,
-            pool.target.name,
+            _target(pool).name,
             low,
             high,
             pool.min,
@@ -211,3 +215,7 @@ def _clamp(pool: Any, group: Mapping[str, Any], desired: int) -> int:
 
 def _bind(call: Callable[..., T], **kwargs: Any) -> Callable[[], T]:
     return lambda: call(**kwargs)
+
+
+def _target(pool: Pool) -> AsgTarget:
+    return target_of(pool, AsgTarget)

@@ -38,6 +38,8 @@ from autoscaler.clients.aws import (
     with_backoff,
 )
 from autoscaler.clock import Clock
+from autoscaler.config import Pool
+from autoscaler.config.targets import Ec2Target
 from autoscaler.errors import CapacityUnavailable, NotFound, ProviderError
 from autoscaler.types import Capacity
 
@@ -52,12 +54,13 @@ from .aws_launch import (
     run_instances_request,
 )
 from .aws_offerings import Offering, UnavailableOfferings, markets, offerings
+from .base import CapacityProvider, target_of
 
 log = logging.getLogger("autoscaler.aws.ec2")
 T = TypeVar("T")
 
 
-class Ec2Provider:
+class Ec2Provider(CapacityProvider):
     """EC2 instances of every `ec2` pool; one instance of this class serves them all."""
 
     def __init__(self, ownership: Ownership, clock: Clock, clients: AwsClients | None = None):
@@ -74,14 +77,14 @@ class Ec2Provider:
         return cls(Ownership(installation.id, installation.tag_prefix), clock)
 
     # -- the provider protocol -----------------------------------------------------------
-    def describe(self, pool: Any) -> Capacity:
+    def describe(self, pool: Pool) -> Capacity:
         with translated(f"pool {pool.name}: DescribeInstances"):
             active = self._inventory(pool).active
         members = tuple(i.member() for i in active)
         ready = sum(1 for m in members if m.ready)
         return Capacity(len(members), ready, len(members) - ready, members)
 
-    def scale(self, pool: Any, desired: int, request_id: str) -> None:
+    def scale(self, pool: Pool, desired: int, request_id: str) -> None:
         with self._locks.hold(pool.name), translated(f"pool {pool.name}"):
             if self._applied.get(pool.name, request_id) == desired:
                 return
@@ -94,7 +97,7 @@ class Ec2Provider:
                 self._retire(pool, victims, inventory)
             self._applied.put(pool.name, request_id, desired)
 
-    def remove(self, pool: Any, members: Sequence[str], request_id: str) -> None:
+    def remove(self, pool: Pool, members: Sequence[str], request_id: str) -> None:
         with self._locks.hold(pool.name), translated(f"pool {pool.name}"):
             if not members or self._applied.get(pool.name, request_id) == tuple(members):
                 return
@@ -116,11 +119,11 @@ class Ec2Provider:
             self._applied.put(pool.name, request_id, tuple(members))
 
     # -- reading -------------------------------------------------------------------------
-    def _ec2(self, pool: Any) -> Any:
-        return self._clients.get("ec2", pool.target.region, pool.target.retry.max_attempts)
+    def _ec2(self, pool: Pool) -> Any:
+        return self._clients.get("ec2", _target(pool).region, _target(pool).retry.max_attempts)
 
-    def _call(self, pool: Any, operation: str, call: Callable[[], T]) -> T:
-        retry = pool.target.retry
+    def _call(self, pool: Pool, operation: str, call: Callable[[], T]) -> T:
+        retry = _target(pool).retry
         return with_backoff(
             call,
             clock=self.clock,
@@ -131,7 +134,7 @@ class Ec2Provider:
 
     def _instances(
         self,
-        pool: Any,
+        pool: Pool,
         states: Iterable[str] = ACTIVE_STATES + WARM_STATES,
         members: Sequence[str] | None = None,
     ) -> list[Instance]:
@@ -157,7 +160,7 @@ class Ec2Provider:
                 break
         return [i for i in out if self._is_owned(pool, i)]
 
-    def _is_owned(self, pool: Any, instance: Instance) -> bool:
+    def _is_owned(self, pool: Pool, instance: Instance) -> bool:
         if self.ownership.owns(instance.tags, pool.name):
             return True
         log.error(
@@ -167,11 +170,11 @@ class Ec2Provider:
         )
         return False
 
-    def _inventory(self, pool: Any) -> Inventory:
+    def _inventory(self, pool: Pool) -> Inventory:
         return Inventory.of(self._instances(pool))
 
     # -- scale-out -----------------------------------------------------------------------
-    def _scale_out(self, pool: Any, need: int, inventory: Inventory, request_id: str) -> None:
+    def _scale_out(self, pool: Pool, need: int, inventory: Inventory, request_id: str) -> None:
         earlier = [
             i for i in inventory.everything if i.tags.get(self.ownership.request_key) == request_id
         ]
@@ -190,14 +193,14 @@ class Ec2Provider:
         if launched < need:
             raise self._shortfall(pool, need, launched, failures)
 
-    def _start_warm(self, pool: Any, need: int, stopped: Sequence[Instance]) -> int:
+    def _start_warm(self, pool: Pool, need: int, stopped: Sequence[Instance]) -> int:
         """Start up to `need` stopped instances of the pool; how many were started."""
         if not stopped or need <= 0:
             return 0
-        rank = {o: n for n, o in enumerate(offerings(pool.target))}
+        rank = {o: n for n, o in enumerate(offerings(_target(pool)))}
         groups: dict[Offering, list[Instance]] = {}
         for instance in sorted(stopped, key=lambda i: -i.launched_at):
-            groups.setdefault(instance.offering(pool.target.region), []).append(instance)
+            groups.setdefault(instance.offering(_target(pool).region), []).append(instance)
         started = 0
         # Offerings the target no longer lists (the config changed) go last.
         for offering in sorted(groups, key=lambda o: rank.get(o, len(rank))):
@@ -210,7 +213,7 @@ class Ec2Provider:
                 started += len(batch)
         return started
 
-    def _start(self, pool: Any, offering: Offering, batch: Sequence[Instance]) -> bool:
+    def _start(self, pool: Pool, offering: Offering, batch: Sequence[Instance]) -> bool:
         self._check_owned(pool, batch)
         ids = [i.id for i in batch]
         client = self._ec2(pool)
@@ -234,9 +237,9 @@ class Ec2Provider:
         )
         return True
 
-    def _launch(self, pool: Any, need: int, request_id: str) -> tuple[int, list[Failure]]:
+    def _launch(self, pool: Pool, need: int, request_id: str) -> tuple[int, list[Failure]]:
         """Launch up to `need` instances, offering after offering; (launched, failures)."""
-        target = pool.target
+        target = _target(pool)
         per_call = FLEET_MAX_OVERRIDES if target.uses_fleet else 1
         launched = 0
         attempt = 0
@@ -268,9 +271,9 @@ class Ec2Provider:
         return launched, failures
 
     def _launch_batch(
-        self, pool: Any, batch: Sequence[Offering], count: int, request_id: str, attempt: int
+        self, pool: Pool, batch: Sequence[Offering], count: int, request_id: str, attempt: int
     ) -> LaunchOutcome:
-        target = pool.target
+        target = _target(pool)
         client = self._ec2(pool)
         tags = self.ownership.launch_tags(pool.name, request_id)
         token = client_token(request_id, attempt)
@@ -288,13 +291,13 @@ class Ec2Provider:
             return _refused(pool, "RunInstances", batch, exc)
         return run_instances_outcome(answer)
 
-    def _mark(self, pool: Any, failure: Failure) -> None:
+    def _mark(self, pool: Pool, failure: Failure) -> None:
         if failure.code not in CAPACITY_CODES:
             log.warning(
                 "%s: %s refused: %s: %s", pool.name, failure.offering, failure.code, failure.message
             )
             return
-        seconds = pool.target.unavailable_for
+        seconds = _target(pool).unavailable_for
         self.unavailable.mark(failure.offering, failure.code, seconds)
         log.warning(
             "%s: %s: %s; skipping it for %gs and trying the next offering",
@@ -305,13 +308,13 @@ class Ec2Provider:
         )
 
     def _shortfall(
-        self, pool: Any, need: int, launched: int, failures: Sequence[Failure]
+        self, pool: Pool, need: int, launched: int, failures: Sequence[Failure]
     ) -> ProviderError:
         """The error for a scale-out that fell short: which offerings failed and why."""
         failed = {f.offering for f in failures}
         skipped = [
             (o, why)
-            for o in offerings(pool.target)
+            for o in offerings(_target(pool))
             if o not in failed and (why := self.unavailable.get(o)) is not None
         ]
         now = self.clock.now()
@@ -330,13 +333,13 @@ class Ec2Provider:
         codes = Counter([f.code for f in failures] + [why.code for _, why in skipped])
         return CapacityUnavailable(
             f"{head}; no capacity in any offering: {detail or 'none configured'}. Offerings "
-            f"that ran out are skipped for {pool.target.unavailable_for:g}s; add instance "
+            f"that ran out are skipped for {_target(pool).unavailable_for:g}s; add instance "
             "types or subnets, or allow on-demand (market: spot-then-on-demand)",
             codes.most_common(1)[0][0] if codes else "InsufficientInstanceCapacity",
         )
 
     # -- scale-in ------------------------------------------------------------------------
-    def _check_owned(self, pool: Any, instances: Iterable[Instance]) -> None:
+    def _check_owned(self, pool: Pool, instances: Iterable[Instance]) -> None:
         """The second look before a destructive call: every instance must carry our tags."""
         strangers = [i.id for i in instances if not self.ownership.owns(i.tags, pool.name)]
         if strangers:
@@ -347,10 +350,10 @@ class Ec2Provider:
                 "NotOwned",
             )
 
-    def _retire(self, pool: Any, victims: Sequence[Instance], inventory: Inventory) -> None:
+    def _retire(self, pool: Pool, victims: Sequence[Instance], inventory: Inventory) -> None:
         """Stop (warm pool) or terminate `victims`, after checking their tags again."""
         self._check_owned(pool, victims)
-        target = pool.target
+        target = _target(pool)
         stop: list[Instance] = []
         if target.scale_in == "stop":
             limit = target.warm_pool_max if target.warm_pool_max is not None else pool.max
@@ -377,7 +380,7 @@ def _bind(call: Callable[..., T], kwargs: dict[str, Any]) -> Callable[[], T]:
 
 
 def _refused(
-    pool: Any, operation: str, batch: Sequence[Offering], exc: ClientError
+    pool: Pool, operation: str, batch: Sequence[Offering], exc: ClientError
 ) -> LaunchOutcome:
     """A launch call refused as a whole: a capacity error fails its offerings, others raise."""
     code = error_code(exc)
@@ -385,3 +388,7 @@ def _refused(
         raise aws_error(f"pool {pool.name}: {operation}", exc) from None
     message = error_message(exc)
     return LaunchOutcome([], [Failure(o, code, message) for o in batch])
+
+
+def _target(pool: Pool) -> Ec2Target:
+    return target_of(pool, Ec2Target)

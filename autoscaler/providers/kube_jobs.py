@@ -30,8 +30,12 @@ from typing import Any
 import yaml
 
 from autoscaler.clients.kube import Labels, api_client, label_value, timestamp, translated
+from autoscaler.config import Pool
+from autoscaler.config.targets import JobTarget
 from autoscaler.errors import NotFound, ProviderError
 from autoscaler.types import Capacity, Member
+
+from .base import CapacityProvider, target_of
 
 log = logging.getLogger("autoscaler.kube.jobs")
 
@@ -62,7 +66,7 @@ def job_name(prefix: str, request_id: str, n: int) -> str:
     return f"{prefix[:40].rstrip('-')}-{digest}-{n}"
 
 
-class JobProvider:
+class JobProvider(CapacityProvider):
     """Jobs of every `job` pool; one instance serves them all; thread-safe."""
 
     def __init__(self, labels: Labels, api: Any = None, resolve: Any = None) -> None:
@@ -85,13 +89,13 @@ class JobProvider:
         return self.labels.key("items-per-job")
 
     # -- the provider protocol -----------------------------------------------------------
-    def describe(self, pool: Any) -> Capacity:
+    def describe(self, pool: Pool) -> Capacity:
         active = [j for j in self._jobs(pool) if not is_finished(j) and not _deleting(j)]
         members = tuple(_member(j) for j in active)
         ready = sum(1 for m in members if m.ready)
         return Capacity(len(members), ready, len(members) - ready, members)
 
-    def scale(self, pool: Any, desired: int, request_id: str) -> None:
+    def scale(self, pool: Pool, desired: int, request_id: str) -> None:
         template = self.template(pool)  # a bad template fails before anything is listed
         jobs = self._jobs(pool)
         request = label_value(request_id)
@@ -117,11 +121,11 @@ class JobProvider:
             )
         self._clean_finished(pool, jobs)
 
-    def tidy(self, pool: Any) -> None:
+    def tidy(self, pool: Pool) -> None:
         """Delete finished Jobs beyond `keep_finished` (a pool holding still has them)."""
         self._clean_finished(pool, self._jobs(pool))
 
-    def remove(self, pool: Any, members: Sequence[str], request_id: str) -> None:
+    def remove(self, pool: Pool, members: Sequence[str], request_id: str) -> None:
         jobs = {j.metadata.name: j for j in self._jobs(pool)}
         unknown = [m for m in members if m not in jobs]
         if unknown:
@@ -148,19 +152,19 @@ class JobProvider:
                 self._batch = client.BatchV1Api(self._api or api_client())
             return self._batch
 
-    def _jobs(self, pool: Any) -> list[Any]:
+    def _jobs(self, pool: Pool) -> list[Any]:
         batch = self._api_batch()
-        ns = pool.target.namespace
+        ns = _target(pool).namespace
         with translated(f"pool {pool.name}: Jobs in namespace {ns}"):
             items = batch.list_namespaced_job(ns, label_selector=self.labels.selector(pool.name))
         return [j for j in items.items if self.labels.owns(_labels(j))]
 
-    def _prefix(self, pool: Any) -> str:
-        return str(pool.target.name_prefix or pool.name.replace("_", "-").replace(".", "-"))
+    def _prefix(self, pool: Pool) -> str:
+        return str(_target(pool).name_prefix or pool.name.replace("_", "-").replace(".", "-"))
 
-    def template(self, pool: Any) -> dict[str, Any]:
+    def template(self, pool: Pool) -> dict[str, Any]:
         """The pool's Job manifest, checked (a `template_file` is read once per path)."""
-        target = pool.target
+        target = _target(pool)
         if target.template is not None:
             return check_template(copy.deepcopy(target.template), pool.name, "target.template")
         path = str(self._resolve(target.template_file))
@@ -172,16 +176,16 @@ class JobProvider:
 
     # -- changing ------------------------------------------------------------------------
     def manifest(
-        self, pool: Any, name: str, request_id: str, template: Mapping[str, Any] | None = None
+        self, pool: Pool, name: str, request_id: str, template: Mapping[str, Any] | None = None
     ) -> dict[str, Any]:
         """The Job to create: the template with our name, namespace, labels and annotations."""
         job = copy.deepcopy(dict(template if template is not None else self.template(pool)))
         ours = {**self.labels.of_pool(pool.name), self.labels.request_key: label_value(request_id)}
-        items = {self.items_key: str(pool.target.items_per_job)}
+        items = {self.items_key: str(_target(pool).items_per_job)}
         meta = job.setdefault("metadata", {})
         for server_side in ("generateName", "resourceVersion", "uid", "creationTimestamp"):
             meta.pop(server_side, None)
-        meta.update(name=name, namespace=pool.target.namespace)
+        meta.update(name=name, namespace=_target(pool).namespace)
         meta["labels"] = {**(meta.get("labels") or {}), **ours}
         meta["annotations"] = {
             **(meta.get("annotations") or {}),
@@ -196,9 +200,9 @@ class JobProvider:
         job["kind"] = "Job"
         return job
 
-    def _create(self, pool: Any, job: dict[str, Any]) -> None:
+    def _create(self, pool: Pool, job: dict[str, Any]) -> None:
         batch = self._api_batch()
-        ns, name = pool.target.namespace, job["metadata"]["name"]
+        ns, name = _target(pool).namespace, job["metadata"]["name"]
         try:
             with translated(f"pool {pool.name}: create Job {ns}/{name}"):
                 batch.create_namespaced_job(ns, job)
@@ -208,18 +212,18 @@ class JobProvider:
             return  # it exists: an earlier attempt of this request made it
         log.info("%s: created Job %s/%s", pool.name, ns, name)
 
-    def _clean_finished(self, pool: Any, jobs: Sequence[Any]) -> None:
+    def _clean_finished(self, pool: Pool, jobs: Sequence[Any]) -> None:
         finished = sorted(
             (j for j in jobs if is_finished(j) and not _deleting(j)),
             key=lambda j: timestamp(j.metadata.creation_timestamp),
         )
-        excess = len(finished) - pool.target.keep_finished
+        excess = len(finished) - _target(pool).keep_finished
         for job in finished[: max(0, excess)]:
             self._delete(pool, job.metadata.name)
 
-    def _delete(self, pool: Any, name: str) -> None:
+    def _delete(self, pool: Pool, name: str) -> None:
         batch = self._api_batch()
-        ns = pool.target.namespace
+        ns = _target(pool).namespace
         try:
             with translated(f"pool {pool.name}: delete Job {ns}/{name}"):
                 batch.delete_namespaced_job(name, ns, propagation_policy="Background")
@@ -260,10 +264,14 @@ def _member(job: Any) -> Member:
     return Member(str(job.metadata.name), is_ready(job), timestamp(job.metadata.creation_timestamp))
 
 
-def _load(path: str, pool: Any, where: str) -> object:
+def _load(path: str, pool: Pool, where: str) -> object:
     try:
         return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ProviderError(
             f"pool {pool.name}: {where}: cannot read it ({exc})", "BadTemplate"
         ) from None
+
+
+def _target(pool: Pool) -> JobTarget:
+    return target_of(pool, JobTarget)

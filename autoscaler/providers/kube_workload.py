@@ -37,11 +37,13 @@ from autoscaler.clients.kube import (
     timestamp,
     translated,
 )
+from autoscaler.clients.kube_snapshot import Snapshots
+from autoscaler.config import Pool
+from autoscaler.config.targets import DeploymentTarget, StatefulSetTarget
 from autoscaler.errors import NotFound, ProviderError
-from autoscaler.kube.snapshot import Snapshots
 from autoscaler.types import Capacity, Member
 
-from .base import parse_busy
+from .base import CapacityProvider, parse_busy, target_of
 
 log = logging.getLogger("autoscaler.kube.workload")
 
@@ -98,7 +100,7 @@ def deletion_cost(ready: bool, signals: PodSignals) -> int:
     return cost
 
 
-class WorkloadProvider:
+class WorkloadProvider(CapacityProvider):
     """Deployments and StatefulSets of every pool of those kinds; thread-safe."""
 
     def __init__(self, labels: Labels, api: Any = None) -> None:
@@ -127,8 +129,8 @@ class WorkloadProvider:
         self.snapshots.close()
         self._parsed.clear()
 
-    def describe(self, pool: Any) -> Capacity:
-        t = pool.target
+    def describe(self, pool: Pool) -> Capacity:
+        t = _target(pool)
         with translated(f"pool {pool.name}: {_what(pool)} (listing its namespace)"):
             snap = self.snapshots.get(t.namespace, t.kind)
         obj = snap.workload(t.name)
@@ -145,7 +147,7 @@ class WorkloadProvider:
         pending = max(0, workload.desired - workload.ready)
         return Capacity(workload.desired, workload.ready, pending, tuple(members))
 
-    def scale(self, pool: Any, desired: int, request_id: str) -> None:
+    def scale(self, pool: Pool, desired: int, request_id: str) -> None:
         if self._done(pool.name, request_id) == desired:
             return
         listed = self._listed(pool)
@@ -157,21 +159,21 @@ class WorkloadProvider:
             self._remember(pool.name, request_id, desired)
             return
         workload = self._owned(pool)
-        if desired < workload.desired and pool.target.kind == "deployment":
+        if desired < workload.desired and _target(pool).kind == "deployment":
             self._price_pods(pool, self._pods(pool, workload.selector))
         if desired != workload.desired:
             self._set_replicas(pool, desired)
             log.info("%s: %s replicas %d -> %d", pool.name, _what(pool), workload.desired, desired)
         self._remember(pool.name, request_id, desired)
 
-    def _listed(self, pool: Any) -> Workload | None:
+    def _listed(self, pool: Pool) -> Workload | None:
         """The pool's workload from this tick's snapshot (owner checked), if there is one."""
-        t = pool.target
+        t = _target(pool)
         snap = self.snapshots.peek(t.namespace, t.kind)
         obj = snap.workload(t.name) if snap is not None else None
         return self._check_owner(pool, self._workload(pool, obj)) if obj is not None else None
 
-    def _workload(self, pool: Any, obj: Any) -> Workload:
+    def _workload(self, pool: Pool, obj: Any) -> Workload:
         parsed = self._parsed.get(pool.name)
         if parsed is not None and parsed[0] is obj:
             return parsed[1]
@@ -179,7 +181,7 @@ class WorkloadProvider:
         self._parsed[pool.name] = (obj, workload)
         return workload
 
-    def remove(self, pool: Any, members: Sequence[str], request_id: str) -> None:
+    def remove(self, pool: Pool, members: Sequence[str], request_id: str) -> None:
         if not members or self._done(pool.name, request_id) == tuple(members):
             return
         workload = self._owned(pool)
@@ -193,7 +195,7 @@ class WorkloadProvider:
         # A pod already terminating was removed before (a retry after a crash, or the
         # ReplicaSet controller was first): it does not lower the count a second time.
         live = [m for m in members if not is_terminating(pods[m])]
-        if pool.target.kind == "statefulset":
+        if _target(pool).kind == "statefulset":
             running = [n for n, p in pods.items() if not is_terminating(p)]
             self._check_highest_ordinals(pool, running, live)
         else:
@@ -201,7 +203,7 @@ class WorkloadProvider:
                 self._annotate_cost(pool, name, REMOVE_COST)
         if live:
             self._set_replicas(pool, max(0, workload.desired - len(live)))
-        if pool.target.kind == "deployment":
+        if _target(pool).kind == "deployment":
             # The ReplicaSet controller picks these (lowest cost) anyway, unless a pod that
             # is not ready ranks before them; deleting them here makes the choice exact.
             for name in live:
@@ -218,11 +220,11 @@ class WorkloadProvider:
                 self._apis = (client.AppsV1Api(api), client.CoreV1Api(api))
             return self._apis
 
-    def _owned(self, pool: Any) -> Workload:
+    def _owned(self, pool: Pool) -> Workload:
         return self._check_owner(pool, self._read(pool))
 
-    def _check_owner(self, pool: Any, workload: Workload) -> Workload:
-        if pool.target.require_owner_label and not self.labels.owns(workload.labels):
+    def _check_owner(self, pool: Pool, workload: Workload) -> Workload:
+        if _target(pool).require_owner_label and not self.labels.owns(workload.labels):
             found = workload.labels.get(self.labels.owner_key)
             has = f"it has {self.labels.owner_key}={found}" if found else "it has no owner label"
             raise ProviderError(
@@ -234,9 +236,9 @@ class WorkloadProvider:
             )
         return workload
 
-    def _read(self, pool: Any) -> Workload:
+    def _read(self, pool: Pool) -> Workload:
         apps, _ = self._clients()
-        t = pool.target
+        t = _target(pool)
         with translated(f"pool {pool.name}: {_what(pool)}"):
             if t.kind == "deployment":
                 scale = apps.read_namespaced_deployment_scale(t.name, t.namespace)
@@ -251,14 +253,14 @@ class WorkloadProvider:
             labels=dict(obj.metadata.labels or {}),
         )
 
-    def _pods(self, pool: Any, selector: str, terminating: bool = False) -> list[Any]:
+    def _pods(self, pool: Pool, selector: str, terminating: bool = False) -> list[Any]:
         """Pods the workload's selector matches: not finished, and not being deleted unless
         `terminating`."""
         _, core = self._clients()
         if not selector:
             return []
         with translated(f"pool {pool.name}: pods of {_what(pool)}"):
-            pods = core.list_namespaced_pod(pool.target.namespace, label_selector=selector).items
+            pods = core.list_namespaced_pod(_target(pool).namespace, label_selector=selector).items
         return [
             p for p in pods if not is_finished_pod(p) and (terminating or not is_terminating(p))
         ]
@@ -279,9 +281,9 @@ class WorkloadProvider:
         )
 
     # -- changing ------------------------------------------------------------------------
-    def _set_replicas(self, pool: Any, replicas: int) -> None:
+    def _set_replicas(self, pool: Pool, replicas: int) -> None:
         apps, _ = self._clients()
-        t = pool.target
+        t = _target(pool)
         self.snapshots.invalidate(t.namespace, t.kind)
         body = {"spec": {"replicas": replicas}}
         with translated(f"pool {pool.name}: scale {_what(pool)}"):
@@ -290,7 +292,7 @@ class WorkloadProvider:
             else:
                 apps.patch_namespaced_stateful_set_scale(t.name, t.namespace, body)
 
-    def _price_pods(self, pool: Any, pods: Sequence[Any]) -> None:
+    def _price_pods(self, pool: Pool, pods: Sequence[Any]) -> None:
         """Set each live pod's deletion cost from its busyness, where any pod has a signal
         (and only where the cost changes)."""
         signals = {p.metadata.name: self._signals(p) for p in pods}
@@ -302,27 +304,27 @@ class WorkloadProvider:
             if (pod.metadata.annotations or {}).get(DELETION_COST) != cost:
                 self._annotate_cost(pool, name, int(cost))
 
-    def _annotate_cost(self, pool: Any, pod: str, cost: int) -> None:
+    def _annotate_cost(self, pool: Pool, pod: str, cost: int) -> None:
         _, core = self._clients()
-        self.snapshots.invalidate(pool.target.namespace, pool.target.kind)
+        self.snapshots.invalidate(_target(pool).namespace, _target(pool).kind)
         body = {"metadata": {"annotations": {DELETION_COST: str(cost)}}}
         try:
-            with translated(f"pool {pool.name}: pod {pool.target.namespace}/{pod}"):
-                core.patch_namespaced_pod(pod, pool.target.namespace, body)
+            with translated(f"pool {pool.name}: pod {_target(pool).namespace}/{pod}"):
+                core.patch_namespaced_pod(pod, _target(pool).namespace, body)
         except NotFound:
             log.info("%s: pod %s went away before its deletion cost was set", pool.name, pod)
 
-    def _delete_pod(self, pool: Any, pod: str) -> None:
+    def _delete_pod(self, pool: Pool, pod: str) -> None:
         _, core = self._clients()
-        self.snapshots.invalidate(pool.target.namespace, pool.target.kind)
+        self.snapshots.invalidate(_target(pool).namespace, _target(pool).kind)
         try:
-            with translated(f"pool {pool.name}: pod {pool.target.namespace}/{pod}"):
-                core.delete_namespaced_pod(pod, pool.target.namespace)
+            with translated(f"pool {pool.name}: pod {_target(pool).namespace}/{pod}"):
+                core.delete_namespaced_pod(pod, _target(pool).namespace)
         except NotFound:
             pass  # the ReplicaSet controller was first: the same pod is gone
 
     def _check_highest_ordinals(
-        self, pool: Any, running: Sequence[str], members: Sequence[str]
+        self, pool: Pool, running: Sequence[str], members: Sequence[str]
     ) -> None:
         if not members:
             return
@@ -360,7 +362,14 @@ def _ordinal(name: str) -> int:
     return int(tail) if tail.isdigit() else -1
 
 
-def _what(pool: Any) -> str:
-    t = pool.target
+def _what(pool: Pool) -> str:
+    t = _target(pool)
     kind = "Deployment" if t.kind == "deployment" else "StatefulSet"
     return f"{kind} {t.namespace}/{t.name}"
+
+
+def _target(pool: Pool) -> DeploymentTarget | StatefulSetTarget:
+    target = pool.target
+    if isinstance(target, DeploymentTarget | StatefulSetTarget):
+        return target
+    return target_of(pool, DeploymentTarget)  # raises, naming the pool and its kind

@@ -12,7 +12,7 @@ import pytest
 from kubernetes import client as k
 
 from autoscaler.clients.kube import Labels
-from autoscaler.kube.informer import Informer
+from autoscaler.clients.kube_informer import Informer
 from autoscaler.providers.kube_workload import WorkloadProvider
 from tests.cluster.wait import wait_for
 from tests.kube.test_kube_workload import INSTALLATION, PREFIX, workload, workload_pool

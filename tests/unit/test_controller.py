@@ -362,14 +362,6 @@ def test_a_reader_whose_dependency_is_missing_names_the_package(monkeypatch, tmp
         Controller(config, {"simulated": SimulatedProvider(clock)}, clock=clock)
 
 
-def test_run_ticks_at_the_configured_interval(rig):
-    clock, provider, source, recorder, make = rig
-    controller = make()
-    seen = []
-    controller.run(ticks=3, on_tick=lambda r: seen.append(r.at))
-    assert seen == [1000.0, 1015.0, 1030.0]
-
-
 class Tidying(SimulatedProvider):
     """A simulated provider with housekeeping (like the job provider's finished-Job cleanup)."""
 

@@ -16,8 +16,8 @@ from kubernetes import client as k
 
 from autoscaler.clients.kube import Raw
 from autoscaler.errors import ProviderError
-from autoscaler.kube.informer import Informer
-from autoscaler.kube.snapshot import Snapshot, selector_matches
+from autoscaler.clients.kube_informer import Informer
+from autoscaler.clients.kube_snapshot import Snapshot, selector_matches
 from tests.cluster.wait import wait_for
 
 

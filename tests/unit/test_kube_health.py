@@ -6,7 +6,7 @@ import urllib.error
 import urllib.request
 
 from autoscaler import telemetry
-from autoscaler.kube.health import Endpoints, Health
+from autoscaler.health import Endpoints, Health
 from autoscaler.types import ActionResult, Decision, Reading
 
 

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
+from types import SimpleNamespace
 from typing import Any
 
 from autoscaler.config import ConfigIssue
+from autoscaler.kube.crd import GROUP, VERSION
 from autoscaler.kube.events import event_message, event_reason, involved_object
-from autoscaler.kube.pools import PoolProblem, PoolRef
 from autoscaler.kube.status import StatusWriter, decision_status, problem_status, stamp
+from autoscaler.pool_sources import LoadedPools, PoolProblem, PoolRef
 from autoscaler.types import ActionResult, Decision, Reading
+from tests.fakes.kube_api import FakeKube
 from tests.unit.conftest import config_from
 
 UP = Decision("chat", 1000.0, 2, 5, 4, "queue 40 / 10 per replica; rate limit 2 pods")
@@ -68,41 +72,54 @@ def test_a_condition_keeps_its_transition_time_until_its_status_changes():
     assert flipped["conditions"][0]["lastTransitionTime"] == "1970-01-01T00:01:40Z"
 
 
-class FakeCustomObjects:
-    def __init__(self) -> None:
-        self.patches: list[dict[str, Any]] = []
+def pool_object(name: str = "chat", namespace: str = "ns") -> dict[str, Any]:
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "AutoscalingPool",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {},
+    }
 
-    def patch_namespaced_custom_object_status(self, *args: Any) -> None:
-        self.patches.append(args[-1])
+
+def writer_on(kube: FakeKube) -> StatusWriter:
+    writer = StatusWriter(None)
+    writer.api = kube.custom
+    return writer
 
 
 def test_a_signal_that_went_stale_is_removed_from_signals_by_the_merge_patch():
-    writer = StatusWriter(None)
-    fake = FakeCustomObjects()
-    writer.api = fake
+    kube = FakeKube()
+    kube.add(pool_object())
+    writer = writer_on(kube)
     ref = PoolRef("ns", "chat", 1)
-    writer.patch(ref, {"signals": {"queue": 1.0, "gpu": 0.5}}, 0.0)
-    writer.patch(ref, {"signals": {"queue": 2.0}}, 1.0)
-    assert fake.patches[1]["status"]["signals"] == {"gpu": None, "queue": 2.0}
+    assert writer.patch(ref, {"signals": {"queue": 1.0, "gpu": 0.5}}, 0.0)
+    assert writer.patch(ref, {"signals": {"queue": 2.0}}, 1.0)
+    assert kube.get("AutoscalingPool", "chat", "ns")["status"]["signals"] == {"queue": 2.0}
 
 
 def test_the_planner_memory_is_written_whole_as_a_string_and_never_in_a_dry_run():
-    import json
-    from types import SimpleNamespace
-
-    from autoscaler.kube.pools import LoadedPools
-
-    writer = StatusWriter(None)
-    fake = FakeCustomObjects()
-    writer.api = fake
+    kube = FakeKube()
+    kube.add(pool_object())
+    writer = writer_on(kube)
     loaded = LoadedPools(None, refs={"chat": PoolRef("ns", "chat", 1)})
     result = SimpleNamespace(decisions=[UP], actions=[], readings=READINGS, skipped={})
     memory = {"chat": {"recommendations": [[990.0, 5]], "actions": 7, "policy": {"hpa": {}}}}
     writer.write_tick(loaded, result, 1000.0, memory)
-    written = fake.patches[-1]["status"]["plannerMemory"]
+    written = kube.get("AutoscalingPool", "chat", "ns")["status"]["plannerMemory"]
     assert isinstance(written, str) and json.loads(written) == memory["chat"]
     writer.write_tick(loaded, result, 1001.0, None)  # a dry run passes no memory
-    assert "plannerMemory" not in fake.patches[-1]["status"]
+    (_, dry_run) = kube.calls_to("patch_namespaced_custom_object_status")
+    assert "plannerMemory" not in dry_run.args[-1]["status"]
+    # what the acting controller remembers stays for the next leader
+    assert kube.get("AutoscalingPool", "chat", "ns")["status"]["plannerMemory"] == written
+
+
+def test_a_failed_status_write_is_logged_and_never_raised():
+    kube = FakeKube()  # the object was deleted since it was listed: 404
+    assert writer_on(kube).patch(PoolRef("ns", "chat", 1), {"signals": {}}, 0.0) is False
+    kube.add(pool_object())
+    kube.inject("patch_namespaced_custom_object_status", error=ConnectionError("reset"))
+    assert writer_on(kube).patch(PoolRef("ns", "chat", 1), {"signals": {}}, 0.0) is False
 
 
 def test_events_say_what_was_done_and_why():

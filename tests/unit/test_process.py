@@ -1,5 +1,6 @@
-"""The controller process without a cluster: the file-driven loop with probes, AutoscalingPools
-from a stand-in lister, clean exits on SIGTERM, and one-line errors for bad setups."""
+"""The process loop without a cluster: the file-driven loop with probes, ticks on a fake
+clock, the plug-in protocols (pools, leadership, reporters, chores), AutoscalingPools from a
+stand-in lister, clean exits on SIGTERM, and one-line errors for bad setups."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -19,8 +21,11 @@ from click.testing import CliRunner
 
 from autoscaler import signals
 from autoscaler.cli import cli
-from autoscaler.kube.process import KubeProcess, ProcessOptions
-from autoscaler.kube.settings import FileSettings, load_settings
+from autoscaler.cli_run import build_process
+from autoscaler.clock import FakeClock
+from autoscaler.config.file_settings import FileSettings, load_settings
+from autoscaler.kube.pools import CrdPools
+from autoscaler.process import Process, ProcessSettings
 
 SIM_POOL = (
     "pools:\n  - name: p\n    target: {kind: simulated}\n    max: 5\n"
@@ -42,6 +47,12 @@ def obj(name: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"metadata": {"name": name, "namespace": "ns", "generation": 1}, "spec": body}
 
 
+def crd_process(*objects: dict[str, Any]) -> tuple[Process, Lister]:
+    """A process whose pools come from a stand-in lister (nothing written back)."""
+    lister = Lister(*objects)
+    return Process(ProcessSettings(), pools=CrdPools(lister, FileSettings())), lister
+
+
 class Lister:
     def __init__(self, *objects: dict[str, Any]) -> None:
         self.objects = list(objects)
@@ -60,9 +71,9 @@ def test_the_file_driven_loop_ticks_once_and_persists_memory(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(SIM_POOL)
     state = tmp_path / "state.json"
-    options = ProcessOptions(file=load_settings(str(config), False), state=state, once=True)
-    process = KubeProcess(options)
-    assert process.api is None and process.elector is None
+    settings = ProcessSettings(file=load_settings(str(config), False), state=state, once=True)
+    process = build_process(settings)
+    assert process.leadership is None and process.reporters == [] and process.recorders == []
     result = process.run()
     assert result is not None
     assert [(d.pool, d.desired) for d in result.decisions] == [("p", 3)]
@@ -71,10 +82,7 @@ def test_the_file_driven_loop_ticks_once_and_persists_memory(tmp_path):
 
 
 def test_crd_pools_join_and_leave_and_memory_survives_a_rebuild(monkeypatch):
-    process = KubeProcess(ProcessOptions(crd_pools=True), api_client=object())
-    process.status = process.events = None  # nothing to write to without a cluster
-    lister = Lister(obj("a", spec({"type": "static", "value": 25})))
-    process.lister = lister  # type: ignore[assignment]
+    process, lister = crd_process(obj("a", spec({"type": "static", "value": 25})))
     process.load()
     first = process.tick()
     assert first is not None and [d.desired for d in first.decisions] == [3]
@@ -85,16 +93,14 @@ def test_crd_pools_join_and_leave_and_memory_survives_a_rebuild(monkeypatch):
     assert {d.pool: d.desired for d in result.decisions} == {"a": 3, "b": 5}
     assert process.controller is not None
     # carried over the rebuild (no --state: the sequence starts at the process start time)
-    assert process.controller.memory["a"].actions == process._epoch + 1
+    assert process.controller.memory["a"].actions == process.epoch + 1
     lister.objects.clear()
     process.load()
     assert process.controller is None and process.tick() is None
 
 
 def test_a_new_process_carries_on_from_the_planner_memory_in_the_pool_status():
-    first = KubeProcess(ProcessOptions(crd_pools=True), api_client=object())
-    first.status = first.events = None
-    first.lister = Lister(obj("a", spec({"type": "static", "value": 25})))  # type: ignore[assignment]
+    first, _ = crd_process(obj("a", spec({"type": "static", "value": 25})))
     first.load()
     first.tick()
     assert first.controller is not None
@@ -103,25 +109,21 @@ def test_a_new_process_carries_on_from_the_planner_memory_in_the_pool_status():
     # a restart, or another replica taking over: nothing in its own memory
     written = obj("a", spec({"type": "static", "value": 25}))
     written["status"] = {"plannerMemory": json.dumps(left)}
-    second = KubeProcess(ProcessOptions(crd_pools=True), api_client=object())
-    second.status = second.events = None
-    second._epoch = first._epoch + 100  # started later
-    second.lister = Lister(written)  # type: ignore[assignment]
+    second, _ = crd_process(written)
+    second.epoch = first.epoch + 100  # started later
     second.load()
     assert second.controller is not None
     restored = second.controller.memory["a"]
     assert restored.last_scale_at == left["last_scale_at"]
     assert [list(r) for r in restored.recommendations] == left["recommendations"]
     # request ids go on from the new process's epoch, never repeating one the last used
-    assert restored.actions == second._epoch > left["actions"]
+    assert restored.actions == second.epoch > left["actions"]
 
 
 def test_unreadable_planner_memory_in_status_is_dropped_and_the_pool_still_runs():
     broken = obj("a", spec({"type": "static", "value": 25}))
     broken["status"] = {"plannerMemory": "{not json"}
-    process = KubeProcess(ProcessOptions(crd_pools=True), api_client=object())
-    process.status = process.events = None
-    process.lister = Lister(broken)  # type: ignore[assignment]
+    process, _ = crd_process(broken)
     process.load()
     result = process.tick()
     assert result is not None and [d.desired for d in result.decisions] == [3]
@@ -129,9 +131,7 @@ def test_unreadable_planner_memory_in_status_is_dropped_and_the_pool_still_runs(
 
 def test_a_pool_whose_source_cannot_be_built_here_is_left_out_and_reported(monkeypatch):
     monkeypatch.setitem(signals.SOURCES, "redis", "no.such.module:Source")
-    process = KubeProcess(ProcessOptions(crd_pools=True), api_client=object())
-    process.status = process.events = None
-    process.lister = Lister(  # type: ignore[assignment]
+    process, _ = crd_process(
         obj("good", spec({"type": "static", "value": 25})),
         obj("odd", spec({"type": "redis", "url": "redis://127.0.0.1:1", "key": "q"})),
     )
@@ -238,3 +238,116 @@ def test_file_settings_from_a_config_keep_its_folder(tmp_path):
     settings = load_settings(str(config), False)
     assert settings.base_dir == Path(tmp_path).resolve()
     assert FileSettings().pools == ()
+
+
+# -- the loop on a fake clock, with stand-in plug-ins ----------------------------------------
+def file_process(tmp_path: Path, **kwargs: Any) -> Process:
+    config = tmp_path / "c.yaml"
+    config.write_text(SIM_POOL)
+    settings = ProcessSettings(file=load_settings(str(config), False))
+    return Process(settings, clock=FakeClock(1000.0), **kwargs)
+
+
+class StopAfter:
+    """A chore that counts rounds, notes the clock and stops the loop after `rounds`."""
+
+    def __init__(self, process_of: Any, rounds: int) -> None:
+        self.process_of, self.rounds = process_of, rounds
+        self.seen: list[tuple[float, bool]] = []
+        self.closed = False
+
+    def run_round(self, first: bool) -> None:
+        process = self.process_of()
+        self.seen.append((process.clock.now(), first))
+        if len(self.seen) >= self.rounds:
+            process.stop.set()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_the_loop_ticks_at_the_configured_interval_on_its_clock(tmp_path):
+    holder: list[Process] = []
+    chore = StopAfter(lambda: holder[0], rounds=3)
+    process = file_process(tmp_path, chores=[chore])
+    holder.append(process)
+    process.run()
+    # the example pool's file has no controller section: the default 15 s interval
+    assert chore.seen == [(1000.0, True), (1015.0, False), (1030.0, False)]
+    assert process.ticks == 3 and chore.closed
+
+
+class Standby:
+    """Leadership that is won only after `standby_polls` looks."""
+
+    def __init__(self, standby_polls: int) -> None:
+        self.polls = standby_polls
+        self.known = threading.Event()
+        self.started = False
+
+    def start(self, stop: threading.Event) -> threading.Thread:
+        self.started = True
+        thread = threading.Thread(target=lambda: None)
+        thread.start()
+        return thread
+
+    def leads(self) -> bool:
+        self.known.set()
+        self.polls -= 1
+        return self.polls < 0
+
+
+def test_a_standby_is_ready_but_never_ticks_until_it_leads(tmp_path):
+    holder: list[Process] = []
+    chore = StopAfter(lambda: holder[0], rounds=1)
+    leadership = Standby(standby_polls=5)
+    process = file_process(tmp_path, chores=[chore], leadership=leadership)
+    holder.append(process)
+    result = process.run()
+    assert leadership.started and process.health.ready.is_set()
+    assert process.ticks == 1 and result is not None
+    # five standby polls of 0.2 s on the fake clock went by before the first tick
+    assert chore.seen == [(1001.0, True)]
+
+
+class Reports:
+    keeps_memory = True
+
+    def __init__(self) -> None:
+        self.problems: list[int] = []
+        self.ticks: list[tuple[float, list[str], bool]] = []
+
+    def report_problems(self, loaded: Any, now: float) -> None:
+        self.problems.append(len(loaded.problems))
+
+    def report_tick(self, loaded: Any, result: Any, now: float, memory: Any) -> None:
+        self.ticks.append((now, [d.pool for d in result.decisions], memory is not None))
+
+
+def test_reporters_hear_every_load_and_tick_and_get_memory_only_outside_a_dry_run(tmp_path):
+    reports = Reports()
+    process = file_process(tmp_path, reporters=[reports])
+    process.round()
+    process.round()
+    assert reports.problems == [0, 0]
+    assert reports.ticks == [(1000.0, ["p"], True), (1000.0, ["p"], True)]
+    dry = Reports()
+    process = file_process(tmp_path, reporters=[dry])
+    process.settings.dry_run = True
+    process.round()
+    assert dry.ticks == [(1000.0, ["p"], False)]
+
+
+def test_a_pool_source_that_cannot_look_keeps_the_pools_the_process_has(tmp_path):
+    process, lister = crd_process(obj("a", spec({"type": "static", "value": 25})))
+    process.load()
+    controller = process.controller
+    assert controller is not None
+
+    def broken() -> list[dict[str, Any]]:
+        raise ConnectionError("API server down")
+
+    lister.list = broken  # type: ignore[method-assign]
+    process.load()
+    assert process.controller is controller
+    assert [d.pool for d in process.tick().decisions] == ["a"]

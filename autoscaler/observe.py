@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
 from . import telemetry
+from .clock import Clock, SystemClock, stopwatch
+from .deadlines import Late, wait_all
 from .signals._common import fail_all
 from .signals.base import SignalKey, SignalRequest, SignalSource
 from .types import Reading
@@ -32,7 +33,8 @@ _Readings = dict[SignalKey, Reading]
 class Observer:
     """Runs reads on a shared thread pool with per-call timeouts and an overall deadline."""
 
-    def __init__(self, max_workers: int = 32) -> None:
+    def __init__(self, max_workers: int = 32, clock: Clock | None = None) -> None:
+        self._monotonic = (clock or SystemClock()).monotonic
         self._pool = cf.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="observe")
         self._busy: dict[str, cf.Future[object]] = {}
         self._lock = threading.Lock()
@@ -61,20 +63,23 @@ class Observer:
 
         `timeouts` are seconds per source type; `deadline_seconds` bounds the whole call.
         """
-        started = time.monotonic()
-        futures = {
-            kind: self._submit(f"source:{kind}", _timed(kind, sources[kind], reqs, now))
-            for kind, reqs in requests.items()
-        }
-        # Wait in order of expiry: a type's wait ends at its own timeout after `started`.
-        expiry = {
-            kind: started + min(timeouts.get(kind, deadline_seconds), deadline_seconds)
-            for kind in futures
-        }
+        started = self._monotonic()
+        kinds = list(requests)
+        futures = [
+            self._submit(f"source:{kind}", _timed(kind, sources[kind], requests[kind], now))
+            for kind in kinds
+        ]
+        # A type's wait ends at its own timeout after `started`, bounded by the deadline.
+        budgets = [min(timeouts.get(kind, deadline_seconds), deadline_seconds) for kind in kinds]
+        asked = [(f, b) for f, b in zip(futures, budgets, strict=True) if f is not None]
+        answered: list[_Readings | BaseException] = wait_all(
+            asked, started, cancel_late=False, monotonic=self._monotonic
+        )
+        answers = iter(answered)
         out: _Readings = {}
-        for kind in sorted(futures, key=expiry.__getitem__):
-            allowed = expiry[kind] - started
-            got = _collect(kind, futures[kind], requests[kind], now, expiry[kind], allowed)
+        for kind, future in zip(kinds, futures, strict=True):
+            outcome = next(answers) if future is not None else None
+            got = _collect(kind, outcome, requests[kind], now)
             telemetry.record_readings(kind, got)
             out.update(got)
         return out
@@ -83,17 +88,15 @@ class Observer:
         self, calls: Mapping[str, Callable[[], T]], deadline_seconds: float
     ) -> dict[str, T | BaseException]:
         """Run independent calls concurrently; each result, or the exception it raised."""
-        started = time.monotonic()
-        futures = {k: self._pool.submit(fn) for k, fn in calls.items()}
+        started = self._monotonic()
+        keys = list(calls)
+        work = [(self._pool.submit(calls[k]), deadline_seconds) for k in keys]
+        answers = wait_all(work, started, cancel_late=False, monotonic=self._monotonic)
         out: dict[str, T | BaseException] = {}
-        for key, future in futures.items():
-            left = max(0.0, deadline_seconds - (time.monotonic() - started))
-            try:
-                out[key] = future.result(timeout=left)
-            except cf.TimeoutError:
-                out[key] = TimeoutError(f"no answer within {deadline_seconds:.1f}s")
-            except Exception as exc:
-                out[key] = exc
+        for key, answer in zip(keys, answers, strict=True):
+            if isinstance(answer, Late):
+                answer = TimeoutError(f"no answer within {deadline_seconds:.1f}s")
+            out[key] = answer
         return out
 
 
@@ -103,38 +106,37 @@ def _timed(
     """The read, timed into telemetry when it returns (a late read is timed too)."""
 
     def read() -> _Readings:
-        t0 = time.monotonic()
+        elapsed = stopwatch()
         try:
             return source.read(reqs, now)
         finally:
-            telemetry.record_read_seconds(kind, time.monotonic() - t0)
+            telemetry.record_read_seconds(kind, elapsed())
 
     return read
 
 
 def _collect(
     kind: str,
-    future: cf.Future[_Readings] | None,
+    outcome: _Readings | BaseException | None,
     reqs: Sequence[SignalRequest],
     now: float,
-    expiry: float,
-    allowed_seconds: float,
 ) -> _Readings:
-    """One source type's readings, or stale ones saying why there are none."""
-    if future is None:
+    """One source type's readings, or stale ones saying why there are none (None: it was
+    not asked, its previous read still running)."""
+    if outcome is None:
         return fail_all(
             reqs, now, "busy", f"the {kind} source's previous read is still running; not asked"
         )
-    try:
-        got = future.result(timeout=max(0.0, expiry - time.monotonic()))
-    except cf.TimeoutError:
+    if isinstance(outcome, Late):
         return fail_all(
-            reqs, now, "timeout", f"the {kind} source gave no answer within {allowed_seconds:.2f}s"
+            reqs, now, "timeout", f"the {kind} source gave no answer within {outcome.budget:.2f}s"
         )
-    except Exception as exc:  # a source bug or dead endpoint: stale, not fatal
-        return fail_all(reqs, now, "source_error", f"{kind} source: {type(exc).__name__}: {exc}")
+    if isinstance(outcome, BaseException):  # a source bug or dead endpoint: stale, not fatal
+        return fail_all(
+            reqs, now, "source_error", f"{kind} source: {type(outcome).__name__}: {outcome}"
+        )
     return {
-        r.key: got.get(r.key)
+        r.key: outcome.get(r.key)
         or Reading(None, now, f"missing: the {kind} source returned nothing for this signal")
         for r in reqs
     }

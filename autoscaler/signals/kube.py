@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from autoscaler.clock import SystemClock
+from autoscaler.deadlines import Late, wait_all
 from autoscaler.types import Reading
 
 from ._common import budget_seconds, checked_value, failed, group_by, where
@@ -30,6 +31,8 @@ from .base import SignalKey, SignalRequest
 
 PAGE_SIZE = 500
 _FINISHED = {"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"}
+
+_MONOTONIC = SystemClock().monotonic
 
 
 class KubeFailed(Exception):
@@ -69,16 +72,17 @@ class KubePendingSource:
             core, batch = self._apis()
         except KubeFailed as exc:
             return {r.key: failed(now, exc.code, f"{where(r)}: {exc.message}") for r in requests}
-        started = time.monotonic()
+        started = _MONOTONIC()
         groups = group_by(requests, _list_key)
         jobs = []
         for key, reqs in groups.items():
             budget = min(budget_seconds(r, self._settings) for r in reqs)
             api = batch if key.kind == "job-backlog" else core
             jobs.append((key, reqs, budget, self._threads.submit(_list, api, key, budget)))
+        answers = wait_all([(future, budget) for _, _, budget, future in jobs], started)
         out: dict[SignalKey, Reading] = {}
-        for key, reqs, budget, future in sorted(jobs, key=lambda j: j[2]):
-            out.update(_readings(key, reqs, future, started + budget, budget, now))
+        for (key, reqs, budget, _), answer in zip(jobs, answers, strict=True):
+            out.update(_readings(key, reqs, answer, budget, now))
         return out
 
     def _apis(self) -> tuple[Any, Any]:
@@ -111,21 +115,17 @@ def _api_client() -> Any:
 def _readings(
     key: ListKey,
     reqs: list[SignalRequest],
-    future: cf.Future[list[Any]],
-    expiry: float,
+    items: list[Any] | BaseException,
     budget: float,
     now: float,
 ) -> dict[SignalKey, Reading]:
-    try:
-        items = future.result(timeout=max(0.0, expiry - time.monotonic()))
-    except cf.TimeoutError:
-        future.cancel()
+    if isinstance(items, Late):
         late = KubeFailed("timeout", f"no answer within {budget:.2f}s")
         return {r.key: _failed(r, key, now, late) for r in reqs}
-    except KubeFailed as exc:
-        return {r.key: _failed(r, key, now, exc) for r in reqs}
-    except Exception as exc:  # a bug or an unexpected client error stays within these signals
-        bug = KubeFailed("source_error", f"{type(exc).__name__}: {exc}")
+    if isinstance(items, KubeFailed):
+        return {r.key: _failed(r, key, now, items) for r in reqs}
+    if isinstance(items, BaseException):  # a bug or unexpected client error stays here
+        bug = KubeFailed("source_error", f"{type(items).__name__}: {items}")
         return {r.key: _failed(r, key, now, bug) for r in reqs}
     return {r.key: checked_value(now, _count(r.source, items), _what(r, key)) for r in reqs}
 

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from autoscaler.clock import SystemClock
+from autoscaler.deadlines import Late, wait_all
 from autoscaler.types import Reading
 
 from ._common import budget_seconds, checked_value, failed, group_by, where
@@ -37,6 +38,9 @@ DEFAULT_CONCURRENCY = 8
 
 DEFAULT_BATCH_SIZE = 25
 """Queries sent together in one request (see docs/signals.md for the measurements)."""
+
+
+_MONOTONIC = SystemClock().monotonic
 
 
 class PrometheusSource:
@@ -66,7 +70,7 @@ class PrometheusSource:
             server.close()
 
     def read(self, requests: Sequence[SignalRequest], now: float) -> dict[SignalKey, Reading]:
-        started = time.monotonic()
+        started = _MONOTONIC()
         out: dict[SignalKey, Reading] = {}
         pending: list[_Pending] = []
         for key, reqs in group_by(requests, lambda r: ServerKey.of(r.source)).items():
@@ -76,8 +80,9 @@ class PrometheusSource:
                 out.update(_failed_each(reqs, now, key.url, exc))
                 continue
             pending.extend(self._submit(server, reqs, started))
-        for job in sorted(pending, key=lambda j: j.expiry):
-            out.update(job.readings(now))
+        answers = wait_all([(job.future, job.budget) for job in pending], started)
+        for job, answer in zip(pending, answers, strict=True):
+            out.update(job.readings(now, answer))
         return out
 
     def _submit(
@@ -91,7 +96,7 @@ class PrometheusSource:
         for budget, queries in batches(budgets, server.solo, self._batch_size):
             future = server.submit(queries, budget)
             wanted = {q: by_query[q] for q in queries}
-            jobs.append(_Pending(server.url, wanted, future, started + budget, budget))
+            jobs.append(_Pending(server.url, wanted, future, budget))
         return jobs
 
     def _server(self, key: ServerKey) -> PrometheusServer:
@@ -125,24 +130,23 @@ class _Pending:
     url: str
     queries: dict[str, list[SignalRequest]]
     future: cf.Future[Answers]
-    expiry: float
     budget: float
+    """Seconds from the start of the read."""
 
     @property
     def requests(self) -> list[SignalRequest]:
         return [r for same in self.queries.values() for r in same]
 
-    def readings(self, now: float) -> dict[SignalKey, Reading]:
-        try:
-            answers = self.future.result(timeout=max(0.0, self.expiry - time.monotonic()))
-        except cf.TimeoutError:
-            self.future.cancel()  # not started yet: never sent; started: httpx ends it
+    def readings(self, now: float, answers: Answers | BaseException) -> dict[SignalKey, Reading]:
+        """The readings from what the request answered (or how it failed). A late request
+        not started yet was cancelled, never sent; a started one is ended by httpx."""
+        if isinstance(answers, Late):
             late = QueryFailed("timeout", f"no answer within {self.budget:.2f}s")
             return _failed_each(self.requests, now, self.url, late)
-        except QueryFailed as exc:
-            return _failed_each(self.requests, now, self.url, exc)
-        except Exception as exc:  # a bug here must still stay within these signals
-            bug = QueryFailed("source_error", f"{type(exc).__name__}: {exc}")
+        if isinstance(answers, QueryFailed):
+            return _failed_each(self.requests, now, self.url, answers)
+        if isinstance(answers, BaseException):  # a bug must still stay within these signals
+            bug = QueryFailed("source_error", f"{type(answers).__name__}: {answers}")
             return _failed_each(self.requests, now, self.url, bug)
         out: dict[SignalKey, Reading] = {}
         for query, same in self.queries.items():

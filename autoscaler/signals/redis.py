@@ -19,7 +19,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import os
 import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -28,6 +27,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from autoscaler.clock import SystemClock
+from autoscaler.deadlines import Late, wait_all
 from autoscaler.types import Reading
 
 from ._common import budget_seconds, checked_value, failed, group_by, where
@@ -42,6 +43,8 @@ _TYPE_OF_KIND = {
 }
 _EMPTY_WHEN_MISSING = {"list", "zset"}
 """Kinds whose key Redis deletes when it becomes empty (so a missing key is 0 items)."""
+
+_MONOTONIC = SystemClock().monotonic
 
 
 class RedisFailed(Exception):
@@ -83,15 +86,17 @@ class RedisSource:
             pool.disconnect()
 
     def read(self, requests: Sequence[SignalRequest], now: float) -> dict[SignalKey, Reading]:
-        started = time.monotonic()
+        started = _MONOTONIC()
         groups = group_by(requests, self._server_key)
-        futures = {
-            key: self._threads.submit(self._read_server, key, reqs, now)
-            for key, reqs in groups.items()
-        }
+        keys = list(groups)
+        work = [
+            (self._threads.submit(self._read_server, key, groups[key], now), key.timeout)
+            for key in keys
+        ]
         out: dict[SignalKey, Reading] = {}
-        for key in sorted(futures, key=lambda k: k.timeout):
-            out.update(self._collect(key, groups[key], futures[key], started, now))
+        answers = wait_all(work, started)
+        for key, answer in zip(keys, answers, strict=True):
+            out.update(self._collect(key, groups[key], answer, now))
         return out
 
     def _server_key(self, req: SignalRequest) -> ServerKey:
@@ -103,17 +108,15 @@ class RedisSource:
         self,
         key: ServerKey,
         reqs: list[SignalRequest],
-        future: cf.Future[dict[SignalKey, Reading]],
-        started: float,
+        answer: dict[SignalKey, Reading] | BaseException,
         now: float,
     ) -> dict[SignalKey, Reading]:
-        try:
-            return future.result(timeout=max(0.0, started + key.timeout - time.monotonic()))
-        except cf.TimeoutError:
-            future.cancel()
+        if not isinstance(answer, BaseException):
+            return answer
+        if isinstance(answer, Late):
             exc = RedisFailed("timeout", f"no answer within {key.timeout:.2f}s")
-        except Exception as e:  # a bug here must still stay within this server's signals
-            exc = RedisFailed("source_error", f"{type(e).__name__}: {e}")
+        else:  # a bug here must still stay within this server's signals
+            exc = RedisFailed("source_error", f"{type(answer).__name__}: {answer}")
         return {r.key: _failed(r, now, exc) for r in reqs}
 
     def _read_server(

@@ -31,12 +31,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import redis
 
-from autoscaler.config.sources import PrometheusSource as PromModel
-from autoscaler.config.sources import RedisSource as RedisModel
+from autoscaler.config.sources import PrometheusReader as PromModel
+from autoscaler.config.sources import RedisReader as RedisModel
 from autoscaler.observe import Observer
 from autoscaler.signals.base import SignalRequest
-from autoscaler.signals.prometheus import PrometheusSource
-from autoscaler.signals.redis import RedisSource
+from autoscaler.signals.prometheus import PrometheusReader
+from autoscaler.signals.redis import RedisReader
 from tests.servers.processes import MetricsExporter, PrometheusServer, RedisServer
 
 REDIS_KINDS = ("list", "stream", "stream-pending", "stream-lag")
@@ -98,8 +98,8 @@ def run_ticks(
     prom: dict[str, Any], red: dict[str, Any], batch: int, concurrency: int, ticks: int
 ) -> dict[str, Any]:
     sources = {
-        "prometheus": Timed(PrometheusSource(concurrency=concurrency, batch_size=batch)),
-        "redis": Timed(RedisSource()),
+        "prometheus": Timed(PrometheusReader(concurrency=concurrency, batch_size=batch)),
+        "redis": Timed(RedisReader()),
     }
     requests = {"prometheus": prom["requests"], "redis": red["requests"]}
     expected = {**prom["expected"], **red["expected"]}

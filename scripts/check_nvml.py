@@ -6,7 +6,7 @@ Run on a machine with an NVIDIA GPU and the `nvml` extra installed
     python scripts/check_nvml.py [--samples 5]
 
 For every GPU (and all of them together) it reads `metric: memory` and `metric:
-utilization` through `autoscaler.signals.nvml.NvmlSource`, and the same figures from
+utilization` through `autoscaler.signals.nvml.NvmlReader`, and the same figures from
 `nvidia-smi --query-gpu=index,utilization.gpu,memory.used,memory.total`, taken right after
 each other. Memory use must agree within 2 % of the GPU's memory (both read the same
 counter; other processes may allocate in between); utilization only has to be a share in
@@ -25,7 +25,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autoscaler.config.sources import NvmlSource as NvmlSpec
+from autoscaler.config.sources import NvmlReader as NvmlSpec
 from autoscaler.signals.base import SignalRequest
 
 
@@ -50,7 +50,7 @@ def main() -> int:
     if shutil.which("nvidia-smi") is None:
         print("no nvidia-smi on PATH: this check needs a machine with an NVIDIA GPU")
         return 2
-    from autoscaler.signals.nvml import NvmlSource
+    from autoscaler.signals.nvml import NvmlReader
 
     gpus = smi()
     if not gpus:
@@ -64,7 +64,7 @@ def main() -> int:
         for metric in ("memory", "utilization"):
             name = f"{metric}@{'all' if sel is None else sel[0]}"
             requests.append(SignalRequest("check", name, NvmlSpec(metric=metric, devices=sel)))
-    source = NvmlSource()
+    source = NvmlReader()
     problems: list[str] = []
     print(f"{'sample':>6} {'signal':<16} {'nvml':>8} {'nvidia-smi':>11}")
     try:

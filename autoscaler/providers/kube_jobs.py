@@ -102,7 +102,7 @@ class JobProvider(CapacityProvider):
         mine = [j for j in jobs if _labels(j).get(self.labels.request_key) == request]
         others = [j for j in jobs if j not in mine and not is_finished(j) and not _deleting(j)]
         # Jobs of this request count whether or not they have finished: a retry adds none.
-        want = min(desired, pool.max) - len(others)
+        want = desired - len(others)  # the planner alone bounds `desired` by the pool's
         taken = {j.metadata.name for j in mine}
         need, index = want - len(mine), 0
         while need > 0:

@@ -13,16 +13,16 @@ from autoscaler.errors import SourceUnavailable
 from autoscaler.registry import NotAvailable, load
 
 from .base import SignalKey, SignalRequest, SignalSource
-from .static import StaticSource
+from .static import StaticReader
 
 SOURCES: dict[str, str] = {
-    "static": "autoscaler.signals.static:StaticSource",
-    "prometheus": "autoscaler.signals.prometheus:PrometheusSource",
-    "redis": "autoscaler.signals.redis:RedisSource",
-    "sqs": "autoscaler.signals.sqs:SqsSource",
-    "cloudwatch": "autoscaler.signals.cloudwatch:CloudWatchSource",
-    "kube-pending-pods": "autoscaler.signals.kube:KubePendingSource",
-    "nvml": "autoscaler.signals.nvml:NvmlSource",
+    "static": "autoscaler.signals.static:StaticReader",
+    "prometheus": "autoscaler.signals.prometheus:PrometheusReader",
+    "redis": "autoscaler.signals.redis:RedisReader",
+    "sqs": "autoscaler.signals.sqs:SqsReader",
+    "cloudwatch": "autoscaler.signals.cloudwatch:CloudWatchReader",
+    "kube-pending-pods": "autoscaler.signals.kube:KubePendingReader",
+    "nvml": "autoscaler.signals.nvml:NvmlReader",
 }
 
 
@@ -45,6 +45,6 @@ __all__ = [
     "SignalKey",
     "SignalRequest",
     "SignalSource",
-    "StaticSource",
+    "StaticReader",
     "build_source",
 ]

@@ -28,7 +28,7 @@ MAX_QUERIES_PER_CALL = 500
 
 
 def metric_query(query_id: str, source: Any) -> dict[str, Any]:
-    """One MetricDataQuery for a CloudWatchSource model."""
+    """One MetricDataQuery for a CloudWatchReader model."""
     stat: dict[str, Any] = {
         "Metric": {
             "Namespace": source.namespace,
@@ -60,7 +60,7 @@ def _chunks(items: Sequence[SignalRequest], size: int) -> Iterator[Sequence[Sign
         yield items[start : start + size]
 
 
-class CloudWatchSource:
+class CloudWatchReader:
     """Reads CloudWatch metrics; one boto3 client per region."""
 
     def __init__(self, settings: Any = None) -> None:

@@ -53,7 +53,7 @@ class ListKey:
     selector: str
 
 
-class KubePendingSource:
+class KubePendingReader:
     """Reads `kube-pending-pods` signals; one instance serves every pool of a controller."""
 
     def __init__(
@@ -259,7 +259,7 @@ def job_backlog(job: Any) -> int:
 
 __all__ = [
     "KubeFailed",
-    "KubePendingSource",
+    "KubePendingReader",
     "counts_as_pending",
     "is_unschedulable",
     "job_backlog",

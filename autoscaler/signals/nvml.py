@@ -35,7 +35,7 @@ class NvmlFailed(Exception):
         self.message = message
 
 
-class NvmlSource:
+class NvmlReader:
     """Reads `nvml` signals; one instance per controller (NVML is process-wide)."""
 
     def __init__(self, nvml: Any = None) -> None:
@@ -130,4 +130,4 @@ def _failed(req: SignalRequest, now: float, exc: NvmlFailed) -> Reading:
     return failed(now, exc.code, f"{where(req)}: nvml: {exc.message}")
 
 
-__all__ = ["NvmlFailed", "NvmlSource"]
+__all__ = ["NvmlFailed", "NvmlReader"]

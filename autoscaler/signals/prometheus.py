@@ -43,7 +43,7 @@ DEFAULT_BATCH_SIZE = 25
 _MONOTONIC = SystemClock().monotonic
 
 
-class PrometheusSource:
+class PrometheusReader:
     """Reads `prometheus` signals; one instance serves every pool of a controller."""
 
     def __init__(
@@ -180,4 +180,4 @@ def _failed_each(
     return {r.key: _failed_one(r, now, url, exc) for r in reqs}
 
 
-__all__ = ["BearerTokenFile", "PrometheusSource", "ServerKey", "batches"]
+__all__ = ["BearerTokenFile", "PrometheusReader", "ServerKey", "batches"]

@@ -67,7 +67,7 @@ class ServerKey:
     timeout: float
 
 
-class RedisSource:
+class RedisReader:
     """Reads `redis` signals; one instance serves every pool of a controller."""
 
     def __init__(self, settings: Any = None, max_servers_in_flight: int = 32) -> None:
@@ -288,4 +288,4 @@ def _safe_url(url: str) -> str:
     return f"{scheme}{sep}{user + ':***@' if user else '***@'}{host}"
 
 
-__all__ = ["RedisFailed", "RedisSource", "ServerKey", "value_of"]
+__all__ = ["RedisFailed", "RedisReader", "ServerKey", "value_of"]

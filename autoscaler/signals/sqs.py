@@ -60,7 +60,7 @@ def backlog(attributes: Mapping[str, str], source: Any) -> float:
     return total
 
 
-class SqsSource:
+class SqsReader:
     """Reads SQS backlogs; one boto3 client per region, shared by the reading threads."""
 
     def __init__(self, settings: Any = None) -> None:

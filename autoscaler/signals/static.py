@@ -9,6 +9,6 @@ from autoscaler.types import Reading
 from .base import SignalKey, SignalRequest
 
 
-class StaticSource:
+class StaticReader:
     def read(self, requests: Sequence[SignalRequest], now: float) -> dict[SignalKey, Reading]:
         return {r.key: Reading(float(r.source.value), now) for r in requests}

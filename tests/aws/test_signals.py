@@ -12,8 +12,8 @@ import pytest
 from autoscaler.config.sources import CloudWatchSource as CloudWatchSpec
 from autoscaler.config.sources import SqsSource as SqsSpec
 from autoscaler.signals import SignalRequest, build_source
-from autoscaler.signals.cloudwatch import CloudWatchSource
-from autoscaler.signals.sqs import SqsSource, region_of
+from autoscaler.signals.cloudwatch import CloudWatchReader
+from autoscaler.signals.sqs import SqsReader, region_of
 
 from .faults import FaultyMotoServer
 from .helpers import client
@@ -48,7 +48,7 @@ def test_sqs_backlog_sums_waiting_and_in_flight_and_optionally_delayed(mocked: N
         sqs_request("waiting-only", url, include_in_flight=False),
         sqs_request("everything", url, include_delayed=True),
     ]
-    readings = SqsSource().read(requests, now=100.0)
+    readings = SqsReader().read(requests, now=100.0)
     values = {pool: r.value for (pool, _), r in readings.items()}
     assert values == {"default": 7.0, "waiting-only": 5.0, "everything": 10.0}
     assert all(r.observed_at == 100.0 and not r.stale for r in readings.values())
@@ -59,7 +59,7 @@ def test_a_missing_queue_is_stale_with_the_aws_error_code_and_other_queues_still
 ) -> None:
     good = queue_with_backlog("jobs", waiting=4, in_flight=0, delayed=0)
     gone = good.rsplit("/", 1)[0] + "/no-such-queue"
-    readings = SqsSource().read([sqs_request("a", good), sqs_request("b", gone)], now=1.0)
+    readings = SqsReader().read([sqs_request("a", good), sqs_request("b", gone)], now=1.0)
     assert readings[("a", "queue")].value == 4.0
     broken = readings[("b", "queue")]
     assert broken.stale and broken.value is None
@@ -116,7 +116,7 @@ def test_cloudwatch_reads_the_newest_datapoint_with_its_statistic(mocked: None) 
     put("gpu_utilization", 20.0, now - timedelta(minutes=3))
     put("gpu_utilization", 70.0, now - timedelta(minutes=1))
     put("gpu_utilization", 90.0, now - timedelta(minutes=1))
-    readings = CloudWatchSource().read(
+    readings = CloudWatchReader().read(
         [cw_request("avg"), cw_request("max", statistic="Maximum")], now.timestamp()
     )
     assert readings[("avg", "gpu")].value == 80.0
@@ -125,7 +125,7 @@ def test_cloudwatch_reads_the_newest_datapoint_with_its_statistic(mocked: None) 
 
 def test_cloudwatch_with_no_datapoint_is_missing_never_zero(mocked: None) -> None:
     put("gpu_utilization", 50.0, datetime.now(UTC) - timedelta(hours=2))  # outside lookback
-    reading = CloudWatchSource().read(
+    reading = CloudWatchReader().read(
         [cw_request("pool"), cw_request("other", metric="never_published")], time.time()
     )
     for value in reading.values():
@@ -137,7 +137,7 @@ def test_many_cloudwatch_signals_share_one_get_metric_data_call(server: FaultyMo
     put("gpu_utilization", 42.0, datetime.now(UTC) - timedelta(minutes=1))
     server.injector.calls.clear()
     requests = [cw_request(f"pool-{n}") for n in range(501)]
-    readings = CloudWatchSource().read(requests, time.time())
+    readings = CloudWatchReader().read(requests, time.time())
     assert {r.value for r in readings.values()} == {42.0}
     assert len(server.injector.calls_to("GetMetricData")) == 2  # 500 per call at most
 
@@ -147,7 +147,7 @@ def test_an_unreachable_cloudwatch_marks_its_signals_stale_with_the_error(
 ) -> None:
     monkeypatch.setenv("AWS_ENDPOINT_URL_MONITORING", "http://127.0.0.1:9")  # nothing listens
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
-    readings = CloudWatchSource().read([cw_request("a"), cw_request("b")], 5.0)
+    readings = CloudWatchReader().read([cw_request("a"), cw_request("b")], 5.0)
     for reading in readings.values():
         assert reading.stale and reading.value is None
         assert reading.error is not None and reading.error.startswith("EndpointConnectionError")
@@ -175,14 +175,14 @@ def test_a_read_returns_by_its_budget_with_what_answered_and_starts_with_the_res
     slow = set(urls[5:])
     calls: list[str] = []
 
-    def attributes(self: SqsSource, region: str | None, url: str) -> dict[str, str]:
+    def attributes(self: SqsReader, region: str | None, url: str) -> dict[str, str]:
         calls.append(url)
         if url in slow:
             time.sleep(2.0)
         return {"ApproximateNumberOfMessages": "3"}
 
-    monkeypatch.setattr(SqsSource, "_attributes", attributes)
-    source = SqsSource(SimpleNamespace(source_timeout=0.5))
+    monkeypatch.setattr(SqsReader, "_attributes", attributes)
+    source = SqsReader(SimpleNamespace(source_timeout=0.5))
     requests = [sqs_request(f"p{i}", url) for i, url in enumerate(urls)]
     started = time.monotonic()
     got = source.read(requests, 0.0)
@@ -202,7 +202,7 @@ def test_a_polled_queue_is_read_once_per_interval_and_its_reading_keeps_its_time
     mocked: None,
 ) -> None:
     url = queue_with_backlog("polled", waiting=3, in_flight=0, delayed=0)
-    source = SqsSource()
+    source = SqsReader()
     request = sqs_request("p", url, poll_interval=10)
     first = source.read([request], now=0.0)[("p", "queue")]
     assert (first.value, first.observed_at) == (3.0, 0.0)
@@ -217,11 +217,11 @@ def counted_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """No AWS: every queue reads 1 message, and each read's URL is appended to the list."""
     reads: list[str] = []
 
-    def attributes(self: SqsSource, region: str | None, url: str) -> dict[str, str]:
+    def attributes(self: SqsReader, region: str | None, url: str) -> dict[str, str]:
         reads.append(url)
         return {"ApproximateNumberOfMessages": "1"}
 
-    monkeypatch.setattr(SqsSource, "_attributes", attributes)
+    monkeypatch.setattr(SqsReader, "_attributes", attributes)
     return reads
 
 
@@ -230,7 +230,7 @@ def test_polled_reads_spread_evenly_over_the_ticks_and_never_age_past_the_interv
 ) -> None:
     """No AWS here: `_attributes` is replaced and counts the reads per tick."""
     reads = counted_reads(monkeypatch)
-    source = SqsSource()
+    source = SqsReader()
     requests = [
         sqs_request(f"p{i}", f"https://sqs.us-east-1.amazonaws.com/1/q{i}", poll_interval=10)
         for i in range(100)
@@ -257,7 +257,7 @@ def test_polled_reads_stay_even_when_the_first_reads_took_several_slow_ticks(
     third of them (the budget), 5 s apart. Later rounds must not inherit that bunching:
     about 1,000 / 15 reads a second, not two thirds of the queues in a few ticks."""
     reads = counted_reads(monkeypatch)
-    source = SqsSource()
+    source = SqsReader()
     requests = [
         sqs_request(f"p{i:04d}", f"https://sqs.us-east-1.amazonaws.com/1/q{i:04d}",
                     poll_interval=15)
@@ -277,13 +277,13 @@ def test_polled_reads_stay_even_when_the_first_reads_took_several_slow_ticks(
 def test_polled_queues_with_and_without_a_region_are_read_together(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(SqsSource, "_attributes",
+    monkeypatch.setattr(SqsReader, "_attributes",
                         lambda self, region, url: {"ApproximateNumberOfMessages": "4"})
     requests = [
         sqs_request("aws", "https://sqs.us-east-1.amazonaws.com/1/q", poll_interval=10),
         sqs_request("local", "http://127.0.0.1:4566/1/q", poll_interval=10),
     ]
-    got = SqsSource().read(requests, 0.0)
+    got = SqsReader().read(requests, 0.0)
     assert {key: r.value for key, r in got.items()} == {("aws", "queue"): 4.0,
                                                          ("local", "queue"): 4.0}
 
@@ -293,13 +293,13 @@ def test_a_failed_polled_read_is_retried_next_tick_not_after_its_interval(
 ) -> None:
     failing = {"yes": True}
 
-    def attributes(self: SqsSource, region: str | None, url: str) -> dict[str, str]:
+    def attributes(self: SqsReader, region: str | None, url: str) -> dict[str, str]:
         if failing["yes"]:
             raise RuntimeError("connection reset")
         return {"ApproximateNumberOfMessages": "2"}
 
-    monkeypatch.setattr(SqsSource, "_attributes", attributes)
-    source = SqsSource()
+    monkeypatch.setattr(SqsReader, "_attributes", attributes)
+    source = SqsReader()
     request = sqs_request("p", "https://sqs.us-east-1.amazonaws.com/1/q", poll_interval=30)
     assert source.read([request], 0.0)[("p", "queue")].stale
     failing["yes"] = False

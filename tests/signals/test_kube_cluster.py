@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from autoscaler.signals.kube import KubePendingSource
+from autoscaler.signals.kube import KubePendingReader
 from autoscaler.types import Reading
 from tests.signals.helpers import req
 
@@ -66,7 +66,7 @@ def test_pending_gpu_pods_and_job_backlog_are_read_from_a_real_api_server(
 
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
     monkeypatch.setenv("KUBECONFIG", str(kube_cluster.kubeconfig))
-    source = KubePendingSource()
+    source = KubePendingReader()
     ns = kube_namespace
     reqs = [
         req("kube-pending-pods", signal="pending", namespace=ns, selector="app=llm"),

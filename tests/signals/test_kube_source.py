@@ -1,8 +1,6 @@
-"""The Kubernetes reader against a fake API object built from the client's own models.
-
-The fake answers `list_namespaced_pod` / `list_namespaced_job` like the API server: it
-filters by namespace, label selector (equality only) and the Pending phase, and pages with
-`limit` / `_continue`. A real API server is used in test_kube_cluster.py.
+"""The Kubernetes reader against the in-memory API (tests/fakes/kube_api.py), which answers
+`list_namespaced_pod` / `list_namespaced_job` as the API server does: by namespace, label and
+field selector, page by page. A real API server is used in test_kube_cluster.py.
 """
 
 from __future__ import annotations
@@ -12,9 +10,9 @@ from typing import Any
 
 import pytest
 from kubernetes import client as k
-from kubernetes.client.rest import ApiException
 
-from autoscaler.signals.kube import KubePendingSource, job_backlog
+from autoscaler.signals.kube import KubePendingReader, job_backlog
+from tests.fakes.kube_api import FakeKube, api_error
 from tests.signals.helpers import code_of, req
 
 
@@ -70,108 +68,62 @@ def job(
     )
 
 
-def _matches(labels: dict[str, str] | None, selector: str | None) -> bool:
-    if not selector:
-        return True
-    wanted = dict(part.split("=", 1) for part in selector.split(","))
-    return all((labels or {}).get(key) == value for key, value in wanted.items())
+def cluster(*objects: Any) -> FakeKube:
+    kube = FakeKube()
+    kube.add(*objects)
+    return kube
 
 
-class FakeApi:
-    """CoreV1Api and BatchV1Api in one, over in-memory lists."""
-
-    def __init__(self, pods: list[k.V1Pod] = (), jobs: list[k.V1Job] = ()) -> None:  # type: ignore[assignment]
-        self.pods = list(pods)
-        self.jobs = list(jobs)
-        self.calls: list[dict[str, Any]] = []
-        self.error: Exception | None = None
-        self.block: threading.Event | None = None
-
-    def list_namespaced_pod(self, namespace: str, **kw: Any) -> k.V1PodList:
-        items = [
-            p
-            for p in self._filter(self.pods, namespace, kw)
-            if kw.get("field_selector") != "status.phase=Pending" or p.status.phase == "Pending"
-        ]
-        page, token = self._page(items, kw)
-        return k.V1PodList(items=page, metadata=k.V1ListMeta(_continue=token))
-
-    def list_namespaced_job(self, namespace: str, **kw: Any) -> k.V1JobList:
-        page, token = self._page(self._filter(self.jobs, namespace, kw), kw)
-        return k.V1JobList(items=page, metadata=k.V1ListMeta(_continue=token))
-
-    def _filter(self, items: list[Any], namespace: str, kw: dict[str, Any]) -> list[Any]:
-        self.calls.append({"namespace": namespace, **kw})
-        if self.block is not None:
-            self.block.wait(5.0)
-        if self.error is not None:
-            raise self.error
-        return [
-            i
-            for i in items
-            if i.metadata.namespace == namespace
-            and _matches(i.metadata.labels, kw.get("label_selector"))
-        ]
-
-    @staticmethod
-    def _page(items: list[Any], kw: dict[str, Any]) -> tuple[list[Any], str | None]:
-        start = int(kw.get("_continue") or 0)
-        limit = kw.get("limit") or len(items)
-        end = start + limit
-        return items[start:end], (str(end) if end < len(items) else None)
-
-
-def read(api: FakeApi, *reqs: Any) -> dict[Any, Any]:
-    return KubePendingSource(core=api, batch=api).read(list(reqs), now=1.0)
+def read(kube: FakeKube, *reqs: Any) -> dict[Any, Any]:
+    return KubePendingReader(core=kube.core, batch=kube.batch).read(list(reqs), now=1.0)
 
 
 def test_pending_pods_matching_the_selector_are_counted() -> None:
-    api = FakeApi(
-        pods=[
-            pod("a"),
-            pod("b"),
-            pod("running", phase="Running"),
-            pod("other-app", labels={"app": "web"}),
-            pod("other-ns", namespace="default"),
-            pod("deleting", deleting=True),
-        ]
+    kube = cluster(
+        pod("a"),
+        pod("b"),
+        pod("running", phase="Running"),
+        pod("other-app", labels={"app": "web"}),
+        pod("other-ns", namespace="default"),
+        pod("deleting", deleting=True),
     )
     r = req("kube-pending-pods", namespace="llm", selector="app=vllm")
-    assert read(api, r)[r.key].value == 2.0
-    assert api.calls[0]["field_selector"] == "status.phase=Pending"
-    assert api.calls[0]["label_selector"] == "app=vllm"
+    assert read(kube, r)[r.key].value == 2.0
+    (call,) = kube.calls
+    assert call.kwargs["field_selector"] == "status.phase=Pending"
+    assert call.kwargs["label_selector"] == "app=vllm"
 
 
 def test_gpu_only_counts_pods_requesting_gpus_in_any_container() -> None:
-    api = FakeApi(
-        pods=[pod("gpu", gpus="1"), pod("init-gpu", gpus="2", in_init=True), pod("cpu"),
-              pod("zero", gpus="0")]
+    kube = cluster(
+        pod("gpu", gpus="1"), pod("init-gpu", gpus="2", in_init=True), pod("cpu"),
+        pod("zero", gpus="0"),
     )  # fmt: skip
     gpu = req("kube-pending-pods", signal="gpu", namespace="llm", gpu_only=True)
     every = req("kube-pending-pods", signal="all", namespace="llm")
-    got = read(api, gpu, every)
+    got = read(kube, gpu, every)
     assert (got[gpu.key].value, got[every.key].value) == (2.0, 4.0)
-    assert len(api.calls) == 1, "one list serves both signals"
+    assert len(kube.calls) == 1, "one list serves both signals"
 
 
 def test_unschedulable_only_counts_pods_the_scheduler_could_not_place() -> None:
-    api = FakeApi(pods=[pod("stuck", unschedulable=True), pod("pulling")])
+    kube = cluster(pod("stuck", unschedulable=True), pod("pulling"))
     r = req("kube-pending-pods", namespace="llm", unschedulable_only=True)
-    assert read(api, r)[r.key].value == 1.0
+    assert read(kube, r)[r.key].value == 1.0
 
 
 def test_an_empty_namespace_reads_zero_pending_pods() -> None:
     # An empty list is an answer from the API server (nothing pending), not a failure.
     r = req("kube-pending-pods", namespace="llm")
-    reading = read(FakeApi(), r)[r.key]
+    reading = read(cluster(), r)[r.key]
     assert (reading.value, reading.error) == (0.0, None)
 
 
 def test_every_page_of_a_long_list_is_counted() -> None:
-    api = FakeApi(pods=[pod(f"p{i}") for i in range(1203)])
+    kube = cluster(*(pod(f"p{i}") for i in range(1203)))
     r = req("kube-pending-pods", namespace="llm")
-    assert read(api, r)[r.key].value == 1203.0
-    assert len(api.calls) == 3
+    assert read(kube, r)[r.key].value == 1203.0
+    assert len(kube.calls) == 3
 
 
 BACKLOG: list[tuple[str, k.V1Job, int]] = [
@@ -192,22 +144,20 @@ def test_a_jobs_backlog_is_what_it_still_needs(case: str, the_job: k.V1Job, back
 
 
 def test_job_backlog_sums_unfinished_jobs_matching_the_selector() -> None:
-    api = FakeApi(
-        jobs=[
-            job("a", completions=5, succeeded=1),
-            job("b", parallelism=2),
-            job("done", completions=1, succeeded=1, finished="Complete"),
-            job("other", completions=9, labels={"q": "cpu"}),
-        ]
+    kube = cluster(
+        job("a", completions=5, succeeded=1),
+        job("b", parallelism=2),
+        job("done", completions=1, succeeded=1, finished="Complete"),
+        job("other", completions=9, labels={"q": "cpu"}),
     )
     r = req("kube-pending-pods", kind="job-backlog", namespace="batch", selector="q=gpu")
-    assert read(api, r)[r.key].value == 6.0
+    assert read(kube, r)[r.key].value == 6.0
 
 
 API_ERRORS = [
-    (ApiException(status=403, reason="Forbidden"), "kube_403", "needs `list` on pods"),
-    (ApiException(status=400, reason="Bad Request"), "kube_400", "selector"),
-    (ApiException(status=500, reason="Internal Server Error"), "kube_500", "500"),
+    (api_error(403, "Forbidden"), "kube_403", "needs `list` on pods"),
+    (api_error(400, "Bad Request"), "kube_400", "selector"),
+    (api_error(500, "Internal Server Error"), "kube_500", "500"),
     (ConnectionRefusedError("refused"), "connect", "cannot reach"),
     (TimeoutError("read timed out"), "timeout", "did not answer"),
 ]
@@ -215,10 +165,10 @@ API_ERRORS = [
 
 @pytest.mark.parametrize(("exc", "code", "says"), API_ERRORS, ids=[e[1] for e in API_ERRORS])
 def test_an_api_failure_is_stale_never_zero(exc: Exception, code: str, says: str) -> None:
-    api = FakeApi(pods=[pod("a")])
-    api.error = exc
+    kube = cluster(pod("a"))
+    kube.inject("list_namespaced_pod", error=exc)
     r = req("kube-pending-pods", pool="gpu-nodes", namespace="llm", selector="app=vllm")
-    reading = read(api, r)[r.key]
+    reading = read(kube, r)[r.key]
     assert reading.value is None
     assert code_of(reading.error) == code
     assert says in (reading.error or "")
@@ -226,13 +176,13 @@ def test_an_api_failure_is_stale_never_zero(exc: Exception, code: str, says: str
 
 
 def test_a_hung_list_times_out_within_the_signals_timeout() -> None:
-    api = FakeApi(pods=[pod("a")])
-    api.block = threading.Event()
+    kube, answer = cluster(pod("a")), threading.Event()
+    kube.inject("list_namespaced_pod", hold=answer)
     r = req("kube-pending-pods", namespace="llm", timeout=0.3)
     try:
-        reading = read(api, r)[r.key]
+        reading = read(kube, r)[r.key]
     finally:
-        api.block.set()
+        answer.set()
     assert code_of(reading.error) == "timeout"
 
 
@@ -243,5 +193,5 @@ def test_without_credentials_every_signal_is_stale_with_kube_config(
     monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-such-kubeconfig"))
     monkeypatch.setenv("HOME", str(tmp_path))
     r = req("kube-pending-pods", namespace="llm")
-    reading = KubePendingSource().read([r], now=1.0)[r.key]
+    reading = KubePendingReader().read([r], now=1.0)[r.key]
     assert code_of(reading.error) == "kube_config"

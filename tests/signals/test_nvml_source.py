@@ -104,7 +104,7 @@ GIB = 1 << 30
 def test_utilization_is_the_mean_over_every_gpu_as_a_fraction(nvml_module: Any) -> None:
     fake = FakeNvml([(100, 0, GIB), (50, 0, GIB), (0, 0, GIB), (30, 0, GIB)])
     r = req("nvml", metric="utilization")
-    reading = nvml_module.NvmlSource(nvml=fake).read([r], now=3.0)[r.key]
+    reading = nvml_module.NvmlReader(nvml=fake).read([r], now=3.0)[r.key]
     assert reading.value == pytest.approx(0.45)
     assert reading.observed_at == 3.0
 
@@ -112,20 +112,20 @@ def test_utilization_is_the_mean_over_every_gpu_as_a_fraction(nvml_module: Any) 
 def test_memory_is_the_mean_share_in_use_over_the_selected_gpus(nvml_module: Any) -> None:
     fake = FakeNvml([(0, GIB, 4 * GIB), (0, 3 * GIB, 4 * GIB), (0, 4 * GIB, 4 * GIB)])
     r = req("nvml", metric="memory", devices=[0, 1])
-    assert nvml_module.NvmlSource(nvml=fake).read([r], now=1.0)[r.key].value == pytest.approx(0.5)
+    assert nvml_module.NvmlReader(nvml=fake).read([r], now=1.0)[r.key].value == pytest.approx(0.5)
 
 
 def test_a_gpu_that_does_not_exist_is_stale_with_no_device(nvml_module: Any) -> None:
     fake = FakeNvml([(10, 0, GIB)])
     r = req("nvml", devices=[0, 3])
-    reading = nvml_module.NvmlSource(nvml=fake).read([r], now=1.0)[r.key]
+    reading = nvml_module.NvmlReader(nvml=fake).read([r], now=1.0)[r.key]
     assert code_of(reading.error) == "no_device"
     assert "GPU 3" in (reading.error or "")
 
 
 def test_a_node_without_gpus_is_stale_not_zero(nvml_module: Any) -> None:
     r = req("nvml")
-    reading = nvml_module.NvmlSource(nvml=FakeNvml([])).read([r], now=1.0)[r.key]
+    reading = nvml_module.NvmlReader(nvml=FakeNvml([])).read([r], now=1.0)[r.key]
     assert reading.value is None
     assert code_of(reading.error) == "no_device"
 
@@ -135,7 +135,7 @@ def test_a_failing_gpu_fails_only_the_signals_that_read_it(nvml_module: Any) -> 
     fake.device_errors[1] = NVMLError_NotSupported("Not Supported")
     first = req("nvml", signal="first", devices=[0])
     both = req("nvml", signal="both")
-    got = nvml_module.NvmlSource(nvml=fake).read([first, both], now=1.0)
+    got = nvml_module.NvmlReader(nvml=fake).read([first, both], now=1.0)
     assert got[first.key].value == pytest.approx(0.1)
     assert code_of(got[both.key].error) == "nvml_not_supported"
 
@@ -143,7 +143,7 @@ def test_a_failing_gpu_fails_only_the_signals_that_read_it(nvml_module: Any) -> 
 def test_a_failed_init_is_stale_and_retried_on_the_next_read(nvml_module: Any) -> None:
     fake = FakeNvml([(40, 0, GIB)])
     fake.init_error = NVMLError_DriverNotLoaded("Driver Not Loaded")
-    source = nvml_module.NvmlSource(nvml=fake)
+    source = nvml_module.NvmlReader(nvml=fake)
     r = req("nvml")
     assert code_of(source.read([r], now=1.0)[r.key].error) == "nvml_driver_not_loaded"
     fake.init_error = None

@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from autoscaler.signals._promql import BATCH_LABEL
-from autoscaler.signals.prometheus import PrometheusSource
+from autoscaler.signals.prometheus import PrometheusReader
 from tests.signals.helpers import code_of, req
 
 Handler = Callable[[httpx.Request], httpx.Response]
@@ -108,12 +108,12 @@ def scalar(value: str) -> httpx.Response:
 
 
 @pytest.fixture
-def source_for() -> Iterator[Callable[..., tuple[PrometheusSource, Recorder]]]:
-    made: list[PrometheusSource] = []
+def source_for() -> Iterator[Callable[..., tuple[PrometheusReader, Recorder]]]:
+    made: list[PrometheusReader] = []
 
-    def make(handler: Handler, **options: int) -> tuple[PrometheusSource, Recorder]:
+    def make(handler: Handler, **options: int) -> tuple[PrometheusReader, Recorder]:
         recorder = Recorder(handler)
-        source = PrometheusSource(transport=httpx.MockTransport(recorder), **options)
+        source = PrometheusReader(transport=httpx.MockTransport(recorder), **options)
         made.append(source)
         return source, recorder
 

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from autoscaler.config.sources import RedisSource as RedisModel
-from autoscaler.signals.redis import RedisFailed, RedisSource, _safe_url, value_of
+from autoscaler.signals.redis import RedisFailed, RedisReader, _safe_url, value_of
 from tests.signals.helpers import code_of, req
 
 URL = "redis://127.0.0.1:6379/0"
@@ -118,7 +118,7 @@ def test_an_unset_password_env_var_fails_every_signal_of_that_server(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.delenv("TEST_REDIS_UNSET", raising=False)
-    source = RedisSource()
+    source = RedisReader()
     try:
         r = req("redis", url=URL, key="q", password_env="TEST_REDIS_UNSET")
         reading = source.read([r], now=1.0)[r.key]
@@ -129,7 +129,7 @@ def test_an_unset_password_env_var_fails_every_signal_of_that_server(
 
 
 def test_a_refused_connection_is_stale_with_connect_and_the_server() -> None:
-    source = RedisSource()
+    source = RedisReader()
     try:
         r = req("redis", pool="batch", url="redis://127.0.0.1:1/0", key="q")
         reading = source.read([r], now=1.0)[r.key]

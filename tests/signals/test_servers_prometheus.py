@@ -1,7 +1,7 @@
 """The Prometheus reader against a real Prometheus scraping a test exporter every second.
 
 Each test publishes its own series (labelled with a unique `case`), waits until Prometheus
-has scraped them, then reads them through `PrometheusSource`.
+has scraped them, then reads them through `PrometheusReader`.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from autoscaler.signals.prometheus import PrometheusSource
+from autoscaler.signals.prometheus import PrometheusReader
 from tests.servers.fixtures import build_server
 from tests.servers.processes import MetricsExporter, PrometheusServer
 from tests.servers.tls import make_tls_files
@@ -22,8 +22,8 @@ pytestmark = pytest.mark.servers
 
 
 @pytest.fixture
-def source() -> Iterator[PrometheusSource]:
-    s = PrometheusSource()
+def source() -> Iterator[PrometheusReader]:
+    s = PrometheusReader()
     yield s
     s.close()
 
@@ -34,7 +34,7 @@ def case() -> str:
 
 
 def test_dcgm_vllm_and_triton_values_arrive_through_the_ready_made_shapes(
-    prometheus: PrometheusServer, exporter: MetricsExporter, source: PrometheusSource, case: str
+    prometheus: PrometheusServer, exporter: MetricsExporter, source: PrometheusReader, case: str
 ) -> None:
     for gpu, util in (("0", 90), ("1", 30)):
         exporter.set("DCGM_FI_DEV_GPU_UTIL", util, case=case, gpu=gpu, pod="vllm-0")
@@ -60,7 +60,7 @@ def test_dcgm_vllm_and_triton_values_arrive_through_the_ready_made_shapes(
 
 
 def test_a_query_that_returns_nothing_does_not_read_as_zero(
-    prometheus: PrometheusServer, source: PrometheusSource, case: str
+    prometheus: PrometheusServer, source: PrometheusReader, case: str
 ) -> None:
     nothing = req(
         "prometheus", url=prometheus.url, query=f'vllm:num_requests_waiting{{case="{case}"}}'
@@ -71,7 +71,7 @@ def test_a_query_that_returns_nothing_does_not_read_as_zero(
 
 
 def test_a_series_that_disappears_becomes_missing_not_zero(
-    prometheus: PrometheusServer, exporter: MetricsExporter, source: PrometheusSource, case: str
+    prometheus: PrometheusServer, exporter: MetricsExporter, source: PrometheusReader, case: str
 ) -> None:
     exporter.set("vllm:num_requests_waiting", 8, case=case)
     query = f'sum(vllm:num_requests_waiting{{case="{case}"}})'
@@ -84,7 +84,7 @@ def test_a_series_that_disappears_becomes_missing_not_zero(
 
 
 def test_several_series_without_an_aggregate_are_an_error_and_with_one_are_combined(
-    prometheus: PrometheusServer, exporter: MetricsExporter, source: PrometheusSource, case: str
+    prometheus: PrometheusServer, exporter: MetricsExporter, source: PrometheusReader, case: str
 ) -> None:
     for pod, waiting in (("a", 3), ("b", 9)):
         exporter.set("vllm:num_requests_waiting", waiting, case=case, pod=pod)
@@ -98,7 +98,7 @@ def test_several_series_without_an_aggregate_are_an_error_and_with_one_are_combi
 
 
 def test_a_nan_from_an_exporter_is_stale_with_non_finite(
-    prometheus: PrometheusServer, exporter: MetricsExporter, source: PrometheusSource, case: str
+    prometheus: PrometheusServer, exporter: MetricsExporter, source: PrometheusReader, case: str
 ) -> None:
     exporter.set("DCGM_FI_DEV_GPU_UTIL", float("nan"), case=case)
     query = f'DCGM_FI_DEV_GPU_UTIL{{case="{case}"}}'
@@ -109,7 +109,7 @@ def test_a_nan_from_an_exporter_is_stale_with_non_finite(
 
 
 def test_a_bad_query_is_stale_with_the_servers_own_message(
-    prometheus: PrometheusServer, source: PrometheusSource
+    prometheus: PrometheusServer, source: PrometheusReader
 ) -> None:
     r = req("prometheus", url=prometheus.url, query="sum(rate(x[5m])")
     reading = source.read([r], now=1.0)[r.key]
@@ -118,7 +118,7 @@ def test_a_bad_query_is_stale_with_the_servers_own_message(
 
 
 def test_tls_is_verified_against_the_configured_ca(
-    tmp_path: Path, exporter: MetricsExporter, source: PrometheusSource
+    tmp_path: Path, exporter: MetricsExporter, source: PrometheusReader
 ) -> None:
     tls = make_tls_files(tmp_path / "tls")
     web = {"tls_server_config": {"cert_file": str(tls.cert), "key_file": str(tls.key)}}
@@ -153,7 +153,7 @@ def test_a_batch_with_a_comment_a_scalar_and_a_bad_query_answers_each_on_its_own
         req("prometheus", signal="bad", url=url, query="sum(("),
         req("prometheus", signal="empty", url=url, query=f'sum(nothing{{case="{case}"}})'),
     ]
-    source = PrometheusSource(batch_size=10)
+    source = PrometheusReader(batch_size=10)
     try:
         for now in (1.0, 2.0):  # the second read sends the scalar and the bad query alone
             readings = source.read(reqs, now=now)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from autoscaler.signals.redis import RedisSource
+from autoscaler.signals.redis import RedisReader
 from tests.servers.fixtures import build_server
 from tests.servers.processes import RedisServer
 from tests.servers.tls import make_tls_files
@@ -19,8 +19,8 @@ pytestmark = pytest.mark.servers
 
 
 @pytest.fixture
-def source() -> Iterator[RedisSource]:
-    s = RedisSource()
+def source() -> Iterator[RedisReader]:
+    s = RedisReader()
     yield s
     s.close()
 
@@ -38,7 +38,7 @@ def client(redis_server: RedisServer) -> Iterator[redis.Redis]:
 
 
 def test_list_sorted_set_stream_pending_and_lag_values_arrive(
-    redis_server: RedisServer, client: redis.Redis, source: RedisSource, prefix: str
+    redis_server: RedisServer, client: redis.Redis, source: RedisReader, prefix: str
 ) -> None:
     client.rpush(f"{prefix}celery", *range(7))
     client.zadd(f"{prefix}arq", {"a": 1, "b": 2})
@@ -63,7 +63,7 @@ def test_list_sorted_set_stream_pending_and_lag_values_arrive(
 
 
 def test_a_drained_list_reads_zero_but_a_missing_stream_is_stale(
-    redis_server: RedisServer, source: RedisSource, prefix: str
+    redis_server: RedisServer, source: RedisReader, prefix: str
 ) -> None:
     drained = req("redis", signal="list", url=redis_server.url, key=f"{prefix}gone")
     stream = req("redis", signal="stream", url=redis_server.url, key=f"{prefix}gone", kind="stream")
@@ -73,7 +73,7 @@ def test_a_drained_list_reads_zero_but_a_missing_stream_is_stale(
 
 
 def test_a_wrong_key_type_or_group_fails_only_its_own_signal(
-    redis_server: RedisServer, client: redis.Redis, source: RedisSource, prefix: str
+    redis_server: RedisServer, client: redis.Redis, source: RedisReader, prefix: str
 ) -> None:
     client.hset(f"{prefix}hash", "a", 1)
     client.xadd(f"{prefix}s", {"n": 1})
@@ -89,7 +89,7 @@ def test_a_wrong_key_type_or_group_fails_only_its_own_signal(
 
 
 def test_lag_after_a_deletion_is_stale_with_lag_unknown(
-    redis_server: RedisServer, client: redis.Redis, source: RedisSource, prefix: str
+    redis_server: RedisServer, client: redis.Redis, source: RedisReader, prefix: str
 ) -> None:
     ids = [client.xadd(f"{prefix}s", {"n": i}) for i in range(3)]
     client.xgroup_create(f"{prefix}s", "workers", id="0")
@@ -99,7 +99,7 @@ def test_lag_after_a_deletion_is_stale_with_lag_unknown(
 
 
 def test_a_password_comes_from_the_named_env_var_and_a_wrong_one_is_auth(
-    tmp_path: Path, source: RedisSource, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, source: RedisReader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     server = build_server(lambda: RedisServer(tmp_path / "redis", password="s3cret"))
     server.start()
@@ -119,7 +119,7 @@ def test_a_password_comes_from_the_named_env_var_and_a_wrong_one_is_auth(
 
 
 def test_rediss_verifies_the_server_against_the_configured_ca(
-    tmp_path: Path, source: RedisSource
+    tmp_path: Path, source: RedisReader
 ) -> None:
     tls = make_tls_files(tmp_path / "tls")
     server = build_server(lambda: RedisServer(tmp_path / "redis", tls=tls))

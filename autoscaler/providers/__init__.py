@@ -3,6 +3,11 @@ imported only when a pool uses them).
 
 A provider factory is called as `factory(config, clock)` with the whole Config (for the
 installation id, tag prefix and regions) and returns one provider for all pools of its kind.
+Every provider implements `base.CapacityProvider`.
+
+This package must never import a signal reader, the kube plug-ins, the node provisioner,
+the controller or the process loop; shared clients and errors come from autoscaler/clients
+and autoscaler/errors.py.
 """
 
 from __future__ import annotations

@@ -2,6 +2,12 @@
 
 Each source module exposes a class constructed with no arguments (or with the controller
 settings, if its __init__ takes `settings`); see `base.SignalSource` for the protocol.
+The readers are named `*Reader`; the config models of their sources (`*Source`) live in
+autoscaler/config/sources.py.
+
+This package must never import a provider, the kube plug-ins, the node provisioner, the
+controller or the process loop; shared clients and errors come from autoscaler/clients and
+autoscaler/errors.py.
 """
 
 from __future__ import annotations

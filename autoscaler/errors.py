@@ -8,6 +8,8 @@ anything but the standard library.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 
 class ProviderError(Exception):
@@ -56,3 +58,19 @@ def reading_error_code(error: str) -> str:
     when it carries none. Readings fail as "<code>: <message>" (signals/_common.py)."""
     m = _CODE.match(error)
     return m.group(1) if m else "other"
+
+
+@contextmanager
+def translated_by(translate: Callable[[Exception], ProviderError | None]) -> Iterator[None]:
+    """Turn a client library's exceptions escaping the block into typed provider errors:
+    `translate` gives the error to raise instead, or None to let the exception through.
+    A ProviderError passes as it is."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except Exception as exc:
+        error = translate(exc)
+        if error is None:
+            raise
+        raise error from None

@@ -3,9 +3,10 @@
 Target (issue 6): seconds per decision (cluster-autoscaler documents <= 60 s of scale-up
 latency for 1,000-node clusters). Pods mix 1-, 2-, 4- and 8-GPU requests over six allowed
 instance types. Measured:
-- decide: reading the pending pods, grouping, bin packing and planning (no API calls), for
-  the first tick (nothing launched yet) and a later tick (every node in flight, the
-  in-flight accounting path that must launch nothing);
+- decide: reading the pending pods into plain values and `plan_nodes` (grouping, bin
+  packing and every decision; no API calls), for the first tick (nothing launched yet)
+  and a later tick (every node in flight, the in-flight accounting path that must launch
+  nothing);
 - tick: the whole tick against moto's EC2 server over HTTP (DescribeInstances per type,
   RunInstances, tags), with a fake Kubernetes API answering the pod and node lists; the
   time spent inside the EC2 calls is shown beside it, and the target applies to the rest.
@@ -33,8 +34,10 @@ from kubernetes import client as k
 from autoscaler.clients.aws import AwsClients, Ownership
 from autoscaler.clock import SystemClock
 from autoscaler.config.nodes import NodeProvisioning
-from autoscaler.nodes import NodeProvisioner, NodeTickResult
-from autoscaler.nodes.inventory import OurInstance, Tracked
+from autoscaler.nodes import NodeProvisioner, Observed, plan_nodes
+from autoscaler.nodes.commands import Launch, Unplaced
+from autoscaler.nodes.inventory import OurInstance
+from autoscaler.nodes.observe import pod_views
 from autoscaler.providers.aws_ec2 import Ec2Provider
 
 TYPES = ["g6.xlarge", "g6.2xlarge", "g6.12xlarge", "g6.48xlarge", "g5.xlarge", "g5.12xlarge"]
@@ -102,32 +105,36 @@ def provisioner(pods: list[Any], image: str = "ami-12345678") -> NodeProvisioner
 
 
 def decide(count: int, repeat: int) -> dict[str, Any]:
+    """Reading the pods into plain values plus `plan_nodes`: the tick's work between its
+    API reads and its API calls."""
     pods = pending_pods(count)
     p = provisioner(pods)
     first: list[float] = []
     later: list[float] = []
-    result = NodeTickResult()
     for _ in range(repeat):
         started = time.perf_counter()
-        result = NodeTickResult()
-        packing = p.plan([], pods, result)
+        seen = Observed(p.config, 0.0, pods=pod_views(pods, set(), p.labels))
+        plan = plan_nodes(seen)
         first.append(time.perf_counter() - started)
-    in_flight = [
-        Tracked(OurInstance(f"i-{n}", p.pools[node.instance_type], False, 0.0), None, "in-flight")
+    packing = plan.packing
+    assert packing is not None
+    in_flight = tuple(
+        OurInstance(f"i-{n}", node.instance_type, False, 0.0)
         for n, node in enumerate(packing.new_nodes)
-    ]
+    )
     for _ in range(repeat):
         started = time.perf_counter()
-        again = NodeTickResult()
-        second = p.plan(in_flight, pods, again)
+        seen = Observed(p.config, 0.0, in_flight, pods=pod_views(pods, set(), p.labels))
+        again = plan_nodes(seen)
         later.append(time.perf_counter() - started)
-    assert not second.new_nodes and again.covered == len(pods), "in-flight accounting failed"
+    launches = [c for c in again.commands if isinstance(c, Launch)]
+    assert not launches and again.covered == len(pods), "in-flight accounting failed"
     return {
         "pods": len(pods),
         "nodes_planned": len(packing.new_nodes),
         "launches": dict(sorted(packing.launches().items())),
         "price_per_hour": round(packing.price_per_hour, 2),
-        "unplaced": len(result.unplaced),
+        "unplaced": sum(isinstance(c, Unplaced) for c in plan.commands),
         "decide_first_s": statistics.median(first),
         "decide_in_flight_s": statistics.median(later),
     }

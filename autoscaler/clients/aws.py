@@ -18,7 +18,7 @@ import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,7 +27,7 @@ from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from autoscaler.clock import Clock
-from autoscaler.errors import ProviderError, Throttled
+from autoscaler.errors import ProviderError, Throttled, translated_by
 
 log = logging.getLogger("autoscaler.aws")
 T = TypeVar("T")
@@ -119,20 +119,21 @@ def aws_error(what: str, exc: BaseException) -> ProviderError:
     return ProviderError(text, code)
 
 
-@contextmanager
-def translated(what: str) -> Iterator[None]:
+def translated(what: str) -> AbstractContextManager[None]:
     """Turn botocore exceptions escaping the block into ProviderErrors naming `what`."""
-    try:
-        yield
-    except ProviderError:
-        raise
-    except NoRegionError:
-        raise ProviderError(
-            f"{what}: no AWS region: set `region` in the target or AWS_REGION in the environment",
-            "NoRegion",
-        ) from None
-    except (ClientError, BotoCoreError) as exc:
-        raise aws_error(what, exc) from None
+
+    def translate(exc: Exception) -> ProviderError | None:
+        if isinstance(exc, NoRegionError):
+            return ProviderError(
+                f"{what}: no AWS region: set `region` in the target or AWS_REGION in the "
+                "environment",
+                "NoRegion",
+            )
+        if isinstance(exc, ClientError | BotoCoreError):
+            return aws_error(what, exc)
+        return None
+
+    return translated_by(translate)
 
 
 def _never_retry_capacity(**kwargs: Any) -> bool | None:

@@ -19,8 +19,8 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import Any
 from kubernetes import client as k
 from kubernetes import config as kconfig
 
-from autoscaler.errors import NotFound, ProviderError, Throttled
+from autoscaler.errors import NotFound, ProviderError, Throttled, translated_by
 
 DELETION_COST = "controller.kubernetes.io/pod-deletion-cost"
 CONNECTIONS = 32
@@ -151,17 +151,15 @@ def translate(exc: Exception, what: str) -> ProviderError:
     return ProviderError(f"{what}: cannot reach the API server: {reason}: {exc}", "Unreachable")
 
 
-@contextmanager
-def translated(what: str) -> Iterator[None]:
+def translated(what: str) -> AbstractContextManager[None]:
     """Turn Kubernetes API errors inside the block into typed provider errors."""
-    try:
-        yield
-    except ProviderError:
-        raise
-    except Exception as exc:
+
+    def typed(exc: Exception) -> ProviderError | None:
         if type(exc).__module__.startswith(("kubernetes", "urllib3")):
-            raise translate(exc, what) from None
-        raise
+            return translate(exc, what)
+        return None
+
+    return translated_by(typed)
 
 
 def is_finished_pod(pod: Any) -> bool:

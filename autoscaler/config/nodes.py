@@ -4,6 +4,8 @@ they are launched, how many at most, and when empty ones go.
 Configuration only; `autoscaler.nodes` acts on it. Instance types come from a small
 built-in catalog (GPUs, vCPUs, memory, on-demand price) unless the entry spells them out;
 a type the catalog does not know must give its GPUs, vCPUs, memory and price here.
+The catalog lives here so that validating a config needs nothing from `autoscaler.nodes`:
+this module must never import that package, nor call AWS.
 """
 
 from __future__ import annotations

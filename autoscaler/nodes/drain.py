@@ -1,10 +1,10 @@
-"""Cordon, drain and un-cordon our nodes; which pods count as workload and which forbid it.
+"""The Kubernetes calls of scale-down: cordon (with our taint as the marker), label, evict,
+un-cordon and delete Nodes.
 
 Draining goes through the Eviction API only, so PodDisruptionBudgets hold: a 429 means the
 budget allows no disruption now, and the node waits for the next tick. Nothing is ever
-deleted by force. DaemonSet pods and mirror (static) pods are not workload: they belong
-to the node and go with it. A pod annotated `<prefix>/do-not-disrupt: "true"` keeps its
-node: the drain is called off and the node un-cordoned.
+deleted by force. Which node to cordon or drain, and which pods to evict, is decided by
+`plan_nodes`; this module only carries it out.
 
 This module must never touch a node the caller has not matched to an instance we own.
 """
@@ -15,32 +15,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from autoscaler.clients.kube import Labels, is_finished_pod, translated
+from autoscaler.clients.kube import Labels, translated
 
 log = logging.getLogger("autoscaler.nodes")
-
-MIRROR_ANNOTATION = "kubernetes.io/config.mirror"
 
 Eviction = Literal["evicted", "blocked", "gone"]
 
 
-def is_workload(pod: Any) -> bool:
-    """A pod that keeps a node busy: not finished, not a DaemonSet's, not a mirror pod."""
-    if is_finished_pod(pod):
-        return False
-    if MIRROR_ANNOTATION in (pod.metadata.annotations or {}):
-        return False
-    return not any(ref.kind == "DaemonSet" for ref in pod.metadata.owner_references or ())
-
-
-def forbids_disruption(pod: Any, labels: Labels) -> bool:
-    """True for a live pod annotated `<prefix>/do-not-disrupt: "true"`."""
-    value = (pod.metadata.annotations or {}).get(labels.do_not_disrupt_key, "")
-    return not is_finished_pod(pod) and value.strip().lower() == "true"
-
-
 class Drainer:
-    """The API calls of scale-down: cordon (with our taint as the marker), evict, release."""
+    """The node and eviction calls, each safe to repeat (the next tick may retry it)."""
 
     def __init__(self, core_v1: Any, labels: Labels) -> None:
         self.core = core_v1
@@ -51,19 +34,22 @@ class Drainer:
         """Our NoSchedule taint on a node being drained; it marks the cordon as ours."""
         return self.labels.key("disrupting")
 
-    def is_ours_cordoned(self, node: Any) -> bool:
-        return any(t.key == self.taint_key for t in (node.spec.taints or ()))
-
-    def cordon(self, node: Any) -> None:
+    def cordon(self, name: str) -> None:
         ours = {"key": self.taint_key, "value": "true", "effect": "NoSchedule"}
-        self.update_taints(node.metadata.name, "cordon", add=[ours], unschedulable=True)
-        log.info("node %s: cordoned (empty past its TTL)", node.metadata.name)
+        self.update_taints(name, "cordon", add=[ours], unschedulable=True)
+        log.info("node %s: cordoned (empty past its TTL)", name)
 
-    def uncordon(self, node: Any, why: str) -> None:
-        self.update_taints(
-            node.metadata.name, "un-cordon", remove=self.taint_key, unschedulable=False
-        )
-        log.info("node %s: drain called off: %s", node.metadata.name, why)
+    def uncordon(self, name: str, why: str) -> None:
+        self.update_taints(name, "un-cordon", remove=self.taint_key, unschedulable=False)
+        log.info("node %s: drain called off: %s", name, why)
+
+    def label(self, name: str, labels: Mapping[str, str], add: Sequence[Mapping[str, str]]) -> None:
+        """Merge `labels` into the node's and add the taints `add`."""
+        if add:
+            self.update_taints(name, "label", add=add, labels=labels)
+            return
+        with translated(f"node {name}: label"):  # labels merge key by key: no read needed
+            self.core.patch_node(name, {"metadata": {"labels": dict(labels)}})
 
     def update_taints(
         self,
@@ -105,23 +91,24 @@ class Drainer:
                     if exc.status != 409 or attempt == _ATTEMPTS - 1:
                         raise
 
-    def evict(self, pod: Any) -> Eviction:
-        """Ask the Eviction API to remove `pod`; `blocked` when a PDB says not now."""
+    def evict(self, pod: str) -> Eviction:
+        """Ask the Eviction API to remove `pod` (namespace/name); `blocked` when a PDB says
+        not now, `gone` when it no longer exists."""
         from kubernetes import client as k
         from kubernetes.client.exceptions import ApiException
 
-        meta = pod.metadata
-        body = k.V1Eviction(metadata=k.V1ObjectMeta(name=meta.name, namespace=meta.namespace))
-        with translated(f"pod {meta.namespace}/{meta.name}: eviction"):
+        namespace, name = pod.split("/", 1)
+        body = k.V1Eviction(metadata=k.V1ObjectMeta(name=name, namespace=namespace))
+        with translated(f"pod {pod}: eviction"):
             try:
-                self.core.create_namespaced_pod_eviction(meta.name, meta.namespace, body)
+                self.core.create_namespaced_pod_eviction(name, namespace, body)
             except ApiException as exc:
                 if exc.status == 429:
                     return "blocked"
                 if exc.status == 404:
                     return "gone"
                 raise
-        log.info("evicted %s/%s", meta.namespace, meta.name)
+        log.info("evicted %s", pod)
         return "evicted"
 
     def delete_node(self, name: str) -> None:

@@ -1,4 +1,9 @@
-"""What the provisioner sees: our instances, their Nodes, and what state each pair is in.
+"""What the provisioner sees, as plain values: our instances, the Nodes, the pods that can
+matter, the memory a tick leaves to the next; and what state each instance is in.
+
+The observe step (observe.py) reads these from EC2 and the cluster; `plan_nodes` takes
+them all in one `Observed` (Ray autoscaler v2's reconciler gets what it observed as
+arguments the same way), so planning needs no client and a test writes them by hand.
 
 An instance is ours when the EC2 provider finds it by our ownership tags (one pool per
 allowed instance type). A Node is ours only when its `spec.providerID`
@@ -13,19 +18,20 @@ labelled, is never touched. Each of our instances is in one state:
 - `ready`: a Ready Node advertising GPUs;
 - `draining`: a Node we cordoned (our taint on it).
 
-Pure: classifies what the caller read.
+Pure values and functions: this module must never call Kubernetes or AWS nor read a clock.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
+from autoscaler.config.nodes import NodeProvisioning
 from autoscaler.config.targets import Ec2Target
 
 from .binpack import Resources
-from .pending import GPU, pod_request, quantity
+from .pending import PendingPod
 
 State = Literal["in-flight", "ready", "draining"]
 
@@ -40,13 +46,88 @@ class NodePool:
     instance_type: str
 
 
+def node_pools(config: NodeProvisioning, types: Iterable[str]) -> dict[str, NodePool]:
+    """One EC2 pool per allowed instance type, named `<pool>.<instance type>`."""
+    return {
+        name: NodePool(pool_name(config, name), config.ec2_target(name), config.max_nodes, name)
+        for name in types
+    }
+
+
+def pool_name(config: NodeProvisioning, instance_type: str) -> str:
+    return f"{config.pool}.{instance_type}"
+
+
 @dataclass(frozen=True, slots=True)
 class OurInstance:
     id: str
-    pool: NodePool
+    instance_type: str
     running: bool
     launched_at: float
     """seconds since the epoch."""
+
+
+@dataclass(frozen=True, slots=True)
+class NodeView:
+    """A Node as planning needs it."""
+
+    name: str
+    instance_id: str | None
+    """from `spec.providerID`; None when it names no EC2 instance."""
+    ready: bool
+    allocatable: Resources
+    labels: Mapping[str, str] = field(default_factory=dict)
+    taints: tuple[Mapping[str, str], ...] = ()
+    """`{"key", "value", "effect"}` each, value "" when unset."""
+    cordoned_by_us: bool = False
+    """carries our `<prefix>/disrupting` taint: a drain of ours is in progress."""
+
+
+@dataclass(frozen=True, slots=True)
+class PodView:
+    """A live pod as planning needs it: pending (unschedulable), or bound to a node."""
+
+    name: str
+    """namespace/name."""
+    requests: Resources
+    node: str | None = None
+    workload: bool = True
+    """keeps a node busy (not a DaemonSet's, not a mirror pod)."""
+    do_not_disrupt: bool = False
+    terminating: bool = False
+    pending: PendingPod | None = None
+    """set when the scheduler found no node for it (PodScheduled=False, Unschedulable)."""
+
+    @property
+    def namespace(self) -> str:
+        return self.name.split("/", 1)[0]
+
+
+@dataclass(frozen=True, slots=True)
+class Memory:
+    """What one tick leaves to the next; lost on a restart, which only delays scale-down."""
+
+    empty_since: Mapping[str, float] = field(default_factory=dict)
+    """node -> when it was first seen without workload (seconds since the epoch)."""
+    seen_ready: frozenset[str] = frozenset()
+    """instances that were Ready GPU nodes once: a later NotReady is not a failed boot."""
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """Everything one tick observed: the whole input of `plan_nodes`."""
+
+    config: NodeProvisioning
+    now: float
+    """seconds since the epoch, read once after the reads."""
+    instances: Sequence[OurInstance] = ()
+    nodes: Sequence[NodeView] = ()
+    """every Node, ours or not."""
+    pods: Sequence[PodView] = ()
+    """live pods that can matter: unschedulable ones, and those bound to one of our Nodes."""
+    memory: Memory = field(default_factory=Memory)
+    exhausted: frozenset[str] = frozenset()
+    """allowed types whose every offering is out of capacity for now (provider's cache)."""
 
 
 @dataclass(slots=True)
@@ -54,13 +135,13 @@ class Tracked:
     """One of our instances with its Node (if registered) and the pods bound there."""
 
     instance: OurInstance
-    node: Any | None
+    node: NodeView | None
     state: State
-    pods: list[Any] = field(default_factory=list)
+    pods: list[PodView] = field(default_factory=list)
 
     @property
     def name(self) -> str:
-        return self.node.metadata.name if self.node is not None else self.instance.id
+        return self.node.name if self.node is not None else self.instance.id
 
 
 def instance_id(provider_id: str | None) -> str | None:
@@ -71,57 +152,33 @@ def instance_id(provider_id: str | None) -> str | None:
     return last if last.startswith("i-") else None
 
 
-def gpus_allocatable(node: Any) -> int:
-    return int(quantity(((node.status and node.status.allocatable) or {}).get(GPU)))
-
-
-def is_ready(node: Any) -> bool:
-    for cond in (node.status and node.status.conditions) or ():
-        if cond.type == "Ready":
-            return bool(cond.status == "True")
-    return False
-
-
 def classify(
-    instances: Iterable[OurInstance],
-    nodes: Iterable[Any],
-    pods: Iterable[Any],
-    draining: Any,
+    instances: Iterable[OurInstance], nodes: Iterable[NodeView], pods: Iterable[PodView]
 ) -> list[Tracked]:
-    """Pair our instances with their Nodes and pods; `draining(node)` spots our cordon."""
-    by_instance = {}
-    for node in nodes:
-        iid = instance_id(node.spec.provider_id if node.spec else None)
-        if iid is not None:
-            by_instance[iid] = node
+    """Pair our instances with their Nodes (by providerID) and the pods bound there."""
+    by_instance = {n.instance_id: n for n in nodes if n.instance_id is not None}
     tracked: list[Tracked] = []
     by_node: dict[str, Tracked] = {}
     for inst in instances:
         node = by_instance.get(inst.id)
         state: State = "in-flight"
-        if node is not None and draining(node):
+        if node is not None and node.cordoned_by_us:
             state = "draining"
-        elif node is not None and is_ready(node) and gpus_allocatable(node) > 0:
+        elif node is not None and node.ready and node.allocatable.gpus > 0:
             state = "ready"
         item = Tracked(inst, node, state)
         tracked.append(item)
         if node is not None:
-            by_node[node.metadata.name] = item
+            by_node[node.name] = item
     for pod in pods:
-        bound = pod.spec.node_name if pod.spec else None
-        if bound and bound in by_node:
-            by_node[bound].pods.append(pod)
+        if pod.node and pod.node in by_node:
+            by_node[pod.node].pods.append(pod)
     return tracked
 
 
-def room_of(node: Any, pods: Sequence[Any]) -> Resources:
+def room_of(node: NodeView, pods: Sequence[PodView]) -> Resources:
     """A Node's allocatable minus what its live pods request."""
-    alloc: Mapping[str, Any] = (node.status and node.status.allocatable) or {}
-    used_gpu = sum(pod_request(p, GPU) for p in pods)
-    used_cpu = sum(pod_request(p, "cpu") for p in pods)
-    used_mem = sum(pod_request(p, "memory") for p in pods)
-    return Resources(
-        gpus=int(quantity(alloc.get(GPU)) - used_gpu),
-        cpu_millis=round((quantity(alloc.get("cpu")) - used_cpu) * 1000),
-        memory_bytes=round(quantity(alloc.get("memory")) - used_mem),
-    )
+    room = node.allocatable
+    for pod in pods:
+        room = room.minus(pod.requests)
+    return room

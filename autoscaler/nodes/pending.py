@@ -1,13 +1,11 @@
-"""Pending pods that a new GPU node would help: which they are, what they ask, where they fit.
+"""Pending GPU pods as packing sees them, and which new nodes could take them.
 
-A pod counts when the scheduler has tried and failed (`PodScheduled=False`, reason
-`Unschedulable`), it is not being deleted, and it requests `nvidia.com/gpu`. Its request
-is what the scheduler uses: the sum over containers (a limit stands in for a missing
-request), at least the largest init container, plus the pod overhead. Whether a node can
-take it is judged by its `nodeSelector` and its tolerations of the node's NoSchedule and
-NoExecute taints; required node affinity is not evaluated (documented in docs/nodes.md).
+A `PendingPod` is a plain value read from the API object by the observe step
+(observe.py): its request, `nodeSelector` and tolerations. Whether a node can take it is
+judged by its `nodeSelector` and its tolerations of the node's NoSchedule and NoExecute
+taints; required node affinity is not evaluated (documented in docs/nodes.md).
 
-Pure functions of API objects; reading the pods is the caller's one list call.
+Pure: this module must never import a Kubernetes or AWS client nor read API objects.
 """
 
 from __future__ import annotations
@@ -16,11 +14,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from kubernetes.utils.quantity import parse_quantity
-
 from .binpack import PodGroup, Resources
 
-GPU = "nvidia.com/gpu"
+INSTANCE_TYPE_LABEL = "node.kubernetes.io/instance-type"
+
+NodeShape = tuple[Mapping[str, str], Sequence[Mapping[str, str]]]
+"""The labels and taints (`{"key", "value", "effect"}`) a node has or will have."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,13 +41,13 @@ class Toleration:
 
 @dataclass(frozen=True, slots=True)
 class PendingPod:
-    """An unschedulable GPU pod as packing needs it."""
+    """An unschedulable pod as packing needs it."""
 
     name: str
     """namespace/name."""
     demand: Resources
-    node_selector: tuple[tuple[str, str], ...]
-    tolerations: tuple[Toleration, ...]
+    node_selector: tuple[tuple[str, str], ...] = ()
+    tolerations: tuple[Toleration, ...] = ()
 
     def can_run_on(self, labels: Mapping[str, str], taints: Iterable[Mapping[str, str]]) -> bool:
         """True when a node with these labels and taints would accept the pod."""
@@ -66,84 +65,8 @@ class PendingPod:
         return (self.demand, self.node_selector, self.tolerations)
 
 
-def is_unschedulable(pod: Any) -> bool:
-    """Pending, unbound, not being deleted, and refused by the scheduler."""
-    status = pod.status
-    if status is None or status.phase != "Pending" or (pod.spec and pod.spec.node_name):
-        return False
-    if pod.metadata.deletion_timestamp is not None:
-        return False
-    return any(
-        c.type == "PodScheduled" and c.status == "False" and c.reason == "Unschedulable"
-        for c in status.conditions or ()
-    )
-
-
-def quantity(value: Any) -> float:
-    """A Kubernetes quantity ('500m', '16Gi', 4) as a float; 0 when absent."""
-    if value is None:
-        return 0.0
-    return float(parse_quantity(value))  # type: ignore[no-untyped-call]
-
-
-def _container_request(container: Any, resource: str) -> float:
-    res = container.resources
-    if res is None:
-        return 0.0
-    requests = res.requests or {}
-    if resource in requests:
-        return quantity(requests[resource])
-    return quantity((res.limits or {}).get(resource))  # a limit alone is also the request
-
-
-def pod_request(pod: Any, resource: str) -> float:
-    """The scheduler's view of one resource request of a pod (in the resource's unit)."""
-    spec = pod.spec
-    total = sum(_container_request(c, resource) for c in spec.containers or ())
-    init = max((_container_request(c, resource) for c in spec.init_containers or ()), default=0)
-    overhead = quantity((spec.overhead or {}).get(resource))
-    return max(total, init) + overhead
-
-
-def demand_of(pod: Any) -> Resources:
-    return Resources(
-        gpus=round(pod_request(pod, GPU)),
-        cpu_millis=round(pod_request(pod, "cpu") * 1000),
-        memory_bytes=round(pod_request(pod, "memory")),
-    )
-
-
-def pending_pod(pod: Any) -> PendingPod:
-    spec = pod.spec
-    tolerations = tuple(
-        Toleration(t.key or "", t.operator or "Equal", t.value or "", t.effect or "")
-        for t in spec.tolerations or ()
-    )
-    return PendingPod(
-        name=f"{pod.metadata.namespace}/{pod.metadata.name}",
-        demand=demand_of(pod),
-        node_selector=tuple(sorted((spec.node_selector or {}).items())),
-        tolerations=tolerations,
-    )
-
-
-def gpu_pending(pods: Iterable[Any], namespaces: Sequence[str] = ()) -> list[PendingPod]:
-    """The unschedulable pods asking for GPUs (in `namespaces`, or all when empty)."""
-    wanted = set(namespaces)
-    out = []
-    for pod in pods:
-        if wanted and pod.metadata.namespace not in wanted:
-            continue
-        if is_unschedulable(pod):
-            pending = pending_pod(pod)
-            if pending.demand.gpus > 0:
-                out.append(pending)
-    return out
-
-
 def group(
-    pending: Iterable[PendingPod],
-    node_shapes: Mapping[str, tuple[Mapping[str, str], Sequence[Mapping[str, str]]]],
+    pending: Iterable[PendingPod], node_shapes: Mapping[str, NodeShape]
 ) -> tuple[list[PodGroup], dict[str, str]]:
     """Pending pods as packing groups, and the pods no new node could take (with why).
 
@@ -169,11 +92,8 @@ def group(
     return groups, refused
 
 
-def _why_not(
-    pod: PendingPod,
-    node_shapes: Mapping[str, tuple[Mapping[str, str], Sequence[Mapping[str, str]]]],
-) -> str:
-    wanted = dict(pod.node_selector).get(_TYPE)
+def _why_not(pod: PendingPod, node_shapes: Mapping[str, NodeShape]) -> str:
+    wanted = dict(pod.node_selector).get(INSTANCE_TYPE_LABEL)
     if wanted is not None and wanted not in node_shapes:
         return (
             f"its nodeSelector asks for instance type {wanted}, not an allowed one "
@@ -193,6 +113,3 @@ def _why_not(
         and not any(tol.tolerates(t) for tol in pod.tolerations)
     ]
     return f"it does not tolerate the new nodes' taint(s) {', '.join(untolerated)}"
-
-
-_TYPE = "node.kubernetes.io/instance-type"

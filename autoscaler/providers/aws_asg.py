@@ -19,21 +19,17 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from autoscaler.clients.aws import (
-    AppliedRequests,
-    AwsClients,
-    Ownership,
-    PoolLocks,
     tags_of,
     translated,
     with_backoff,
 )
-from autoscaler.clock import Clock
 from autoscaler.config import Pool
 from autoscaler.config.targets import AsgTarget
 from autoscaler.errors import NotFound, ProviderError
 from autoscaler.types import Capacity, Member
 
-from .base import CapacityProvider, target_of
+from .aws_base import AwsProvider
+from .base import target_of
 
 log = logging.getLogger("autoscaler.aws.asg")
 T = TypeVar("T")
@@ -43,20 +39,8 @@ PENDING_STATES = frozenset({"Pending", "Pending:Wait", "Pending:Proceed"})
 """Lifecycle states that count as pending capacity (warm-pool states do not)."""
 
 
-class AsgProvider(CapacityProvider):
+class AsgProvider(AwsProvider):
     """Auto Scaling groups of every `asg` pool; one instance of this class serves them all."""
-
-    def __init__(self, ownership: Ownership, clock: Clock, clients: AwsClients | None = None):
-        self.ownership = ownership
-        self.clock = clock
-        self._clients = clients or AwsClients()
-        self._applied = AppliedRequests()
-        self._locks = PoolLocks()
-
-    @classmethod
-    def from_config(cls, config: Any, clock: Clock) -> AsgProvider:
-        installation = config.installation
-        return cls(Ownership(installation.id, installation.tag_prefix), clock)
 
     # -- the provider protocol -----------------------------------------------------------
     def describe(self, pool: Pool) -> Capacity:

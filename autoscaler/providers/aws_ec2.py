@@ -26,10 +26,8 @@ from botocore.exceptions import ClientError
 
 from autoscaler.clients.aws import (
     CAPACITY_CODES,
-    AppliedRequests,
     AwsClients,
     Ownership,
-    PoolLocks,
     aws_error,
     client_token,
     error_code,
@@ -43,6 +41,7 @@ from autoscaler.config.targets import Ec2Target
 from autoscaler.errors import CapacityUnavailable, NotFound, ProviderError
 from autoscaler.types import Capacity
 
+from .aws_base import AwsProvider
 from .aws_instances import ACTIVE_STATES, WARM_STATES, Instance, Inventory, scale_in_order
 from .aws_launch import (
     FLEET_MAX_OVERRIDES,
@@ -54,27 +53,18 @@ from .aws_launch import (
     run_instances_request,
 )
 from .aws_offerings import Offering, UnavailableOfferings, markets, offerings
-from .base import CapacityProvider, target_of
+from .base import target_of
 
 log = logging.getLogger("autoscaler.aws.ec2")
 T = TypeVar("T")
 
 
-class Ec2Provider(CapacityProvider):
+class Ec2Provider(AwsProvider):
     """EC2 instances of every `ec2` pool; one instance of this class serves them all."""
 
     def __init__(self, ownership: Ownership, clock: Clock, clients: AwsClients | None = None):
-        self.ownership = ownership
-        self.clock = clock
+        super().__init__(ownership, clock, clients)
         self.unavailable = UnavailableOfferings(clock)
-        self._clients = clients or AwsClients()
-        self._applied = AppliedRequests()
-        self._locks = PoolLocks()
-
-    @classmethod
-    def from_config(cls, config: Any, clock: Clock) -> Ec2Provider:
-        installation = config.installation
-        return cls(Ownership(installation.id, installation.tag_prefix), clock)
 
     # -- the provider protocol -----------------------------------------------------------
     def describe(self, pool: Pool) -> Capacity:

@@ -86,7 +86,8 @@ def test_kwok_keeps_renewing_the_lease_of_a_fake_node(
 
         def renew_time() -> Any:
             try:
-                return leases.read_namespaced_lease(name, "kube-node-lease").spec.renew_time
+                lease = leases.read_namespaced_lease(name, "kube-node-lease")
+                return lease.spec.renew_time if lease.spec else None
             except k.exceptions.ApiException as e:
                 if e.status == 404:
                     return None

@@ -90,9 +90,11 @@ def wait_pods(
         pods = live_pods(core_v1, ns, app)
         return pods if ok(pods) else None
 
-    return wait_for(
+    found = wait_for(
         check, timeout=timeout, what=what, describe=lambda: summary(live_pods(core_v1, ns, app))
     )
+    assert found is not None  # wait_for returns only a truthy result
+    return found
 
 
 def test_gpu_pods_stay_pending_without_gpu_nodes_and_run_once_two_8_gpu_nodes_join(

@@ -1,12 +1,12 @@
-"""The informer's recovery, with a scripted API: a watch too old to resume lists again, a
-broken watch makes the cache refuse reads until a list succeeds, and the label index
-answers `pods_of` exactly as testing every pod would."""
+"""The informer's recovery, against the in-memory API (tests/fakes/kube_api.py): a watch too
+old to resume lists again, a broken watch makes the cache refuse reads until a list
+succeeds, and the label index answers `pods_of` exactly as testing every pod would."""
 
 from __future__ import annotations
 
-import json
 import threading
-from types import SimpleNamespace as NS
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -15,128 +15,96 @@ from hypothesis import strategies as st
 from kubernetes import client as k
 
 from autoscaler.clients.kube import Raw
-from autoscaler.errors import ProviderError
 from autoscaler.clients.kube_informer import Informer
 from autoscaler.clients.kube_snapshot import Snapshot, selector_matches
+from autoscaler.errors import ProviderError
 from tests.cluster.wait import wait_for
+from tests.fakes.kube_api import FakeKube
 
 
-def obj(name: str, replicas: int, version: str) -> dict[str, Any]:
-    return {"metadata": {"name": name, "resourceVersion": version,
+def deployment(name: str, replicas: int) -> dict[str, Any]:
+    labels = {"app": name}
+    return {"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": name, "namespace": "ns",
                          "managedFields": [{"manager": "kubectl"}]},
-            "spec": {"replicas": replicas}}  # fmt: skip
+            "spec": {"replicas": replicas, "selector": {"matchLabels": labels},
+                     "template": {"metadata": {"labels": labels},
+                                  "spec": {"containers": [{"name": "c"}]}}}}  # fmt: skip
 
 
-class Watch:
-    """A watch response: its events, then (unless `hold`) the end of the stream."""
-
-    def __init__(self, events: list[dict[str, Any]], hold: threading.Event | None = None):
-        self.events, self.hold = events, hold
-
-    def stream(self, amt: Any = None, decode_content: bool = False) -> Any:
-        body = b"".join(json.dumps(e).encode() + b"\n" for e in self.events)
-        yield body[:7]  # events split across chunks, as the network splits them
-        yield body[7:]
-        if self.hold is not None:
-            self.hold.wait(10)
-
-    def release_conn(self) -> None:
-        pass
-
-    def close(self) -> None:
-        if self.hold is not None:
-            self.hold.set()
+@contextmanager
+def informing(list_call: Any, kube: FakeKube, what: str, **kw: Any) -> Iterator[Informer]:
+    informer = Informer(list_call, "ns", what, **kw).start()
+    try:
+        yield informer
+    finally:
+        kube.close()  # ends its watch (and any held call), so it stops at once
+        informer.stop()
 
 
-class ScriptedApi:
-    """Answers list and watch calls from a script: each entry a list body (dict), a Watch,
-    or an exception to raise. When the script runs out, watches block until stopped."""
-
-    def __init__(self, *script: Any) -> None:
-        self.script = list(script)
-        self.calls: list[str] = []
-        self.idle = threading.Event()
-
-    def __call__(self, namespace: str, watch: bool = False, **kwargs: Any) -> Any:
-        self.calls.append("watch" if watch else "list")
-        if not self.script:
-            return Watch([], hold=self.idle)
-        step = self.script.pop(0)
-        if isinstance(step, Exception):
-            raise step
-        if isinstance(step, dict):
-            assert not watch, f"the script expected a list here, got a watch: {self.calls}"
-            return NS(data=json.dumps(step).encode())
-        assert watch, f"the script expected a watch here, got a list: {self.calls}"
-        return step
+def deployments(kube: FakeKube, **kw: Any) -> Any:
+    return informing(kube.apps.list_namespaced_deployment, kube, DEPLOYMENTS, **kw)
 
 
-def listing(version: str, *items: dict[str, Any]) -> dict[str, Any]:
-    return {"metadata": {"resourceVersion": version}, "items": list(items)}
+def replicas(informer: Informer) -> dict[str, int]:
+    return {name: d.spec.replicas for name, d in informer.items(wait=1).items()}
+
+
+def lists_and_watches(kube: FakeKube) -> list[str]:
+    return ["watch" if c.kwargs.get("watch") else "list" for c in kube.calls]
+
+
+DEPLOYMENTS = "Deployments in namespace ns"
 
 
 def test_a_watch_too_old_to_resume_lists_again_and_carries_on() -> None:
-    api = ScriptedApi(
-        listing("10", obj("a", 1, "10")),
-        Watch([{"type": "MODIFIED", "object": obj("a", 2, "11")},
-               {"type": "ERROR", "object": {"code": 410, "message": "too old"}}]),
-        listing("20", obj("a", 5, "20"), obj("b", 1, "19")),
-        Watch([{"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "25"}}},
-               {"type": "DELETED", "object": obj("b", 1, "26")}]),
-    )  # fmt: skip
-    informer = Informer(api, "ns", "Deployments in namespace ns").start()
-    try:
-        wait_for(
-            lambda: api.calls[-1:] == ["watch"] and not api.script,
-            timeout=5,
-            what="the script to play out",
+    kube = FakeKube()
+    kube.add(deployment("a", 1))
+    with deployments(kube) as informer:
+        wait_for(lambda: replicas(informer) == {"a": 1}, timeout=5, what="the first list")
+        relist = threading.Event()
+        kube.inject("list_namespaced_deployment", watch=False, hold=relist, times=1)
+        kube.expire_watches()  # the server: the watch's resourceVersion is too old (410)
+        wait_for(lambda: len(kube.calls) == 3, timeout=5, what="the informer to list again")
+        assert informer.error is None and replicas(informer) == {"a": 1}, (
+            "a 410 is routine: the cache stays readable while the informer lists again"
         )
-        wait_for(lambda: set(informer.items(wait=1)) == {"a"}, timeout=5, what="b deleted")
-        assert informer.items(wait=1)["a"].spec.replicas == 5
-        assert informer.lists == 2 and api.calls[:4] == ["list", "watch", "list", "watch"]
+        kube.edit("Deployment", "a", {"spec": {"replicas": 5}}, "ns")  # no watch open:
+        kube.add(deployment("b", 1))  # only the new list can see these
+        relist.set()
+        wait_for(lambda: replicas(informer) == {"a": 5, "b": 1}, timeout=5, what="the relist")
+        kube.remove("Deployment", "b", "ns")
+        wait_for(lambda: replicas(informer) == {"a": 5}, timeout=5, what="b's deletion watched")
+        assert informer.lists == 2
+        assert lists_and_watches(kube) == ["list", "watch", "list", "watch"]
         assert informer.items(wait=1)["a"].metadata.managed_fields is None
-    finally:
-        informer.stop()
 
 
 def test_a_broken_watch_refuses_reads_until_a_list_succeeds() -> None:
-    api = ScriptedApi(
-        listing("1", obj("a", 1, "1")),
-        Watch([{"type": "MODIFIED", "object": obj("a", 2, "2")}]),
-        ConnectionError("connection reset by peer"),  # the next watch fails to open
-        ConnectionError("connection refused"),  # and the list after it
-    )
-    informer = Informer(api, "ns", "Deployments in namespace ns", backoff=(0.05, 0.1))
-    informer.start()
-    try:
+    kube = FakeKube()
+    kube.add(deployment("a", 1))
+    with deployments(kube, backoff=(0.05, 0.1)) as informer:
+        wait_for(lambda: replicas(informer) == {"a": 1}, timeout=5, what="the first list")
+        # The API server becomes unreachable: the watch ends, and watches and lists fail.
+        kube.inject("list_namespaced_deployment", error=ConnectionError("connection refused"))
+        kube.end_watches()
         wait_for(lambda: informer.error is not None, timeout=5, what="the watch to break")
         with pytest.raises(ProviderError) as raised:
             informer.items(wait=1)
-        assert "Deployments in namespace ns" in str(raised.value)
+        assert DEPLOYMENTS in str(raised.value)
         assert "hold until a new list succeeds" in str(raised.value)
-        # With the script spent, lists keep failing (a watch answer has no body): the
-        # informer retries until one succeeds.
-        api.script.append(listing("5", obj("a", 3, "5")))
+        kube.edit("Deployment", "a", {"spec": {"replicas": 3}}, "ns")
+        kube.clear_faults()  # reachable again: the informer's retries list it
         wait_for(lambda: informer.error is None, timeout=5, what="a list to succeed")
-        assert informer.items(wait=1)["a"].spec.replicas == 3
-    finally:
-        informer.stop()
+        assert replicas(informer) == {"a": 3}
 
 
 def test_a_cache_not_listed_in_time_is_an_error_not_an_empty_namespace() -> None:
-    never = threading.Event()
-
-    def slow(namespace: str, **kwargs: Any) -> Any:
-        never.wait(5)
-        raise ConnectionError("gave up")
-
-    informer = Informer(slow, "ns", "Pods in namespace ns").start()
-    try:
-        with pytest.raises(ProviderError, match=r"not listed within 0\.2s"):
-            informer.items(wait=0.2)
-    finally:
-        never.set()
-        informer.stop()
+    kube = FakeKube()
+    kube.inject("list_namespaced_pod", hold=threading.Event(), error=ConnectionError("gave up"))
+    pods = informing(kube.core.list_namespaced_pod, kube, "Pods in namespace ns")
+    with pods as informer, pytest.raises(ProviderError, match=r"not listed within 0\.2s"):
+        informer.items(wait=0.2)
 
 
 LABELS = st.dictionaries(st.sampled_from("abc"), st.sampled_from("xy"), max_size=3)

@@ -7,9 +7,9 @@ from typing import Any
 import pytest
 
 from autoscaler.config import ConfigError
+from autoscaler.config.file_settings import FileSettings, load_settings
 from autoscaler.kube.pools import combine, parse_pool
 from autoscaler.pool_sources import PoolRef
-from autoscaler.config.file_settings import FileSettings, load_settings
 from tests.unit.conftest import config_from
 
 

@@ -15,6 +15,7 @@ from autoscaler.config import Config
 from autoscaler.errors import NotFound, ProviderError, Throttled
 from autoscaler.providers.kube_jobs import JobProvider, check_template, job_name
 from autoscaler.providers.kube_workload import PodSignals, deletion_cost
+from tests.fakes.kube_api import api_error
 
 JOB: dict[str, Any] = {
     "apiVersion": "batch/v1",
@@ -152,33 +153,25 @@ def test_an_unreadable_template_file_is_a_clear_error(tmp_path: Any) -> None:
     assert provider.template(p)["kind"] == "Job"
 
 
-class FakeApiError(Exception):
-    """Shaped like kubernetes.client.ApiException: status, reason, body."""
-
-    def __init__(self, status: int, reason: str, message: str = "") -> None:
-        super().__init__(reason)
-        self.status, self.reason = status, reason
-        self.body = json.dumps({"kind": "Status", "message": message}) if message else None
-
-
 def test_api_errors_become_typed_provider_errors_with_the_servers_message() -> None:
-    assert isinstance(translate(FakeApiError(404, "Not Found"), "pool p: Deployment a/b"), NotFound)
-    assert isinstance(translate(FakeApiError(429, "Too Many Requests"), "x"), Throttled)
-    forbidden = translate(FakeApiError(403, "Forbidden", "cannot patch deployments/scale"), "x")
+    assert isinstance(translate(api_error(404, "Not Found"), "pool p: Deployment a/b"), NotFound)
+    assert isinstance(translate(api_error(429, "Too Many Requests"), "x"), Throttled)
+    forbidden = translate(api_error(403, "Forbidden", "cannot patch deployments/scale"), "x")
     assert forbidden.code == "Forbidden" and "cannot patch deployments/scale" in str(forbidden)
-    invalid = translate(FakeApiError(422, "Unprocessable Entity", "spec.replicas: Invalid"), "y")
+    invalid = translate(api_error(422, "Unprocessable Entity", "spec.replicas: Invalid"), "y")
     assert invalid.code == "Kube422" and "spec.replicas: Invalid" in str(invalid)
     unreachable = translate(ConnectionError("refused"), "z")
     assert unreachable.code == "Unreachable"
 
 
-def test_workload_and_job_targets_check_their_new_fields() -> None:
-    target = {"kind": "deployment", "name": "d"}
-    assert pool(target).target.require_owner_label is True
-    assert pool({**target, "require_owner_label": False}).target.require_owner_label is False
+def test_a_workload_target_needs_a_name_and_the_owner_label_unless_told_otherwise() -> None:
+    assert pool({"kind": "deployment", "name": "d"}).target.require_owner_label is True
     with pytest.raises(ValidationError, match="name"):
         pool({"kind": "statefulset", "name": ""})
+
+
+def test_a_job_name_prefix_must_be_a_valid_kubernetes_name() -> None:
     job = {"kind": "job", "template": JOB}
-    assert pool({**job, "name_prefix": "train"}).target.name_prefix == "train"
+    pool({**job, "name_prefix": "train"})  # accepted
     with pytest.raises(ValidationError, match="name_prefix"):
         pool({**job, "name_prefix": "Bad_Prefix"})

@@ -49,7 +49,9 @@ def namespace_with_one_deployment() -> FakeKube:
     kube.add(
         {"apiVersion": "apps/v1", "kind": "Deployment",
          "metadata": {"name": "d", "namespace": "ns", "labels": {"o": "me"}},
-         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}}},
+         "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "d"}},
+                  "template": {"metadata": {"labels": {"app": "d"}},
+                               "spec": {"containers": [{"name": "c"}]}}},
          "status": {"readyReplicas": 1}},
         {"apiVersion": "v1", "kind": "Pod",
          "metadata": {"name": "a", "namespace": "ns", "labels": {"app": "d"},

@@ -214,7 +214,7 @@ def test_queueing_forecast_does_not_go_below_the_current_rate_when_falling():
 
 def test_queueing_sizes_an_absurd_load_without_overflow():
     """A query that reads bytes as requests: the count is huge, the planner clamps it. The
-    compiled decider (setup.py) must not overflow a C integer on the way."""
+    sizing must not overflow (a float too large for an int) on the way."""
     rec = recommend(Q, queueing_obs(arrival_rate=1e20, queue=1e19, in_flight=1e19))
     assert rec.desired >= 10**18 and not rec.hold
 

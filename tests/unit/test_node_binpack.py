@@ -1,4 +1,4 @@
-"""Packing pending GPU pods onto instance types: pure, table-sized cases."""
+"""Bin packing of pending GPU pods onto instance types (binpack.py): pure, table-sized cases."""
 
 from __future__ import annotations
 

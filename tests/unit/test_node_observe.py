@@ -1,4 +1,5 @@
-"""What packing is given: pending pods read from API objects, and our instances' states."""
+"""The observe step's reading (observe.py): pending pods, requests, workload and Nodes read
+from API objects into plain values; and our instances' states from those values."""
 
 from __future__ import annotations
 
@@ -9,9 +10,24 @@ from kubernetes import client as k
 from autoscaler.clients.kube import Labels
 from autoscaler.nodes.binpack import Resources
 from autoscaler.nodes.catalog import GIB
-from autoscaler.nodes.drain import forbids_disruption, is_workload
-from autoscaler.nodes.inventory import classify, instance_id
-from autoscaler.nodes.pending import gpu_pending, group, is_unschedulable
+from autoscaler.nodes.inventory import OurInstance, classify, instance_id
+from autoscaler.nodes.observe import (
+    forbids_disruption,
+    is_unschedulable,
+    is_workload,
+    node_view,
+    pod_view,
+    pod_views,
+)
+from autoscaler.nodes.pending import PendingPod, group
+from autoscaler.nodes.plan import pending_gpu_pods
+
+LABELS = Labels("me", "example.io")
+
+
+def gpu_pending(pods: list[Any], namespaces: list[str] | None = None) -> list[PendingPod]:
+    """The pending GPU pods among `pods`, as the observe step reads and the plan keeps them."""
+    return pending_gpu_pods(pod_views(pods, set(), LABELS), namespaces or ())
 
 
 def container(requests: dict[str, str], limits: dict[str, str] | None = None) -> Any:
@@ -120,10 +136,9 @@ def test_daemonset_mirror_and_finished_pods_are_not_workload() -> None:
 
 
 def test_do_not_disrupt_is_read_from_our_prefix_only() -> None:
-    labels = Labels("me", "example.io")
-    assert forbids_disruption(pod(annotations={"example.io/do-not-disrupt": "true"}), labels)
-    assert not forbids_disruption(pod(annotations={"other.io/do-not-disrupt": "true"}), labels)
-    assert not forbids_disruption(pod(annotations={"example.io/do-not-disrupt": "no"}), labels)
+    assert forbids_disruption(pod(annotations={"example.io/do-not-disrupt": "true"}), LABELS)
+    assert not forbids_disruption(pod(annotations={"other.io/do-not-disrupt": "true"}), LABELS)
+    assert not forbids_disruption(pod(annotations={"example.io/do-not-disrupt": "no"}), LABELS)
 
 
 def test_provider_ids_name_instances_and_nothing_else() -> None:
@@ -149,10 +164,7 @@ def node(name: str, provider: str, gpus: str | None, ready: bool = True, taint: 
 
 
 def test_a_node_counts_as_ready_only_with_its_gpus_and_foreign_nodes_not_at_all() -> None:
-    from autoscaler.nodes.inventory import OurInstance
-
-    pool: Any = None
-    ours = [OurInstance(f"i-{n}", pool, True, 0.0) for n in range(5)]
+    ours = [OurInstance(f"i-{n}", "g6.xlarge", True, 0.0) for n in range(5)]
     seen = [
         node("n0", "aws:///z/i-0", "1"),
         node("n1", "aws:///z/i-1", None),  # the device plugin has not reported yet
@@ -160,10 +172,9 @@ def test_a_node_counts_as_ready_only_with_its_gpus_and_foreign_nodes_not_at_all(
         node("n3", "aws:///z/i-3", "1", taint="mine/disrupting"),
         node("foreign", "aws:///z/i-9", "1"),
     ]
+    views = [node_view(n, "mine/disrupting") for n in seen]
     bound = [pod("busy", node="n0", phase="Running"), pod("far", node="foreign", phase="Running")]
-    tracked = classify(
-        ours, seen, bound, lambda n: any(t.key == "mine/disrupting" for t in n.spec.taints or ())
-    )
+    tracked = classify(ours, views, [pod_view(p, LABELS) for p in bound])
     states = {t.instance.id: t.state for t in tracked}
     assert states == {
         "i-0": "ready",
@@ -172,5 +183,21 @@ def test_a_node_counts_as_ready_only_with_its_gpus_and_foreign_nodes_not_at_all(
         "i-3": "draining",
         "i-4": "in-flight",
     }
-    assert [p.metadata.name for p in tracked[0].pods] == ["busy"]
-    assert all(t.node is None or t.node.metadata.name != "foreign" for t in tracked)
+    assert [p.name for p in tracked[0].pods] == ["ns/busy"]
+    assert all(t.node is None or t.node.name != "foreign" for t in tracked)
+
+
+def test_a_node_view_keeps_allocatable_labels_taints_and_our_cordon() -> None:
+    view = node_view(node("n3", "aws:///z/i-3", "2", taint="mine/disrupting"), "mine/disrupting")
+    assert view.instance_id == "i-3" and view.ready and view.cordoned_by_us
+    assert view.allocatable == Resources(2, 4000, 16 * GIB)
+    assert view.taints == ({"key": "mine/disrupting", "value": "", "effect": "NoSchedule"},)
+
+
+def test_only_pods_pending_or_bound_to_our_nodes_are_read() -> None:
+    pods = [
+        pod("waiting"),
+        pod("ours", node="n0", phase="Running"),
+        pod("elsewhere", node="foreign", phase="Running"),
+    ]
+    assert [v.name for v in pod_views(pods, {"n0"}, LABELS)] == ["ns/waiting", "ns/ours"]

@@ -12,8 +12,9 @@ and autoscaler/errors.py.
 
 from __future__ import annotations
 
-from typing import Any
 
+from autoscaler.clock import Clock
+from autoscaler.config import Config
 from autoscaler.errors import ProviderUnavailable
 from autoscaler.registry import NotAvailable, load
 
@@ -31,7 +32,7 @@ PROVIDERS: dict[str, str] = {
 
 
 
-def build_providers(config: Any, clock: Any) -> dict[str, CapacityProvider]:
+def build_providers(config: Config, clock: Clock) -> dict[str, CapacityProvider]:
     """One provider per target kind used by the configuration."""
     built: dict[str, CapacityProvider] = {}
     by_factory: dict[str, CapacityProvider] = {}

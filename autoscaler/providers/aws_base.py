@@ -6,10 +6,11 @@ This module must never call AWS itself: the providers do.
 
 from __future__ import annotations
 
-from typing import Any, Self
+from typing import Self
 
 from autoscaler.clients.aws import AppliedRequests, AwsClients, Ownership, PoolLocks
 from autoscaler.clock import Clock
+from autoscaler.config import Config
 
 from .base import CapacityProvider
 
@@ -25,6 +26,6 @@ class AwsProvider(CapacityProvider):
         self._locks = PoolLocks()
 
     @classmethod
-    def from_config(cls, config: Any, clock: Clock) -> Self:
+    def from_config(cls, config: Config, clock: Clock) -> Self:
         installation = config.installation
         return cls(Ownership(installation.id, installation.tag_prefix), clock)

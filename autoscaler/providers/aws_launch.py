@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoscaler.config.targets import Ec2Target
+
 from .aws_offerings import Offering
 
 FLEET_MAX_OVERRIDES = 50
@@ -40,8 +42,11 @@ class LaunchOutcome:
     failures: list[Failure] = field(default_factory=list)
 
 
-def _template_spec(target: Any) -> dict[str, str]:
+def _template_spec(target: Ec2Target) -> dict[str, str]:
+    """Called only for targets with a launch template (the config checks one of a launch
+    template and an inline image is set)."""
     name = target.launch_template
+    assert name is not None
     key = "LaunchTemplateId" if name.startswith("lt-") else "LaunchTemplateName"
     return {key: name, "Version": target.launch_template_version}
 
@@ -51,7 +56,7 @@ def _instance_tags(tags: Sequence[Mapping[str, str]]) -> list[dict[str, Any]]:
 
 
 def fleet_request(
-    target: Any,
+    target: Ec2Target,
     batch: Sequence[Offering],
     count: int,
     tags: Sequence[Mapping[str, str]],
@@ -132,7 +137,7 @@ def fleet_outcome(response: Mapping[str, Any], batch: Sequence[Offering]) -> Lau
 
 
 def run_instances_request(
-    target: Any,
+    target: Ec2Target,
     offering: Offering,
     count: int,
     tags: Sequence[Mapping[str, str]],

@@ -16,9 +16,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from autoscaler.clock import Clock
+from autoscaler.config.targets import Ec2Target
 
 ANY = "*"
 
@@ -44,12 +44,12 @@ class Offering:
         return f"{self.instance_type}/{self.subnet or 'any-subnet'}/{self.market}"
 
 
-def markets(target: Any) -> list[str]:
+def markets(target: Ec2Target) -> list[str]:
     """The markets a target launches in, in the order tried."""
     return {"spot": ["spot"], "on-demand": ["on-demand"]}.get(target.market, ["spot", "on-demand"])
 
 
-def offerings(target: Any) -> list[Offering]:
+def offerings(target: Ec2Target) -> list[Offering]:
     """Every offering of an EC2 target, in the order tried.
 
     Markets outermost (spot-then-on-demand tries every spot offering before paying for

@@ -30,7 +30,8 @@ from typing import Any
 import yaml
 
 from autoscaler.clients.kube import Labels, api_client, label_value, timestamp, translated
-from autoscaler.config import Pool
+from autoscaler.clock import Clock
+from autoscaler.config import Config, Pool
 from autoscaler.config.targets import JobTarget
 from autoscaler.errors import NotFound, ProviderError
 from autoscaler.types import Capacity, Member
@@ -80,7 +81,7 @@ class JobProvider(CapacityProvider):
         self._templates: dict[str, dict[str, Any]] = {}
 
     @classmethod
-    def from_config(cls, config: Any, clock: Any) -> JobProvider:
+    def from_config(cls, config: Config, clock: Clock) -> JobProvider:
         installation = config.installation
         return cls(Labels(installation.id, installation.tag_prefix), resolve=config.resolve_path)
 

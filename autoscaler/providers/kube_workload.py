@@ -38,7 +38,8 @@ from autoscaler.clients.kube import (
     translated,
 )
 from autoscaler.clients.kube_snapshot import Snapshots
-from autoscaler.config import Pool
+from autoscaler.clock import Clock
+from autoscaler.config import Config, Pool
 from autoscaler.config.targets import DeploymentTarget, StatefulSetTarget
 from autoscaler.errors import NotFound, ProviderError
 from autoscaler.types import Capacity, Member
@@ -115,7 +116,7 @@ class WorkloadProvider(CapacityProvider):
         self.snapshots = Snapshots(self._clients)
 
     @classmethod
-    def from_config(cls, config: Any, clock: Any) -> WorkloadProvider:
+    def from_config(cls, config: Config, clock: Clock) -> WorkloadProvider:
         installation = config.installation
         return cls(Labels(installation.id, installation.tag_prefix))
 

@@ -34,18 +34,25 @@ pools:
 
 
 class Scripted:
-    """A signal source whose values, failures and delays the test sets."""
+    """A signal source whose values and failures the test sets; `hang()` makes its reads
+    block until `release()` (a source that stopped answering)."""
 
     def __init__(self) -> None:
         self.values: dict[tuple[str, str], float | None] = {}
         self.fail: Exception | None = None
-        self.delay = 0.0
         self.calls = 0
+        self._answering = threading.Event()
+        self._answering.set()
+
+    def hang(self) -> None:
+        self._answering.clear()
+
+    def release(self) -> None:
+        self._answering.set()
 
     def read(self, requests, now):
         self.calls += 1
-        if self.delay:
-            time.sleep(self.delay)
+        self._answering.wait(10)
         if self.fail is not None:
             raise self.fail
         return {r.key: Reading(self.values.get(r.key), now) for r in requests}
@@ -122,15 +129,18 @@ def test_a_slow_source_is_cut_off_at_its_timeout_and_its_pool_held(rig):
     controller = make()
     source.values[("chat", "queue")] = 45
     controller.tick()
-    source.delay = 2.0
-    started = time.monotonic()
-    (decision,) = controller.tick().decisions
-    assert time.monotonic() - started < 1.5
-    assert decision.stale and "timeout" in decision.reason
-    # the hung read is still running: the next tick does not pile another one on it
-    calls = source.calls
-    (decision,) = controller.tick().decisions
-    assert source.calls == calls and "previous read is still running" in decision.reason
+    source.hang()
+    try:
+        started = time.monotonic()
+        (decision,) = controller.tick().decisions
+        assert time.monotonic() - started < 1.5
+        assert decision.stale and "timeout" in decision.reason
+        # the hung read is still running: the next tick does not pile another one on it
+        calls = source.calls
+        (decision,) = controller.tick().decisions
+        assert source.calls == calls and "previous read is still running" in decision.reason
+    finally:
+        source.release()
 
 
 def test_a_slow_source_does_not_hold_pools_of_other_sources(rig):
@@ -140,28 +150,27 @@ def test_a_slow_source_does_not_hold_pools_of_other_sources(rig):
     target: {kind: simulated}
     max: 10
     signals:
-      queue: {source: {type: other, value: 0}}
+      queue: {source: {type: prometheus, url: "http://127.0.0.1:9", query: q}}
     policy: {type: queue-depth, target_per_replica: 10}
-""".replace("type: other", "type: static")
-    config = config_from(text)
-    slow = Scripted()
-    slow.delay = 3.0
-    fast = Scripted()
+"""
+    slow, fast = Scripted(), Scripted()
+    slow.values[("chat", "queue")] = 45
     fast.values[("batch", "queue")] = 30
-
-    class Split:
-        def read(self, requests, now):
-            out = {}
-            for r in requests:
-                src = slow if r.pool == "chat" else fast
-                out.update(src.read([r], now))
-            return out
-
-    controller = Controller(config, {"simulated": provider}, {"static": Split()}, clock)
-    started = time.monotonic()
-    result = controller.tick()
-    assert time.monotonic() - started < 1.5
-    assert all(d.stale for d in result.decisions)  # one source type: both cut at the deadline
+    controller = Controller(
+        config_from(text), {"simulated": provider}, {"static": slow, "prometheus": fast}, clock
+    )
+    slow.hang()
+    try:
+        started = time.monotonic()
+        result = controller.tick()
+        assert time.monotonic() - started < 1.5  # cut at the slow source's 0.5 s timeout
+    finally:
+        slow.release()
+    by_pool = {d.pool: d for d in result.decisions}
+    assert by_pool["chat"].stale and "timeout" in by_pool["chat"].reason
+    assert by_pool["chat"].desired == by_pool["chat"].current == 0  # held
+    assert not by_pool["batch"].stale and by_pool["batch"].desired == 3
+    assert [(a.pool, a.desired, a.applied) for a in result.actions] == [("batch", 3, True)]
 
 
 def test_capacity_errors_back_off_and_retry_after_the_backoff(rig):

@@ -17,10 +17,10 @@ import pytest
 import yaml
 
 from autoscaler.cli import run as run_cmd
+from autoscaler.config.file_settings import load_settings
 from autoscaler.kube.crd import GROUP, KIND, PLURAL, VERSION, crd, crd_yaml
 from autoscaler.kube.pools import parse_pool
 from autoscaler.pool_sources import PoolProblem
-from autoscaler.config.file_settings import load_settings
 from tests.cluster.binaries import REPO_ROOT
 from tests.cluster.session import KubeCluster
 from tests.kube.test_chart import (

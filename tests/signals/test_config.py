@@ -116,8 +116,8 @@ def test_shapes_aggregate_in_promql_and_raw_queries_in_the_reader() -> None:
     )
 
 
-def test_a_whole_configuration_with_every_new_source_loads() -> None:
-    config = parse_config(
+def test_a_pool_can_read_every_source_type_at_once() -> None:
+    parse_config(  # loads: no ConfigError
         """
 pools:
   - name: chat
@@ -132,10 +132,3 @@ pools:
     policy: {type: queue-depth, signal: queue, target_per_replica: 5}
 """
     )
-    kinds = {name: spec.source.type for name, spec in config.pools[0].signals.items()}
-    assert kinds == {
-        "queue": "prometheus",
-        "gpu": "nvml",
-        "backlog": "redis",
-        "pending": "kube-pending-pods",
-    }

@@ -11,8 +11,9 @@ import pytest
 from kubernetes import client as k
 from kubernetes.client.exceptions import ApiException
 
+from autoscaler.cli_run import ClusterOptions, build_process
 from autoscaler.kube import crd
-from autoscaler.kube.process import KubeProcess, ProcessOptions
+from autoscaler.process import ProcessSettings
 
 pytestmark = pytest.mark.usefixtures("kube_cluster")
 
@@ -131,8 +132,10 @@ def test_what_only_pydantic_checks_is_reported_on_the_object(
     created = create(objects, kube_namespace, "odd", wrong)
     assert created["spec"]["behaviour"] == {"cooldown": 30}  # not pruned
     create(objects, kube_namespace, "fine", VALID)
-    process = KubeProcess(
-        ProcessOptions(crd_pools=True, namespaces=[kube_namespace]), api_client=kube_api
+    process = build_process(
+        ProcessSettings(),
+        ClusterOptions(crd_pools=True, namespaces=[kube_namespace]),
+        api_client=kube_api,
     )
     process.load()
     assert process.loaded.config is not None
@@ -158,5 +161,4 @@ def test_what_only_pydantic_checks_is_reported_on_the_object(
         kube_namespace, field_selector="involvedObject.name=odd"
     ).items
     assert len([e for e in events if e.reason == "InvalidSpec"]) == 1
-    if process.controller is not None:
-        process.controller.close()
+    process.close()

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import logging
-import math
 import re
-from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,14 +22,13 @@ from .clock import Clock, SystemClock
 from .config import Config, Pool
 from .observe import Observer
 from .planner import PlanSpec, PoolMemory, after_action, plan
+from .pool_signals import PoolSignals
 from .providers.base import CapacityProvider
 from .record import LogRecorder, Recorder
-from .signals import SignalRequest, SignalSource, build_source
-from .types import ActionResult, Capacity, Decision, Observation, Reading, Recommendation
+from .signals import SignalSource
+from .types import ActionResult, Capacity, Decision, Reading, Recommendation
 
 log = logging.getLogger("autoscaler")
-_NONE: frozenset[str] = frozenset()
-_INF = math.inf
 
 
 @dataclass
@@ -84,45 +81,17 @@ class Controller:
         self.memory: dict[str, PoolMemory] = dict(memory or {})
         self.policies = {p.name: p.policy.build() for p in config.pools}
         self.specs = {p.name: PlanSpec.from_pool(p) for p in config.pools}
-        # Only signals the policy reads can hold the pool; others are just observed.
-        self._required = {
-            p.name: p.policy.signal_names() - p.policy.optional_signals() for p in config.pools
-        }
         self.inline = inline
         self.observer = Observer()
         self._actor = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="act")
         self._acting: dict[str, cf.Future[ActionResult | None]] = {}
-        self._requests: dict[str, list[SignalRequest]] = defaultdict(list)
-        self._timeouts: dict[str, float] = {}
-        # Per pool: (reading key, signal name, declared max age or None).
-        self._signals: dict[str, list[tuple[tuple[str, str], str, float | None]]] = (
-            defaultdict(list)
-        )
         for i, pool in enumerate(config.pools):
             if pool.target.kind not in self.providers:
                 raise ValueError(
                     f"pools[{i}].target: no provider for kind {pool.target.kind!r} "
                     f"(have: {', '.join(sorted(self.providers)) or 'none'})"
                 )
-            if pool.target.kind == "simulated" and "simulated" in self.sources:
-                for name in sorted(pool.policy.signal_names() - set(pool.signals)):
-                    self._requests["simulated"].append(SignalRequest(pool.name, name, None))
-                    self._signals[pool.name].append(((pool.name, name), name, None))
-            for name, spec in pool.signals.items():
-                max_age = spec.max_age
-                poll = getattr(spec.source, "poll_interval", None)
-                if max_age is None and poll is not None:
-                    # A polled reading stands until its next read: it is due `poll` after
-                    # it was taken, and may be a few ticks late when reads are spread out.
-                    max_age = poll + 3 * config.controller.interval
-                self._signals[pool.name].append(((pool.name, name), name, max_age))
-                kind = spec.source.type
-                if kind not in self.sources:
-                    where = f"pools[{i}].signals.{name}.source"
-                    self.sources[kind] = build_source(kind, where, config.controller)
-                self._requests[kind].append(SignalRequest(pool.name, name, spec.source))
-                timeout = spec.source.timeout or config.controller.source_timeout
-                self._timeouts[kind] = max(self._timeouts.get(kind, 0.0), timeout)
+        self.signals = PoolSignals(config, self.sources)
 
     def close(self) -> None:
         """Stop the thread pools and release the sources' and providers' connections."""
@@ -156,7 +125,11 @@ class Controller:
             for provider in self.providers.values():  # per-tick caches (kube snapshots)
                 provider.begin_tick()
             result.readings = self.observer.read_signals(
-                self.sources, self._requests, now, self._timeouts, settings.observe_deadline
+                self.sources,
+                self.signals.requests,
+                now,
+                self.signals.timeouts,
+                settings.observe_deadline,
             )
             capacities = self.observer.call_each(
                 {p.name: self._describer(p) for p in self.config.pools},
@@ -189,7 +162,7 @@ class Controller:
         self, now: float
     ) -> tuple[dict[tuple[str, str], Reading], dict[str, Capacity | BaseException]]:
         readings: dict[tuple[str, str], Reading] = {}
-        for kind, reqs in self._requests.items():
+        for kind, reqs in self.signals.requests.items():
             try:
                 readings.update(self.sources[kind].read(reqs, now))
             except Exception as exc:  # same rule as threaded: stale, never fatal
@@ -262,56 +235,6 @@ class Controller:
         provider = self.providers[pool.target.kind]
         return lambda: provider.describe(pool)
 
-    def observation(
-        self,
-        pool: Pool,
-        capacity: Capacity,
-        readings: Mapping[tuple[str, str], Reading],
-        now: float,
-    ) -> tuple[Observation, dict[str, str]]:
-        """The pool's observation and its stale signals (name -> why)."""
-        values: dict[str, float] = {}
-        stale: dict[str, str] = {}
-        empty: set[str] = set()
-        required = self._required[pool.name]
-        max_age_default = 3 * self.config.controller.interval
-        for key, name, declared_max_age in self._signals[pool.name]:
-            reading = readings.get(key) or Reading(None, now, "not read")
-            max_age = declared_max_age if declared_max_age is not None else max_age_default
-            value = reading.value
-            if (
-                reading.error is None
-                and value is not None
-                and 0.0 <= value < _INF
-                and now - reading.observed_at <= max_age
-            ):
-                values[name] = value  # the common case, checked inline (hot in the simulator)
-                continue
-            why = reading.why_stale()
-            if not why and now - reading.observed_at > max_age:
-                why = f"{now - reading.observed_at:.0f}s old (max_age {max_age:g}s)"
-            if why:
-                if reading.error is None and reading.value is None:
-                    empty.add(name)
-                if name in required:
-                    stale[name] = why
-                continue
-            assert reading.value is not None
-            values[name] = reading.value
-        observation = Observation(
-            pool=pool.name,
-            now=now,
-            current_replicas=capacity.desired,
-            ready_replicas=capacity.ready,
-            signals=values,
-            stale=frozenset(stale) if stale else _NONE,
-            empty=frozenset(empty) if empty else _NONE,
-            startup_seconds=pool.startup,
-            min_replicas=pool.min,
-            max_replicas=pool.max,
-        )
-        return observation, stale
-
     def _decide(
         self,
         pool: Pool,
@@ -319,7 +242,7 @@ class Controller:
         readings: Mapping[tuple[str, str], Reading],
         now: float,
     ) -> Decision:
-        observation, stale = self.observation(pool, capacity, readings, now)
+        observation, stale = self.signals.observation(pool, capacity, readings, now)
         memory = self.memory.get(pool.name) or PoolMemory(actions=self.request_epoch)
         try:
             rec = self.policies[pool.name].recommend(observation, memory.policy)

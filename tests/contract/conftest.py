@@ -1,23 +1,24 @@
-"""The providers the contract suite runs against, one factory each.
+"""The providers the contract suite runs against, one factory each: simulated, EC2 and Auto
+Scaling (moto), Deployment, StatefulSet and Job (the test cluster, kwok running the pods).
 
-To put another provider under the contract, register a factory that yields a `Subject`:
+To put another provider under the contract, register a factory that yields a `Subject`
+(tests/contract/subjects.py):
 
-    @subject("deployment", marks=[pytest.mark.kube])
+    @subject("deployment", marks=[pytest.mark.kube], traits=Traits(...))
     def deployment(request: pytest.FixtureRequest) -> Iterator[Subject]:
         cluster = request.getfixturevalue("kube_cluster")   # any fixture it needs
         ...
         yield Subject(provider, pool, settle=..., restart=...)
 
-`settle()` lets starting members become ready (advance a fake clock, wait for pods);
-`restart()`, where the provider's world outlives it, builds a fresh provider on the same
-world, as a restarted controller would. Test-only.
+Where a kind cannot meet a clause as written, its `Traits` say so and a comment here says
+why; the clause's declared counterpart runs for it instead (nothing is skipped).
+Test-only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -25,7 +26,6 @@ from moto import mock_aws
 
 from autoscaler.clients.aws import Ownership
 from autoscaler.clock import FakeClock
-from autoscaler.config import Pool
 from autoscaler.providers.aws_asg import AsgProvider
 from autoscaler.providers.aws_ec2 import Ec2Provider
 from autoscaler.providers.base import CapacityProvider
@@ -42,40 +42,14 @@ from tests.aws.helpers import (
     use_dummy_credentials,
 )
 
-
-@dataclass
-class Subject:
-    """A provider under the contract, with a pool it may scale between 0 and 5."""
-
-    provider: CapacityProvider
-    pool: Pool
-    settle: Callable[[], None] = lambda: None
-    restart: Callable[[], CapacityProvider] | None = None
+from .kube_world import LABELS, NAME, JobWorld, WorkloadWorld, job_template, kube_pool, ordinal
+from .subjects import Subject, Traits, build, params, subject
 
 
-Factory = Callable[[pytest.FixtureRequest], Iterator[Subject]]
-
-
-@dataclass(frozen=True)
-class _Registered:
-    factory: Factory
-    marks: tuple[Any, ...]
-
-
-SUBJECTS: dict[str, _Registered] = {}
-
-
-def subject(name: str, marks: list[Any] | None = None) -> Callable[[Factory], Factory]:
-    """Register a provider factory under `name` for the contract suite."""
-
-    def register(factory: Factory) -> Factory:
-        SUBJECTS[name] = _Registered(factory, tuple(marks or ()))
-        return factory
-
-    return register
-
-
-@subject("simulated")
+# The simulated provider's pools live in the provider object: there is no world to restart
+# on, so the restart clause does not apply (a "restart" returning the same object would
+# pass it without testing anything).
+@subject("simulated", traits=Traits(outlives_provider=False))
 def simulated(request: pytest.FixtureRequest) -> Iterator[Subject]:
     clock = FakeClock(0.0)
     pool = config(pool_dict("sim", {"kind": "simulated"}, max=5)).pools[0]
@@ -118,6 +92,131 @@ def asg(request: pytest.FixtureRequest) -> Iterator[Subject]:
         )
 
 
-@pytest.fixture(params=[pytest.param(name, marks=r.marks) for name, r in SUBJECTS.items()])
+class _Made:
+    """Providers a kube factory built (the first and any restarts): closed afterwards, as
+    they may hold watches."""
+
+    def __init__(self, make: Callable[[], CapacityProvider]) -> None:
+        self._make = make
+        self.built: list[CapacityProvider] = []
+
+    def __call__(self) -> CapacityProvider:
+        self.built.append(self._make())
+        return self.built[-1]
+
+    def close(self) -> None:
+        for provider in self.built:
+            close = getattr(provider, "close", None)  # the contract checks it is there
+            if callable(close):
+                close()
+
+
+def _kube(request: pytest.FixtureRequest) -> tuple[Any, Any, str]:
+    """The cluster's ApiClient, CoreV1Api and a fresh namespace (kwok must run pods)."""
+    request.getfixturevalue("kwok_cluster")
+    return (
+        request.getfixturevalue("kube_api"),
+        request.getfixturevalue("core_v1"),
+        request.getfixturevalue("kube_namespace"),
+    )
+
+
+def _workload(request: pytest.FixtureRequest, kind: str, traits: Traits) -> Iterator[Subject]:
+    from autoscaler.providers.kube_workload import WorkloadProvider
+
+    api, core_v1, namespace = _kube(request)
+    world = WorkloadWorld(request.getfixturevalue("apps_v1"), core_v1, namespace, kind)
+    made = _Made(lambda: WorkloadProvider(LABELS, api=api))
+    target = {"kind": kind.lower(), "namespace": namespace, "name": NAME}
+    ordinals: dict[str, Any] = {}
+    if traits.refuses_some_removals:
+        ordinals = {"removable": _highest_ordinals, "unremovable": _lowest_ordinal}
+    try:
+        yield Subject(made(), kube_pool(target), settle=world.settle, restart=made, **ordinals)
+    finally:
+        made.close()
+
+
+@subject("deployment", marks=[pytest.mark.kube])
+def deployment(request: pytest.FixtureRequest) -> Iterator[Subject]:
+    yield from _workload(request, "Deployment", Traits())
+
+
+def _highest_ordinals(members: Sequence[str], count: int) -> list[str]:
+    return sorted(members, key=ordinal)[-count:]
+
+
+def _lowest_ordinal(members: Sequence[str]) -> list[str]:
+    return sorted(members, key=ordinal)[:1]
+
+
+# A StatefulSet removes only its highest ordinals (its controller cannot delete a pod out of
+# order and keep the rest): `remove` takes those, and refuses any other member.
+STATEFULSET = Traits(refuses_some_removals=True)
+
+
+@subject("statefulset", marks=[pytest.mark.kube], traits=STATEFULSET)
+def statefulset(request: pytest.FixtureRequest) -> Iterator[Subject]:
+    yield from _workload(request, "StatefulSet", STATEFULSET)
+
+
+# A Job pool's members are active Jobs, which finish by themselves: kwok completes a Job's
+# pod as soon as it runs, so a ready Job stops being capacity at once. Its world keeps pods
+# Pending behind a gate node (members active, never ready), and `finish` opens the gate.
+# Scale-in only stops creating: a running Job is never deleted, so the pool comes down as
+# its Jobs finish; for the same reason `remove` refuses every member (a finished Job, the
+# only kind it deletes, is no member).
+JOB = Traits(
+    ready_when_settled=False,
+    scale_in_ends_members=False,
+    removes_members=False,
+    refuses_some_removals=True,
+)
+
+
+@subject("job", marks=[pytest.mark.kube], traits=JOB)
+def job(request: pytest.FixtureRequest) -> Iterator[Subject]:
+    from kubernetes import client
+
+    from autoscaler.providers.kube_jobs import JobProvider
+
+    api, core_v1, namespace = _kube(request)
+    world = JobWorld(client.BatchV1Api(api), core_v1, namespace)
+    made = _Made(lambda: JobProvider(LABELS, api=api))
+    target = {"kind": "job", "namespace": namespace, "template": job_template(world.gate)}
+    try:
+        yield Subject(
+            made(),
+            kube_pool(target),
+            settle=world.settle,
+            restart=made,
+            finish=world.finish,
+            unremovable=lambda members: list(members[:1]),
+        )
+    finally:
+        made.close()
+        world.close_gate()
+
+
+@pytest.fixture(params=params())
 def contract_subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
-    yield from SUBJECTS[request.param].factory(request)
+    """Every provider."""
+    yield from build(request)
+
+
+@pytest.fixture(params=params(lambda t: t.outlives_provider))
+def restartable_subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
+    """Providers whose world outlives them."""
+    yield from build(request)
+
+
+@pytest.fixture(params=params(lambda t: t.removes_members))
+def removing_subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
+    """Providers whose `remove` takes named members."""
+    yield from build(request)
+
+
+@pytest.fixture(params=params(lambda t: t.refuses_some_removals))
+def refusing_subject(request: pytest.FixtureRequest) -> Iterator[Subject]:
+    """Providers that must refuse to remove some members."""
+    yield from build(request)

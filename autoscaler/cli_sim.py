@@ -1,4 +1,8 @@
-"""`autoscaler simulate` and `autoscaler sweep`: the policy lab on the command line."""
+"""`autoscaler simulate` and `autoscaler sweep`: the policy lab on the command line.
+
+Parsing options and printing results only: the simulation itself is autoscaler/sim/, and
+nothing here touches a cloud or a cluster.
+"""
 
 from __future__ import annotations
 
@@ -256,7 +260,7 @@ def sweep_cmd(
         variants = grid(pool, [parse_param(p) for p in params]) if params else []
         if tune:
             variants += tuning_variants(
-                pool, work.units_per_replica, work.batch, _floors(floors, pool)
+                pool, work.slots_per_replica, work.batch, _floors(floors, pool)
             )
     except (SimulationError, TraceError) as exc:
         click.echo(f"error: {exc}", err=True)

@@ -47,15 +47,15 @@ def run_case(example: str, trace_path: Path, fmt: str, workers: int) -> dict:
                 "the example has no simulation block"}
     trace = read_trace(str(trace_path), fmt)
     work = workload(pool, trace)
-    variants = tuning_variants(pool, work.units_per_replica, work.batch)
+    variants = tuning_variants(pool, work.slots_per_replica, work.batch)
     spec = TraceSpec(str(trace_path), fmt, 1.0, 1, pool.name)
     started = time.perf_counter()
     results = run_all(variants, spec, config.controller.interval, workers)
     best = best_per_family(results, 0.99)
     oracle = oracle_metrics(work)
     # What knowing the future minute by minute is worth, capacity changed for free.
-    hindsight = stepwise_need(work.arrivals, work.durations, work.units,
-                              work.units_per_replica, 60.0) * work.gpus_per_replica / 3600
+    hindsight = stepwise_need(work.arrivals, work.durations, work.slots_held,
+                              work.slots_per_replica, 60.0) * work.gpus_per_replica / 3600
     ours = best[pool.policy.type]
     baselines = [best[f] for f in ("hpa", "keda") if best[f]["meets_slo"]]
     ratio_baseline = (ours["gpu_hours"] / min(b["gpu_hours"] for b in baselines)

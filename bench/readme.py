@@ -53,7 +53,7 @@ def decide(d: dict[str, Any]) -> list[str]:
 
 
 def sim_speed(d: dict[str, Any]) -> list[str]:
-    day, sweep = d["day"], d["sweep"]
+    day, sweep, sparse = d["day"], d["sweep"], d.get("sparse")
     load = d.get("load_average")
     note = f" Load average when measured: {load[0]:.1f}." if load else ""
     note += _reference(d)
@@ -68,10 +68,10 @@ def sim_speed(d: dict[str, Any]) -> list[str]:
                 *([["of which the production tick alone (controller, policy, planner on "
                     "constant signals)", f"{day['production_tick_only_s']} s", "", ""]]
                   if "production_tick_only_s" in day else []),
-                *([["the same day in pure Python (`AUTOSCALER_PURE_PYTHON=1`: no compiled "
-                    "speed-ups)", f"{day['pure_python_wall_s']} s "
-                    f"({day['pure_python_wall_s'] / day['wall_s']:.2f}× the compiled)", "", ""]]
-                  if "pure_python_wall_s" in day else []),
+                *([[f"{sparse['tick_s']:g} s ticks over a sparse trace ({sparse['jobs']:,} "
+                    f"GPU jobs, {sparse['trace']}): event-driven vs every tick",
+                    f"{sparse['wall_s']} s vs {sparse['wall_every_tick_s']} s "
+                    f"({sparse['speedup']}×, same results)", "", ""]] if sparse else []),
                 [f"sweep of {sweep['variants']} variants, 2 workers vs 1",
                  f"{sweep['speedup']}× ({sweep['wall_2_workers_s']} s vs "
                  f"{sweep['wall_1_worker_s']} s)", f"≥ {sweep['target_speedup']}×",

@@ -4,9 +4,12 @@
    repeated 24 times, ~465,000 requests) through the `queueing` policy of
    examples/simulated.yaml. Target: <= 5 s wall. Beside it, the same number of production
    ticks on constant signals with no simulator: the floor a faster simulator cannot lower.
-   With the compiled speed-ups built (setup.py; `autoscaler --version` lists them), the
-   same day also runs in pure Python (AUTOSCALER_PURE_PYTHON=1, another process) beside it.
-2. A sweep of 32 variants on 2 workers vs 1 worker, measured side by side in this run.
+   (A dense trace: every tick sees new requests, so the simulator skips none.)
+2. A sparse trace: the Alibaba GPU batch month (jobs minutes apart, running for hours)
+   through the `packing` policy of examples/gpu-batch.yaml at its 30 s tick, event-driven
+   (ticks where nothing can change are skipped) and ticking every time, side by side; the
+   two give identical results.
+3. A sweep of 32 variants on 2 workers vs 1 worker, measured side by side in this run.
    Target: >= 1.6x.
 
     python bench/sim_speed.py [--hours 24] [--day-runs 1] [--variants 32]
@@ -20,7 +23,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -30,10 +32,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from machine import reference_loop_seconds  # bench/machine.py, beside this script
 
-from autoscaler import speedups
 from autoscaler.clock import FakeClock
 from autoscaler.config import load_config
-from autoscaler.sim.adapters import ClusterProvider
+from autoscaler.providers.simulated import SimulatedProvider
 from autoscaler.sim.cluster import Cluster
 from autoscaler.sim.engine import run_policy, sim_controller, workload
 from autoscaler.sim.sweep import TraceSpec, grid, run_all
@@ -42,6 +43,7 @@ from autoscaler.types import Reading
 
 ROOT = Path(__file__).resolve().parents[1]
 CONV = ROOT.parent / "shared" / "traces" / "AzureLLMInferenceTrace_conv.csv"
+BATCH = ROOT.parent / "shared" / "traces" / "alibaba_gpu_v2023" / "openb_pod_list_default.csv"
 
 
 class _Constant:
@@ -65,12 +67,12 @@ def tick_only(pool, work, ticks: int) -> float:
               "service_seconds": service}
     # The day's provider, over a cluster with no work: capacity reads cost what they do there.
     empty = np.zeros(0)
-    cluster = Cluster(empty, empty, empty.astype(np.int64), work.units_per_replica,
-                      work.startup_seconds)
-    cluster.add(max(1, round(rate * service / work.units_per_replica)), 0.0, ready=True)
+    cluster = Cluster(empty, empty, empty.astype(np.int64), work.slots_per_replica,
+                      work.startup_seconds, name=pool.name)
+    cluster.add(max(1, round(rate * service / work.slots_per_replica)), 0.0, ready=True)
     clock = FakeClock(0.0)
-    controller = sim_controller(pool, pool.policy, 1.0, ClusterProvider(cluster),
-                                _Constant(values), clock)
+    provider = SimulatedProvider(clock, {pool.name: cluster})
+    controller = sim_controller(pool, pool.policy, 1.0, provider, _Constant(values), clock)
     started = time.perf_counter()
     for _ in range(ticks):
         controller.tick()
@@ -95,18 +97,31 @@ def day_run(hours: int, runs: int = 1) -> dict:
             "wall_s": round(wall, 2), "wall_runs_s": [round(w, 2) for w in walls],
             "production_tick_only_s": round(tick_s, 2),
             "target_s": 5.0, "meets_target": wall <= 5.0,
-            "slo_attainment": run.metrics["slo_attainment"],
-            "compiled": speedups.all_compiled()}
+            "slo_attainment": run.metrics["slo_attainment"]}
 
 
-def pure_python_day(hours: int, runs: int) -> dict:
-    """The day in another process that runs every module from its Python source."""
-    env = {**os.environ, "AUTOSCALER_PURE_PYTHON": "1"}
-    proc = subprocess.run(
-        [sys.executable, __file__, "--day-only", "--hours", str(hours), "--day-runs", str(runs)],
-        env=env, capture_output=True, text=True, check=True,
-    )
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+def sparse_run(runs: int = 1) -> dict:
+    """The batch month event-driven and ticking every time (median walls of `runs`)."""
+    config = load_config(ROOT / "examples" / "gpu-batch.yaml")
+    pool = config.pools[0]
+    work = workload(pool, read_trace(str(BATCH), "alibaba-gpu"))
+    tick = config.controller.interval
+    walls: dict[bool, list[float]] = {True: [], False: []}
+    metrics = {}
+    for _ in range(max(1, runs)):
+        for skip in (True, False):
+            started = time.perf_counter()
+            run = run_policy(pool, work, pool.policy, "packing", tick, timeline=False,
+                             skip_quiet_ticks=skip)
+            walls[skip].append(time.perf_counter() - started)
+            metrics[skip] = {k: v for k, v in run.metrics.items() if k != "wall_seconds"}
+    if metrics[True] != metrics[False]:
+        raise SystemExit("skipping quiet ticks changed the batch month's results")
+    skipped, every = statistics.median(walls[True]), statistics.median(walls[False])
+    return {"trace": BATCH.name, "jobs": len(work.arrivals), "tick_s": tick,
+            "ticks": int((work.arrivals[-1] - work.arrivals[0]) // tick),
+            "wall_s": round(skipped, 2), "wall_every_tick_s": round(every, 2),
+            "speedup": round(every / skipped, 2)}
 
 
 def sweep_run(count: int) -> dict:
@@ -132,23 +147,14 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--variants", type=int, default=32)
     parser.add_argument("--day-runs", type=int, default=1,
-                        help="replay the day this many times and report the median wall")
+                        help="replay the day (and the sparse month) this many times and "
+                             "report the median wall")
     parser.add_argument("--json", default=str(ROOT / "bench" / "results" / "sim_speed.json"))
-    parser.add_argument("--day-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not CONV.exists():
         sys.exit(f"needs the shared traces beside the checkout: {CONV}")
     day = day_run(args.hours, args.day_runs)
-    if args.day_only:  # for pure_python_day
-        print(json.dumps(day))
-        return
-    print("compiled speed-ups:" if day["compiled"] else "pure Python:",
-          ", ".join(f"{m} {how}" for m, how in speedups.status().items()))
-    if day["compiled"]:
-        pure = pure_python_day(args.hours, args.day_runs)
-        day["pure_python_wall_s"] = pure["wall_s"]
-        day["pure_python_wall_runs_s"] = pure["wall_runs_s"]
-        day["pure_python_production_tick_only_s"] = pure["production_tick_only_s"]
+    sparse = sparse_run(args.day_runs) if BATCH.exists() else None
     sweep = sweep_run(args.variants)
     rows = [
         (f"{args.hours} h at 1 s tick, {day['requests']} requests", f"{day['wall_s']:.2f} s",
@@ -161,15 +167,16 @@ def main() -> None:
         print(f"{name:<44} {measured:>10} {target:>8} {'yes' if ok else 'NO':>4}")
     print(f"  of the day, the production tick alone (constant signals, {day['ticks']} ticks): "
           f"{day['production_tick_only_s']:.2f} s")
-    if "pure_python_wall_s" in day:
-        print(f"  the same day in pure Python: {day['pure_python_wall_s']:.2f} s "
-              f"({day['pure_python_wall_s'] / day['wall_s']:.2f}x the compiled), of which "
-              f"the production tick alone {day['pure_python_production_tick_only_s']:.2f} s")
+    if sparse:
+        print(f"  sparse trace ({sparse['trace']}, {sparse['jobs']} jobs at a "
+              f"{sparse['tick_s']:g} s tick): {sparse['wall_s']:.2f} s event-driven, "
+              f"{sparse['wall_every_tick_s']:.2f} s ticking every time "
+              f"({sparse['speedup']:.2f}x), same results")
     print(f"  sweep: 1 worker {sweep['wall_1_worker_s']} s, 2 workers "
           f"{sweep['wall_2_workers_s']} s; load average {os.getloadavg()[0]:.2f}")
-    result = {"day": day, "sweep": sweep, "python": platform.python_version(),
-              "cpus": os.cpu_count(), "load_average": os.getloadavg(),
-              "reference_loop_s": reference_loop_seconds()}
+    result = {"day": day, **({"sparse": sparse} if sparse else {}), "sweep": sweep,
+              "python": platform.python_version(), "cpus": os.cpu_count(),
+              "load_average": os.getloadavg(), "reference_loop_s": reference_loop_seconds()}
     Path(args.json).parent.mkdir(parents=True, exist_ok=True)
     Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.json}")

@@ -3,7 +3,7 @@
 Each module holds a pydantic config model (selected by its `type` field) and a decider.
 `AnyPolicyConfig` is the discriminated union the pool configuration uses; `REGISTRY` maps
 each `type` to its config model. Policies import nothing from `autoscaler` but its pure
-modules (`types`, `units`, `scaling`).
+modules (`types`, `units`, `scaling`): never I/O, a clock, the config or the controller.
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Erlang C: how many servers keep the queue wait within a bound, for Poisson arrivals.
 
-Pure math for the `queueing` policy. Servers here are request slots (a replica serving
-`slots` sequences at once is `slots` servers). Uses the stable Erlang B recursion, so it
-works for thousands of servers without overflow, and costs O(servers) per call.
+Pure math for the `queueing` policy: no I/O, no state. Servers here are request slots (a
+replica serving `slots_per_replica` sequences at once is that many servers). Uses the stable
+Erlang B recursion, so it works for thousands of servers without overflow, and costs
+O(servers) per call.
 """
 
 from __future__ import annotations

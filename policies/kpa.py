@@ -8,7 +8,8 @@ panic proposal reaches twice the ready pods and lasts until a full stable window
 without that; in panic the count never drops; zero after a 30 s grace period.
 
 Windows average the samples taken at each call within the window (Knative averages 1 s
-buckets; at a 1-2 s tick this is the same up to the bucket edges).
+buckets; at a 1-2 s tick this is the same up to the bucket edges). Pure: the samples and the
+panic state travel in `Recommendation.memory`; no I/O, no clock.
 """
 
 from __future__ import annotations
@@ -45,9 +46,15 @@ class KpaConfig(PolicyConfig):
         return {self.signal}
 
     @property
+    def slots_per_replica(self) -> int:
+        """The replica's slot count, under the name the other policies use for it:
+        `container_concurrency` is Knative's own (documented) name, kept for the config."""
+        return self.container_concurrency
+
+    @property
     def target(self) -> float:
-        total = self.container_concurrency or 100
-        return max(0.01, total * self.target_utilization)
+        slots = self.slots_per_replica or 100  # 0 is unlimited: Knative then targets 100
+        return max(0.01, slots * self.target_utilization)
 
     def build(self) -> KpaPolicy:
         return KpaPolicy(self)

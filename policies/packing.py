@@ -4,7 +4,7 @@ Cluster-autoscaler's rule, on two signals: a node that holds work stays (a runni
 never killed or moved), and work that waits gets new nodes, as many as its units fill.
 Idle nodes are not counted, so they go once the scale-down window has passed.
 
-    desired = busy + ceil(pending / (units_per_replica x fill)) + spare
+    desired = busy + ceil(pending / (slots_per_replica x fill)) + spare
 
 Why not a target per replica (KEDA on GPUs requested): jobs that run for hours spread over
 nodes, and a node with one small job left is as billed as a full one. A target low enough
@@ -12,23 +12,40 @@ to leave room for that fragmentation keeps idle headroom on every other node, al
 the headroom is where the waiting work is. `fill` < 1 plans for pending work that packs
 badly (five 5-GPU jobs need five 8-GPU nodes, not four); `spare` keeps warm nodes for
 arrivals when a cold start is longer than the wait the work can afford.
+
+A replica's units (a node's GPUs) are its slots: `slots_per_replica`, the name every policy
+and the simulator use (`units_per_replica`, the old name, still loads). Pure: no I/O, no
+clock, no memory.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field
+from pydantic import AliasChoices, ConfigDict, Field
 
 from autoscaler.types import Observation, Recommendation
 
 from .base import PolicyConfig, hold_for_missing, missing
 
 
+def _old_name_too(schema: dict[str, Any]) -> None:
+    """The JSON Schema accepts the old field name as pydantic does (editors, `validate`)."""
+    props = schema["properties"]
+    props["units_per_replica"] = {**props["slots_per_replica"], "deprecated": True}
+    schema["required"].remove("slots_per_replica")
+    schema["anyOf"] = [{"required": ["slots_per_replica"]}, {"required": ["units_per_replica"]}]
+
+
 class PackingConfig(PolicyConfig):
     """Nodes holding work, plus new nodes for the units waiting work requests."""
+
+    model_config = ConfigDict(json_schema_extra=_old_name_too)
+    stateless: ClassVar[bool] = True
+    """The recommendation depends only on the observation's signals (no memory, no `now`):
+    the simulator skips ticks on which they do not change (autoscaler/sim/engine.py)."""
 
     type: Literal["packing"] = "packing"
     busy_signal: str = Field(
@@ -37,7 +54,11 @@ class PackingConfig(PolicyConfig):
     pending_signal: str = Field(
         "pending_gpus", description="signal: units (GPUs) requested by work that waits"
     )
-    units_per_replica: int = Field(gt=0, description="units (GPUs) one replica (node) has")
+    slots_per_replica: int = Field(
+        gt=0,
+        validation_alias=AliasChoices("slots_per_replica", "units_per_replica"),
+        description="units (GPUs) one replica (node) has; `units_per_replica` also loads",
+    )
     fill: float = Field(
         1.0, gt=0, le=1, description="share of a new node's units waiting work is planned to use"
     )
@@ -57,10 +78,10 @@ class PackingPolicy:
         # Fields read at every call, as plain attributes (see FAST_FIELDS in base.py).
         self.busy_signal = config.busy_signal
         self.pending_signal = config.pending_signal
-        self.per_new = config.units_per_replica * config.fill
+        self.slots_planned_per_new_replica = config.slots_per_replica * config.fill
         self.spare = config.spare
         self.plan_note = (
-            f" / ({config.units_per_replica} x fill {config.fill:g})"
+            f" / ({config.slots_per_replica} x fill {config.fill:g})"
             + (f" + {config.spare} spare" if config.spare else "")
             + " -> "
         )
@@ -72,7 +93,7 @@ class PackingPolicy:
                 return hold_for_missing(observation, "packing", missing(observation, self.names))
         busy = math.ceil(signals[self.busy_signal])
         pending = signals[self.pending_signal]
-        new = math.ceil(pending / self.per_new) if pending > 0 else 0
+        new = math.ceil(pending / self.slots_planned_per_new_replica) if pending > 0 else 0
         desired = busy + new + self.spare
         return Recommendation(
             desired,

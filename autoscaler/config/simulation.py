@@ -1,13 +1,15 @@
 """How the simulator models a pool: its service model, cost and workload trace.
 
-Configuration only; the simulator (`autoscaler.sim`) uses it.
+Configuration only (no I/O); the simulator (`autoscaler.sim`) uses it. A replica's
+capacity is `slots_per_replica` here as in the policies: sequences for an LLM replica, GPUs
+for a batch node.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from autoscaler.units import Seconds
 from policies import AnyPolicyConfig
@@ -17,12 +19,26 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _old_name_too(schema: dict[str, Any]) -> None:
+    """The JSON Schema accepts `slots`, the old name, as pydantic does (editors, `validate`)."""
+    props = schema["properties"]
+    props["slots"] = {**props["slots_per_replica"], "deprecated": True}
+    schema["required"].remove("slots_per_replica")
+    schema["anyOf"] = [{"required": ["slots_per_replica"]}, {"required": ["slots"]}]
+
+
 class LlmService(_Model):
-    """Each replica serves `slots` sequences; a request holds one slot for
+    """Each replica serves `slots_per_replica` sequences; a request holds one slot for
     input_tokens / prefill_tokens_per_s + output_tokens / decode_tokens_per_s seconds."""
 
+    model_config = ConfigDict(json_schema_extra=_old_name_too)
     type: Literal["llm"] = "llm"
-    slots: int = Field(gt=0, le=1_000_000)
+    slots_per_replica: int = Field(
+        gt=0,
+        le=1_000_000,
+        validation_alias=AliasChoices("slots_per_replica", "slots"),
+        description="sequences one replica serves at once; `slots` (the old name) also loads",
+    )
     prefill_tokens_per_s: float = Field(gt=0)
     decode_tokens_per_s: float = Field(gt=0, description="per sequence")
 

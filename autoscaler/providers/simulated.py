@@ -15,7 +15,7 @@ It never reads time but from the clock it is given, and never imports the simula
 from __future__ import annotations
 
 import heapq
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from autoscaler.clock import Clock
@@ -145,10 +145,9 @@ class Fleet:
         )
         self.retire((starting + idle + busy)[:surplus], now)
 
-    def retire(self, replicas: Sequence[Replica], now: float) -> None:
+    def retire(self, replicas: Collection[Replica], now: float) -> None:
         """Take these replicas out: idle ones end now, busy ones drain."""
         for r in replicas:
-            self._leave(r, now)
             r.draining = True
             self.live_count -= 1
             if r.up:
@@ -158,12 +157,16 @@ class Fleet:
                 self._end(r, now)
         self.version += 1
 
-    def _leave(self, r: Replica, now: float) -> None:
-        """A hook for the simulator: `r` is about to drain or end."""
-
     def _end(self, r: Replica, now: float) -> None:
         self.billed_seconds += now - r.created
         del self.replicas[r.id]
+
+    def replace(self, replicas: Sequence[Replica]) -> None:
+        """Swap these replicas in as they are: no billing, no events (for tests)."""
+        self.replicas = {r.id: r for r in replicas}
+        self.live_count = sum(1 for r in replicas if not r.draining)
+        self.up_count = sum(1 for r in replicas if r.up and not r.draining)
+        self.version += 1
 
     def billed_replica_seconds(self, now: float) -> float:
         return self.billed_seconds + sum(now - r.created for r in self.replicas.values())
@@ -175,6 +178,16 @@ class _PoolState:
     limit: int | None = None
     applied: set[str] = field(default_factory=set)
     failures: list[ProviderError] = field(default_factory=list)
+
+    @property
+    def replicas(self) -> list[Replica]:
+        """The fleet's replicas. Assigning a list swaps them in as they are (no billing, no
+        events): tests hide a provider's answer this way, and then restore it."""
+        return list(self.fleet.replicas.values())
+
+    @replicas.setter
+    def replicas(self, replicas: list[Replica]) -> None:
+        self.fleet.replace(replicas)
 
 
 class SimulatedProvider(CapacityProvider):
@@ -224,7 +237,10 @@ class SimulatedProvider(CapacityProvider):
 
     # -- the provider seam -----------------------------------------------------------
     def describe(self, pool: Pool) -> Capacity:
-        _, fleet, now = self._fleet(pool)
+        fleet = self._state(pool).fleet  # as _fleet(), without the tuple: once per tick
+        now = self.clock.now()
+        if now > fleet.clock:
+            fleet.advance(now)
         return fleet.capacity(now)
 
     def scale(self, pool: Pool, desired: int, request_id: str) -> None:
@@ -242,8 +258,7 @@ class SimulatedProvider(CapacityProvider):
         state.applied.add(request_id)
         if allowed < desired:
             raise CapacityUnavailable(
-                f"simulated cloud has room for {limit} replicas; {desired - allowed} not "
-                "launched",
+                f"simulated cloud has room for {limit} replicas; {desired - allowed} not launched",
                 "InsufficientInstanceCapacity",
             )
 
@@ -255,7 +270,7 @@ class SimulatedProvider(CapacityProvider):
         unknown = [m for m, r in zip(members, found, strict=True) if r is None]
         if unknown:
             raise NotFound(f"not members of pool {pool.name}: {', '.join(unknown)}")
-        fleet.retire([r for r in found if r is not None], now)
+        fleet.retire({r.id: r for r in found if r is not None}.values(), now)  # once each
         state.applied.add(request_id)
 
     def begin_tick(self) -> None:

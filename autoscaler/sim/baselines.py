@@ -6,7 +6,9 @@ tunes them, so comparisons can be between best-tuned policies rather than defaul
 - hpa: GPU utilization, target 70 % (the usual DCGM-based HPA);
 - keda: demand (waiting + running requests, or GPUs for jobs) per replica, target 70 % of
   a replica's slots (GPUs: 100 %), scale to zero allowed;
-- kpa: concurrency with containerConcurrency = slots (target 70 % of it).
+- kpa: demand with containerConcurrency = the replica's slots_per_replica (target 70 % of
+  it).
+Settings only: it builds config dicts and never runs a simulation.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 FAMILIES = ("hpa", "keda", "kpa")
 
 
-def default_baseline(family: str, units_per_replica: int, batch: bool) -> dict[str, Any]:
+def default_baseline(family: str, slots_per_replica: int, batch: bool) -> dict[str, Any]:
     if family == "hpa":
         return {
             "type": "hpa",
@@ -26,16 +28,16 @@ def default_baseline(family: str, units_per_replica: int, batch: bool) -> dict[s
         share = 1.0 if batch else 0.7
         return {
             "type": "keda",
-            "triggers": [{"signal": "demand", "target": share * units_per_replica}],
+            "triggers": [{"signal": "demand", "target": share * slots_per_replica}],
         }
     if family == "kpa":
-        return {"type": "kpa", "signal": "demand", "container_concurrency": units_per_replica}
+        return {"type": "kpa", "signal": "demand", "container_concurrency": slots_per_replica}
     raise ValueError(f"unknown baseline {family!r}; use one of: {', '.join(FAMILIES)}")
 
 
-def tuning_grid(family: str, units_per_replica: int, batch: bool) -> list[dict[str, Any]]:
+def tuning_grid(family: str, slots_per_replica: int, batch: bool) -> list[dict[str, Any]]:
     """The settings `--tune` tries for a baseline family: its main knob across its range."""
-    base = default_baseline(family, units_per_replica, batch)
+    base = default_baseline(family, slots_per_replica, batch)
     shares = [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     grid = []
     for share in shares:
@@ -45,7 +47,7 @@ def tuning_grid(family: str, units_per_replica: int, batch: bool) -> list[dict[s
                 {"signal": "gpu_utilization", "target_utilization": min(share, 0.95)}
             ]
         elif family == "keda":
-            config["triggers"] = [{"signal": "demand", "target": share * units_per_replica}]
+            config["triggers"] = [{"signal": "demand", "target": share * slots_per_replica}]
         else:
             config["target_utilization"] = share
         grid.append(config)

@@ -1,27 +1,25 @@
-"""The simulated world: replicas (or nodes) with units of capacity, and work that queues.
+"""The simulated world: a fleet of replicas (or nodes) with slots, and work that queues.
 
 One model serves both workloads the simulator knows:
-- LLM serving: a replica has `slots` units; a request holds one unit for its service time;
-- GPU batch: a node has `gpus_per_node` units; a job holds `num_gpu` units on one node
-  (first-fit over nodes, oldest first; a job that does not fit does not block smaller ones
-  behind it, as the Kubernetes scheduler behaves).
+- LLM serving: a replica has `slots_per_replica` slots; a request holds one for its service
+  time;
+- GPU batch: a node's slots are its GPUs; a job holds `num_gpu` of one node (first fit over
+  nodes, oldest first; a job that does not fit does not block smaller ones behind it, as
+  the Kubernetes scheduler behaves).
 
-A new replica is billed from the moment it is requested and becomes ready `startup`
-seconds later. Scale-in removes starting replicas first, then idle ready ones (newest first),
-then busy ones (least busy first), which drain: they take no new work, finish what they hold
-and are billed until then (graceful termination; running work, a request or a batch job, is
-never killed). A policy that never asks for fewer replicas than hold work (`packing`) only
-ever removes starting and idle ones.
+The replicas are a `Fleet` of the simulated cloud (autoscaler/providers/simulated.py):
+billed from the moment they are requested, ready `startup` seconds later, scaled in
+starting ones first, then idle ones (newest first), then busy ones (least busy first),
+which drain: they take no new work, finish what they hold and are billed until then
+(running work, a request or a batch job, is never killed).
 
 Signals are what production would see: queue length, work in flight, arrival rate over a
-window, GPU utilization (busy share of ready units, averaged over the last interval),
-measured service time, and optionally a delay before they are visible.
+window, GPU utilization (busy share of ready slots, averaged over the last interval),
+measured service time, and optionally a delay before they are visible. `quiet` says
+whether a later tick would see exactly what the last one saw, so the engine can skip it.
 
-Speed matters (a day of requests at a 1 s tick in seconds of wall time): the event loop
-works on plain lists and heaps; nothing here allocates per request beyond a heap entry.
-Where every request holds exactly one unit (LLM serving), `advance` runs one inlined loop
-over local variables (`autoscaler/sim/fast_loop.py`); it does the same arithmetic in the same order
-as the general loop, so both give bit-identical results (tests/sim/test_fast_path.py).
+One event loop (`advance`) over plain lists and heaps: nothing here allocates per request
+beyond a heap entry. It never reads a clock: time is the `t` it is given.
 """
 
 from __future__ import annotations
@@ -30,89 +28,63 @@ import heapq
 import math
 from bisect import bisect_right
 from collections import deque
+from collections.abc import Collection
 
 import numpy as np
 
-from autoscaler.types import Capacity
-
-from .fast_loop import advance_one_unit
+from autoscaler.providers.simulated import Fleet, Replica
 
 INF = math.inf
 
 
-class Replica:
-    """A replica (or node). A plain class, not a dataclass: compiled, it is an extension
-    type with typed fields (cluster.pxd)."""
-
-    __slots__ = ("busy", "created", "draining", "ended", "id", "listed", "ready_at", "up")
-
-    def __init__(self, id: int, created: float, ready_at: float) -> None:
-        self.id = id
-        self.created = created
-        self.ready_at = ready_at
-        self.busy = 0
-        self.draining = False
-        self.ended: float | None = None
-        self.listed = False  # in the free heap already (no duplicates)
-        self.up = False  # its ready event was processed while not draining (counted ready)
-
-
-class Cluster:
+class Cluster(Fleet):
     """Replicas, queued and running work, and the signals they produce."""
 
     def __init__(
         self,
         arrivals: np.ndarray,
         durations: np.ndarray,
-        units: np.ndarray,
-        units_per_replica: int,
+        slots_held: np.ndarray,
+        slots_per_replica: int,
         startup_seconds: float,
         rate_window_seconds: float = 60.0,
         service_window_seconds: float = 300.0,
         signal_delay_seconds: float = 0.0,
+        name: str = "r",
     ) -> None:
-        if len(units) and int(units.max()) > units_per_replica:
+        if len(slots_held) and int(slots_held.max()) > slots_per_replica:
             raise ValueError(
-                f"a job needs {int(units.max())} units but a replica has {units_per_replica}; "
-                "raise gpus_per_node (or slots)"
+                f"a job needs {int(slots_held.max())} slots but a replica has "
+                f"{slots_per_replica}; raise gpus_per_node (or slots_per_replica)"
             )
+        super().__init__(startup_seconds, slots_per_replica, name)
         self.arr = arrivals.tolist()
         self.dur = durations.tolist()
-        self.units = units.tolist()
-        self.unit_one = bool(len(units) == 0 or int(units.max()) == 1)
-        # every request holds exactly one unit: the inlined event loop applies
-        self.fast = bool(len(units) == 0 or int(units.min()) == int(units.max()) == 1)
-        self.per = units_per_replica
-        self.startup = startup_seconds
+        self.held = slots_held.tolist()  # slots each request (job) holds while it runs
+        # Every request holds at most one slot (LLM serving): any free slot fits the next
+        # one, so replicas with a free slot are kept in a heap instead of searched.
+        self.one_slot = bool(len(slots_held) == 0 or int(slots_held.max()) == 1)
         self.rate_window = rate_window_seconds
         self.service_window = service_window_seconds
         self.delay = signal_delay_seconds
-        n = len(self.arr)
-        self.start = [math.nan] * n
-        self.replicas: dict[int, Replica] = {}
-        self.live_count = 0  # replicas not draining
-        self.up_count = 0  # of those, ready (ready event processed)
-        self._capacity = Capacity(0, 0, 0)
-        self.next_id = 0
+        self.start = [math.nan] * len(self.arr)
         self.next_arrival = 0
         self.queue: deque[int] = deque()
-        self.queued_units = 0
-        self.pending_ready: list[tuple[float, int]] = []
-        self.completions: list[tuple[float, int, int]] = []
-        self.free: list[int] = []  # replica ids with a free unit (lazy; unit-one fast path)
-        self.busy_units = 0
+        self.queued_slots = 0
+        self.completions: list[tuple[float, int, int]] = []  # (end, replica id, item), a heap
+        self.free: list[int] = []  # ids of replicas with a free slot (lazy; one-slot work)
+        self.busy_slots = 0
         self.running = 0
-        self.ready_units = 0
-        self.clock = 0.0
+        self.ready_slots = 0
         self.busy_area = 0.0
         self.ready_area = 0.0
-        self.billed_seconds = 0.0  # replica-seconds of replicas already ended
-        self.done_service = 0.0  # unit-seconds of completed work
+        self.done_service = 0.0  # slot-seconds of completed work
         self.recent_service: deque[tuple[float, float]] = deque()
         self.recent_sum = 0.0
         self.snapshots: deque[tuple[float, dict[str, float | None]]] = deque()
         self._last_busy_area = 0.0
         self._last_ready_area = 0.0
+        self._last_utilization: float | None = None
         # Arrivals at or before the rate window's start, and that start: it only moves
         # forward as the clock does, so the count is kept, not searched for (see _measure).
         self._window_count = 0
@@ -120,76 +92,18 @@ class Cluster:
         # `busy_replicas` walks the replicas: measured only when a policy asks for it.
         self.measure_busy = False
 
-    # -- capacity ------------------------------------------------------------------------
-    def live(self) -> list[Replica]:
-        return [r for r in self.replicas.values() if not r.draining]
-
-    def capacity(self) -> Capacity:
-        pending = self.pending_ready
-        if not pending or pending[0][0] > self.clock:
-            # Every replica ready by now has had its ready event: the counters are exact.
-            # Capacity is frozen, so the last one is handed out again while it is unchanged.
-            last = self._capacity
-            if last.desired != self.live_count or last.ready != self.up_count:
-                last = Capacity(self.live_count, self.up_count, self.live_count - self.up_count)
-                self._capacity = last
-            return last
-        desired = ready = 0
-        now = self.clock
-        for r in self.replicas.values():
-            if not r.draining:
-                desired += 1
-                if r.ready_at <= now:
-                    ready += 1
-        return Capacity(desired, ready, desired - ready)
-
-    def add(self, count: int, now: float, ready: bool = False) -> None:
-        for _ in range(count):
-            rid = self.next_id
-            self.next_id += 1
-            ready_at = now if ready else now + self.startup
-            self.replicas[rid] = Replica(rid, now, ready_at)
-            self.live_count += 1
-            heapq.heappush(self.pending_ready, (ready_at, rid))
-        if ready:
-            self.advance(now)
-
-    def scale(self, desired: int, now: float) -> None:
-        live = self.live()
-        if desired > len(live):
-            self.add(desired - len(live), now)
-            return
-        surplus = len(live) - desired
-        if surplus <= 0:
-            return
-        starting = sorted((r for r in live if r.ready_at > now), key=lambda r: -r.id)
-        idle = sorted((r for r in live if r.ready_at <= now and r.busy == 0), key=lambda r: -r.id)
-        busy = sorted(
-            (r for r in live if r.ready_at <= now and r.busy > 0), key=lambda r: (r.busy, -r.id)
-        )
-        for r in (starting + idle + busy)[:surplus]:
+    # -- scale-in ----------------------------------------------------------------------
+    def retire(self, replicas: Collection[Replica], now: float) -> None:
+        for r in replicas:
             if r.ready_at <= now:
-                self.ready_units -= self.per
-            r.draining = True
-            self.live_count -= 1
-            if r.up:
-                r.up = False
-                self.up_count -= 1
-            if r.busy == 0:
-                self._end(r, now)
+                self.ready_slots -= self.slots_per_replica
+        super().retire(replicas, now)
         self._dispatch(now)
 
-    def _end(self, r: Replica, now: float) -> None:
-        r.ended = now
-        self.billed_seconds += now - r.created
-        del self.replicas[r.id]
-
-    # -- events --------------------------------------------------------------------------
+    # -- events ------------------------------------------------------------------------
     def advance(self, t: float) -> None:
-        """Process every arrival, completion and replica start up to time `t`."""
-        if self.fast:
-            advance_one_unit(self, t)
-            return
+        """Process every arrival, completion and replica start up to time `t`, in time order
+        (at equal times: starts, then completions, then arrivals)."""
         arr, n = self.arr, len(self.arr)
         pending, completions = self.pending_ready, self.completions
         while True:
@@ -201,18 +115,17 @@ class Cluster:
                 tmin = tr
             if tmin > t:
                 break
-            dt = tmin - self.clock  # integrate busy and ready units (inlined: hot loop)
+            dt = tmin - self.clock  # _integrate(tmin), written out: this runs per event
             if dt > 0:
-                self.busy_area += self.busy_units * dt
-                self.ready_area += self.ready_units * dt
+                self.busy_area += self.busy_slots * dt
+                self.ready_area += self.ready_slots * dt
                 self.clock = tmin
             if tr == tmin:
                 _, rid = heapq.heappop(pending)
                 r = self.replicas.get(rid)
                 if r is not None and not r.draining:
-                    self.ready_units += self.per
-                    r.up = True
-                    self.up_count += 1
+                    self.ready_slots += self.slots_per_replica
+                    self._mark_ready(r)
                     self._list(r)
                     self._dispatch(tmin)
             elif tc == tmin:
@@ -222,28 +135,28 @@ class Cluster:
                 item = self.next_arrival
                 self.next_arrival += 1
                 self.queue.append(item)
-                self.queued_units += self.units[item]
+                self.queued_slots += self.held[item]
                 self._dispatch(tmin)
         self._integrate(t)
 
     def _integrate(self, t: float) -> None:
+        """Busy and ready slot-seconds up to `t` (GPU utilization is their ratio)."""
         dt = t - self.clock
         if dt > 0:
-            self.busy_area += self.busy_units * dt
-            self.ready_area += self.ready_units * dt
+            self.busy_area += self.busy_slots * dt
+            self.ready_area += self.ready_slots * dt
             self.clock = t
 
     def _complete(self, rid: int, item: int, now: float) -> None:
-        u = self.units[item]
-        d = self.dur[item]
-        self.busy_units -= u
+        held = self.held[item]
+        duration = self.dur[item]
+        self.busy_slots -= held
         self.running -= 1
-        self.done_service += d * u
-        recent = self.recent_service
-        recent.append((now, d))
-        self.recent_sum += d
+        self.done_service += duration * held
+        self.recent_service.append((now, duration))
+        self.recent_sum += duration
         r = self.replicas[rid]
-        r.busy -= u
+        r.busy -= held
         if r.draining:
             if r.busy == 0:
                 self._end(r, now)
@@ -258,65 +171,66 @@ class Cluster:
             heapq.heappush(self.free, r.id)
 
     def _start(self, item: int, r: Replica, now: float) -> None:
-        u = self.units[item]
-        r.busy += u
-        self.busy_units += u
+        held = self.held[item]
+        r.busy += held
+        self.busy_slots += held
         self.running += 1
-        self.queued_units -= u
+        self.queued_slots -= held
         self.start[item] = now
         heapq.heappush(self.completions, (now + self.dur[item], r.id, item))
 
     def _dispatch(self, now: float) -> None:
-        """Start queued work on free units."""
+        """Start queued work on free slots (lowest replica id first)."""
         queue = self.queue
         if not queue:
             return
-        if self.unit_one:
-            free, replicas, per = self.free, self.replicas, self.per
-            while queue and free:
-                r = replicas.get(free[0])
-                if r is None or r.draining or r.ready_at > now or r.busy >= per:
-                    heapq.heappop(free)
-                    if r is not None:
-                        r.listed = False
-                    continue
-                self._start(queue.popleft(), r, now)
-                if r.busy >= per:
-                    heapq.heappop(free)
-                    r.listed = False
+        if not self.one_slot:
+            self._dispatch_jobs(now)
             return
-        self._dispatch_jobs(now)
+        free, replicas, slots = self.free, self.replicas, self.slots_per_replica
+        while queue and free:
+            r = replicas.get(free[0])
+            if r is None or r.draining or r.ready_at > now or r.busy >= slots:
+                heapq.heappop(free)  # gone, draining or full since it was listed
+                if r is not None:
+                    r.listed = False
+                continue
+            self._start(queue.popleft(), r, now)
+            if r.busy >= slots:
+                heapq.heappop(free)
+                r.listed = False
 
     def _dispatch_jobs(self, now: float) -> None:
+        slots = self.slots_per_replica
         nodes = sorted(
             (
                 r
                 for r in self.replicas.values()
-                if not r.draining and r.ready_at <= now and r.busy < self.per
+                if not r.draining and r.ready_at <= now and r.busy < slots
             ),
             key=lambda r: r.id,
         )
         if not nodes:
             return
         kept: deque[int] = deque()
-        most_free = max(self.per - r.busy for r in nodes)
+        most_free = max(slots - r.busy for r in nodes)
         while self.queue:
             item = self.queue.popleft()
-            u = self.units[item]
-            if u > most_free:
+            held = self.held[item]
+            if held > most_free:
                 kept.append(item)
                 continue
             for r in nodes:
-                if self.per - r.busy >= u:
+                if slots - r.busy >= held:
                     self._start(item, r, now)
                     break
-            most_free = max((self.per - r.busy for r in nodes), default=0)
+            most_free = max((slots - r.busy for r in nodes), default=0)
             if most_free == 0:
                 break
         kept.extend(self.queue)
         self.queue = kept
 
-    # -- signals -------------------------------------------------------------------------
+    # -- signals -----------------------------------------------------------------------
     def signals(self, t: float) -> dict[str, float | None]:
         """What a metrics system would show at `t` (after the configured delay)."""
         snap = self._measure(t)
@@ -349,37 +263,59 @@ class Cluster:
         busy_da = self.busy_area - self._last_busy_area
         ready_da = self.ready_area - self._last_ready_area
         self._last_busy_area, self._last_ready_area = self.busy_area, self.ready_area
+        utilization = busy_da / ready_da if ready_da > 0 else None
+        self._last_utilization = utilization
         recent = self.recent_service
         cutoff = t - self.service_window
-        if recent and recent[0][0] <= cutoff:
-            total = self.recent_sum  # a local in the loop; the same subtractions in order
-            while recent and recent[0][0] <= cutoff:
-                total -= recent.popleft()[1]
-            self.recent_sum = total
+        while recent and recent[0][0] <= cutoff:
+            self.recent_sum -= recent.popleft()[1]
         queue = float(len(self.queue))
         running = float(self.running)
         snap: dict[str, float | None] = {
             "queue": queue,
             "in_flight": running,
             "concurrency": queue + running,
-            "demand": float(self.queued_units + self.busy_units),
+            "demand": float(self.queued_slots + self.busy_slots),
             "arrival_rate": rate,
-            "gpu_utilization": busy_da / ready_da if ready_da > 0 else None,
+            "gpu_utilization": utilization,
             "service_seconds": self.recent_sum / len(recent) if recent else None,
-            "pending_gpus": float(self.queued_units),
-            "running_gpus": float(self.busy_units),
+            "pending_gpus": float(self.queued_slots),
+            "running_gpus": float(self.busy_slots),
         }
         if self.measure_busy:
-            busy = 0  # a loop, not sum() over a generator: compiled, this is C
-            for r in self.replicas.values():
-                if r.busy > 0 and not r.draining:
-                    busy += 1
-            snap["busy_replicas"] = float(busy)
+            snap["busy_replicas"] = float(
+                sum(1 for r in self.replicas.values() if r.busy > 0 and not r.draining)
+            )
         return snap
 
-    # -- accounting ----------------------------------------------------------------------
-    def billed_replica_seconds(self, now: float) -> float:
-        return self.billed_seconds + sum(now - r.created for r in self.replicas.values())
+    def quiet(self, t: float, read: Collection[str]) -> bool:
+        """Whether a tick at `t` would see the same capacity and the same values of the
+        signals in `read` as the last one, measured at `self.clock`: no arrival, completion
+        or replica start by `t`, no arrival or completion leaving its signal's window, no
+        GPU-utilization ratio that could move, and no delayed view."""
+        if self.delay > 0:
+            return False
+        arrival = self.arr[self.next_arrival] if self.next_arrival < len(self.arr) else INF
+        completion = self.completions[0][0] if self.completions else INF
+        start = self.pending_ready[0][0] if self.pending_ready else INF
+        if t >= arrival or t >= completion or t >= start:
+            return False
+        if "arrival_rate" in read and self.next_arrival > self._window_count:
+            if t < self.rate_window:
+                return False  # a young window: the rate's divisor grows with time
+            if t - self.rate_window >= self.arr[self._window_count]:
+                return False  # an arrival leaves the window
+        recent = self.recent_service
+        if "service_seconds" in read and recent and t - self.service_window >= recent[0][0]:
+            return False  # a completion leaves the window
+        if "gpu_utilization" in read:
+            # Busy slots make the ratio wobble in its last bits; with none it is exactly 0
+            # (None with no ready slot), the same as last time only if it was that then.
+            if self.busy_slots > 0:
+                return False
+            return self._last_utilization == (0.0 if self.ready_slots > 0 else None)
+        return True
 
+    # -- accounting --------------------------------------------------------------------
     def idle(self) -> bool:
         return not self.queue and self.running == 0 and self.next_arrival >= len(self.arr)

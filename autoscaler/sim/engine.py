@@ -1,8 +1,18 @@
 """Replay a trace through one policy with the production controller tick.
 
-A FakeClock, the cluster's signals as the signal source and the cluster as the provider:
-the controller, policy and planner are the same code that runs in production. Nothing in
-them knows it is simulated.
+A FakeClock, the cluster's signals as the signal source and the simulated provider over the
+cluster: the controller, policy and planner are the same code that runs in production.
+Nothing in them knows it is simulated, and nothing here changes what they decide.
+
+Event-driven where that is provably the same: after a tick whose policy is stateless (its
+recommendation a function of the signals alone) and whose decision holds the pool where
+the policy itself puts it, every tick until the cluster's next change (an arrival, a
+completion, a replica start, a value leaving a signal's window: `Cluster.quiet`) would see
+the same signals and capacity and make the same decision. Such ticks are not run: the
+clocks move, the cluster integrates its busy and ready time as before, and the timeline
+repeats the row. The last quiet tick before a change does run, so the planner's memory
+(its windows' timestamps) is what ticking every time would have left; its decision is
+checked against the skipped ones.
 """
 
 from __future__ import annotations
@@ -18,11 +28,15 @@ from autoscaler.clock import FakeClock
 from autoscaler.config import SIMULATED_SIGNALS, Config, ControllerSettings, Pool
 from autoscaler.config.simulation import GpuBatchService
 from autoscaler.config.targets import SimulatedTarget
-from autoscaler.controller import Controller
+from autoscaler.controller import Controller, TickResult
+from autoscaler.providers.base import CapacityProvider
+from autoscaler.providers.simulated import SimulatedProvider
+from autoscaler.signals.base import SignalSource
+from autoscaler.types import Decision
 
-from .adapters import ClusterProvider, ClusterSignals
 from .cluster import Cluster
 from .oracle import peak_need
+from .signal_source import ClusterSignals
 from .traces import Trace
 
 
@@ -36,8 +50,9 @@ class Workload:
 
     arrivals: np.ndarray
     durations: np.ndarray
-    units: np.ndarray
-    units_per_replica: int
+    slots_held: np.ndarray
+    """Slots each request (job) holds while it runs: 1 for LLM requests, GPUs for jobs."""
+    slots_per_replica: int
     gpus_per_replica: int
     cost_per_hour: float
     startup_seconds: float
@@ -48,7 +63,7 @@ class Workload:
 
     @property
     def work_replica_seconds(self) -> float:
-        return float(np.sum(self.durations * self.units)) / self.units_per_replica
+        return float(np.sum(self.durations * self.slots_held)) / self.slots_per_replica
 
 
 def workload(pool: Pool, trace: Trace) -> Workload:
@@ -64,21 +79,22 @@ def workload(pool: Pool, trace: Trace) -> Workload:
                 f"pool {pool.name!r} is a gpu-batch pool but trace "
                 f"{trace.name!r} has token counts, not job durations"
             )
-        durations, per, gpus = trace.service_seconds, service.gpus_per_node, service.gpus_per_node
-        units = trace.unit_counts()
-        if int(units.max()) > per:
+        durations, slots, gpus = trace.service_seconds, service.gpus_per_node, service.gpus_per_node
+        held = trace.unit_counts()
+        if int(held.max()) > slots:
             raise SimulationError(
-                f"trace {trace.name!r} has a job needing {int(units.max())} "
-                f"GPUs; nodes have {per} (simulation.service.gpus_per_node)"
+                f"trace {trace.name!r} has a job needing {int(held.max())} "
+                f"GPUs; nodes have {slots} (simulation.service.gpus_per_node)"
             )
     else:
         durations = trace.durations(service.prefill_tokens_per_s, service.decode_tokens_per_s)
-        units, per, gpus = np.ones(len(trace), dtype=np.int64), service.slots, sim.gpus_per_replica
+        held, slots = np.ones(len(trace), dtype=np.int64), service.slots_per_replica
+        gpus = sim.gpus_per_replica
     return Workload(
         trace.arrivals,
         np.asarray(durations, dtype=float),
-        units,
-        per,
+        held,
+        slots,
         gpus,
         sim.cost_per_hour,
         pool.startup,
@@ -118,8 +134,8 @@ def initial_replicas(pool: Pool, policy: Any, work: Workload) -> int:
     need = peak_need(
         work.arrivals,
         work.durations,
-        work.units,
-        work.units_per_replica,
+        work.slots_held,
+        work.slots_per_replica,
         work.startup_seconds + 60.0,
     )
     floor = getattr(policy, "min_replicas", 0) or getattr(policy, "min_replica_count", 0)
@@ -127,7 +143,12 @@ def initial_replicas(pool: Pool, policy: Any, work: Workload) -> int:
 
 
 def sim_controller(
-    pool: Pool, policy: Any, tick_seconds: float, provider: Any, source: Any, clock: FakeClock
+    pool: Pool,
+    policy: Any,
+    tick_seconds: float,
+    provider: CapacityProvider,
+    source: SignalSource,
+    clock: FakeClock,
 ) -> Controller:
     """The production controller over `pool` run by `policy` as a simulated pool, ticking
     inline (no threads) with no recorder output."""
@@ -152,56 +173,105 @@ def run_policy(
     tick_seconds: float,
     max_tail_seconds: float = 3600.0,
     timeline: bool = True,
+    skip_quiet_ticks: bool = True,
 ) -> PolicyRun:
-    """Replay `work` through `policy` on `pool`; returns metrics and the timeline."""
+    """Replay `work` through `policy` on `pool`; returns metrics and the timeline.
+    `skip_quiet_ticks=False` runs every tick (the reference the skipping is tested against)."""
     started = time.perf_counter()
     cluster = Cluster(
         work.arrivals,
         work.durations,
-        work.units,
-        work.units_per_replica,
+        work.slots_held,
+        work.slots_per_replica,
         work.startup_seconds,
         signal_delay_seconds=work.signal_delay_seconds,
+        name=pool.name,
     )
     cluster.add(initial_replicas(pool, policy, work), 0.0, ready=True)
     clock = FakeClock(0.0)
-    provider = ClusterProvider(cluster)
-    controller = sim_controller(
-        pool, policy, tick_seconds, provider, ClusterSignals(cluster), clock
-    )
-    line: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "t",
-            "arrivals",
-            "queue",
-            "in_flight",
-            "gpu_utilization",
-            "current",
-            "desired",
-            "ready",
-            "reason",
-        )
-    }
+    source = ClusterSignals(cluster)
+    provider = SimulatedProvider(clock, {pool.name: cluster})
+    controller = sim_controller(pool, policy, tick_seconds, provider, source, clock)
+    line: dict[str, list[Any]] = {k: [] for k in TIMELINE}
     # Plain floats (not numpy scalars) for the per-tick comparisons; the same values.
     last = float(work.arrivals[-1]) if len(work.arrivals) else -math.inf
     end_cap = last + max_tail_seconds if len(work.arrivals) else 0.0
-    advance, tick = cluster.advance, controller.tick
+    skipping = skip_quiet_ticks and bool(getattr(policy, "stateless", False))
+    actions = 0
     t = 0.0
+    skipped_for: Decision | None = None  # the decision of the ticks skipped before this one
     while True:
-        advance(t)
-        result = tick()
+        cluster.advance(t)
+        result = controller.tick()
+        if skipped_for is not None:
+            _confirm(skipped_for, result)
+        actions += len(result.actions)
         if timeline:
             _record(line, cluster, result, t)
         if (t >= last and cluster.idle()) or t >= end_cap:
             break
+        steady = _steady(controller, result) if skipping else None
         t += tick_seconds
         clock.advance(tick_seconds)
+        skipped_for = None
+        if steady is None:
+            continue
+        read = source.read_names
+        while (
+            cluster.quiet(t + tick_seconds, read)  # not the last quiet tick: that one runs
+            and cluster.quiet(t, read)
+            and not ((t >= last and cluster.idle()) or t >= end_cap)
+        ):
+            cluster.advance(t)  # busy and ready time integrated tick by tick, as before
+            if timeline:
+                _repeat(line, t)
+            t += tick_seconds
+            clock.advance(tick_seconds)
+            skipped_for = steady
     controller.close()
-    metrics = measure(cluster, work, t, provider.actions)
+    metrics = measure(cluster, work, t, actions)
     metrics["policy"] = label
     metrics["wall_seconds"] = round(time.perf_counter() - started, 3)
     return PolicyRun(label, metrics, line if timeline else {})
+
+
+TIMELINE = ("t", "arrivals", "queue", "in_flight", "gpu_utilization", "current", "desired",
+            "ready", "reason")  # fmt: skip
+
+
+def _steady(controller: Controller, result: TickResult) -> Decision | None:
+    """The tick's decision if the planner would make it again at any later time, given the
+    same recommendation and capacity: a fresh (not stale) hold at exactly the capacity the
+    policy recommends, within the pool's bounds, outside any provider backoff. Then no
+    stabilization window, scale-to-zero delay, cooldown or rate limit can move the pool,
+    and the reason names nothing that counts down (autoscaler/planner.py)."""
+    if len(result.decisions) != 1 or result.actions:
+        return None
+    decision = result.decisions[0]
+    spec = controller.specs[decision.pool]
+    bounded = min(max(decision.recommended, spec.min), spec.max)
+    if decision.stale or not decision.desired == decision.current == bounded:
+        return None
+    backoff = controller.memory[decision.pool].backoff_until
+    return decision if backoff is None or backoff <= decision.at else None
+
+
+def _confirm(skipped: Decision, result: TickResult) -> None:
+    """The last quiet tick runs; it must decide what the skipped ones were taken to."""
+    now = result.decisions[0] if len(result.decisions) == 1 else None
+    if now is None or (now.current, now.recommended, now.desired, now.reason, now.stale) != (
+        skipped.current, skipped.recommended, skipped.desired, skipped.reason, skipped.stale
+    ):  # fmt: skip
+        raise RuntimeError(
+            f"skipped quiet ticks after t={skipped.at:g} assumed {skipped.reason!r}; "
+            f"the next tick decided {now.reason if now else result.skipped!r}"
+        )
+
+
+def _repeat(line: dict[str, list[Any]], t: float) -> None:
+    """The timeline row of a skipped tick: the last row, at `t`."""
+    for key, column in line.items():
+        column.append(t if key == "t" else column[-1])
 
 
 class _Quiet:
@@ -209,7 +279,7 @@ class _Quiet:
         return None
 
 
-def _record(line: dict[str, list[Any]], cluster: Cluster, result: Any, t: float) -> None:
+def _record(line: dict[str, list[Any]], cluster: Cluster, result: TickResult, t: float) -> None:
     readings = result.readings
     pool = result.decisions[0].pool if result.decisions else ""
     util = readings.get((pool, "gpu_utilization"))
@@ -218,7 +288,7 @@ def _record(line: dict[str, list[Any]], cluster: Cluster, result: Any, t: float)
     line["queue"].append(len(cluster.queue))
     line["in_flight"].append(cluster.running)
     line["gpu_utilization"].append(util.value if util is not None else None)
-    capacity = cluster.capacity()
+    capacity = cluster.capacity(t)
     line["ready"].append(capacity.ready)
     if result.decisions:
         d = result.decisions[0]

@@ -5,7 +5,8 @@ workload needs at t + L, and releases capacity the moment it is no longer needed
 it is needed again within L, when keeping it is cheaper than relaunching — so no request
 ever waits. Capacity is fluid (work packs perfectly onto replicas), which makes it
 a bound rather than a policy. Alongside it, the work lower bound: the busy replica-seconds
-the trace needs at 100 % utilization.
+the trace needs at 100 % utilization. Arithmetic over the trace only: it never runs the
+controller or the simulated cluster.
 """
 
 from __future__ import annotations
@@ -24,12 +25,12 @@ class OracleResult:
 
 
 def _in_use(
-    arrivals: np.ndarray, durations: np.ndarray, units: np.ndarray
+    arrivals: np.ndarray, durations: np.ndarray, slots_held: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Every arrival and departure in time order, and the units in use just after each. At
+    """Every arrival and departure in time order, and the slots in use just after each. At
     equal times departures go first: a bound must not count phantom overlap."""
     times = np.concatenate([arrivals, arrivals + durations])
-    deltas = np.concatenate([units, -units]).astype(np.int64)
+    deltas = np.concatenate([slots_held, -slots_held]).astype(np.int64)
     order = np.lexsort((deltas, times))
     return times[order], np.cumsum(deltas[order])
 
@@ -37,15 +38,15 @@ def _in_use(
 def oracle(
     arrivals: np.ndarray,
     durations: np.ndarray,
-    units: np.ndarray,
-    units_per_replica: int,
+    slots_held: np.ndarray,
+    slots_per_replica: int,
     startup_seconds: float,
 ) -> OracleResult:
     """Replica-seconds the oracle provisions (including each replica's startup)."""
     if len(arrivals) == 0:
         return OracleResult(0.0, 0, 0, 0.0)
-    times, in_use = _in_use(arrivals, durations, units)
-    replicas = -(-in_use // units_per_replica)  # ceil for non-negative ints
+    times, in_use = _in_use(arrivals, durations, slots_held)
+    replicas = -(-in_use // slots_per_replica)  # ceil for non-negative ints
     starts_at, ends_at = times[:-1], times[1:]
     held = replicas[:-1]
     total = 0.0
@@ -56,7 +57,7 @@ def oracle(
         )
         total += seconds
         actions += 2 * runs
-    work = float(np.sum(durations * units)) / units_per_replica
+    work = float(np.sum(durations * slots_held)) / slots_per_replica
     return OracleResult(total, actions, int(replicas.max()), work)
 
 
@@ -88,24 +89,24 @@ def _level_cost(
 def peak_need(
     arrivals: np.ndarray,
     durations: np.ndarray,
-    units: np.ndarray,
-    units_per_replica: int,
+    slots_held: np.ndarray,
+    slots_per_replica: int,
     until: float,
 ) -> int:
     """Most replicas the work needs at once before `until`, with no waiting (fluid)."""
     early = arrivals < until
     if not early.any():
         return 0
-    times, in_use = _in_use(arrivals[early], durations[early], units[early])
+    times, in_use = _in_use(arrivals[early], durations[early], slots_held[early])
     in_use = in_use[times < until]
-    return int(-(-in_use.max() // units_per_replica)) if len(in_use) else 0
+    return int(-(-in_use.max() // slots_per_replica)) if len(in_use) else 0
 
 
 def stepwise_need(
     arrivals: np.ndarray,
     durations: np.ndarray,
-    units: np.ndarray,
-    units_per_replica: int,
+    slots_held: np.ndarray,
+    slots_per_replica: int,
     step: float,
 ) -> float:
     """Replica-seconds of a hindsight schedule that changes capacity only every `step`
@@ -118,8 +119,8 @@ def stepwise_need(
     """
     if len(arrivals) == 0:
         return 0.0
-    times, in_use = _in_use(arrivals, durations, units)
-    replicas = -(-in_use // units_per_replica)
+    times, in_use = _in_use(arrivals, durations, slots_held)
+    replicas = -(-in_use // slots_per_replica)
     windows = int(times[-1] // step) + 1
     peak = np.zeros(windows, dtype=np.int64)
     np.maximum.at(peak, (times // step).astype(np.int64), replicas)

@@ -2,7 +2,8 @@
 
 Plots (matplotlib, PNG): arrivals per minute, queue length, replicas desired and ready, and
 GPU utilization over time, one line per compared policy. Each policy's timeline of every
-decision with its reason goes to `timeline-<policy>.csv`.
+decision with its reason goes to `timeline-<policy>.csv`. It only writes what a run
+produced: it never simulates or decides anything itself.
 """
 
 from __future__ import annotations

@@ -3,6 +3,7 @@
 Produces the result document described in the simulator issue:
 `{"trace", "pool", "results": [{"policy", "gpu_hours", "cost", "efficiency", "wait_p50_s",
 "wait_p99_s", "slo_attainment", "scale_actions", ...}], "lower_bound_gpu_hours"}`.
+It composes the engine's runs; it never reaches into the controller or the cluster itself.
 """
 
 from __future__ import annotations
@@ -85,12 +86,12 @@ def baseline_policy(pool: Pool, family: str, work: Workload) -> Any:
     overrides = pool.simulation.baselines if pool.simulation else {}
     if family in overrides:
         return overrides[family]
-    return POLICY.validate_python(default_baseline(family, work.units_per_replica, work.batch))
+    return POLICY.validate_python(default_baseline(family, work.slots_per_replica, work.batch))
 
 
 def oracle_metrics(work: Workload) -> dict[str, Any]:
     bound = oracle(
-        work.arrivals, work.durations, work.units, work.units_per_replica, work.startup_seconds
+        work.arrivals, work.durations, work.slots_held, work.slots_per_replica, work.startup_seconds
     )
     gpu_hours = bound.replica_seconds * work.gpus_per_replica / 3600.0
     useful = bound.work_replica_seconds * work.gpus_per_replica / 3600.0

@@ -5,7 +5,8 @@ pool's configuration such as `policy.max_utilization` or `behavior.scale_down.
 stabilization_window`). `tuning_variants` builds, for `--tune`, a grid per policy family
 (ours and each baseline), so that comparisons are between best-tuned policies. Results are
 summarised as the cost-vs-SLO Pareto front and the cheapest setting per family that meets
-the SLO.
+the SLO. Every variant is validated as a pool before it runs; a worker never shares state
+with another but the traces it caches for itself.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ def _with_floor(data: dict[str, Any], floor: int) -> dict[str, Any]:
 
 
 def tuning_variants(
-    pool: Pool, units_per_replica: int, batch: bool, floors: Sequence[int] | None = None
+    pool: Pool, slots_per_replica: int, batch: bool, floors: Sequence[int] | None = None
 ) -> list[Variant]:
     """A grid per family: ours (its main knobs) and each baseline (its target), each at
     every warm floor (`floors`, default `warm_floors(pool)`)."""
@@ -177,7 +178,7 @@ def tuning_variants(
             label = ", ".join(x for x in (note, own) if x) or v.label
             variants.append(Variant(v.family, label, _check(_with_floor(v.pool, floor), label)))
         for family in FAMILIES:
-            for config in tuning_grid(family, units_per_replica, batch):
+            for config in tuning_grid(family, slots_per_replica, batch):
                 data = {**base, "policy": config}
                 data.pop("behavior", None)
                 knob = {k: v for k, v in config.items() if k != "type"}

@@ -8,7 +8,7 @@ Formats:
   `window_start` (default 9,964,972 s: the last ~34 days, where 8,119 of 8,152 tasks arrive);
 - `csv`: a documented generic CSV with a header: `timestamp` (seconds as a float, or ISO
   8601) plus either `input_tokens` and `output_tokens` or `service_seconds`; optional
-  `num_gpu` (units of capacity a job holds, default 1) and `pool`.
+  `num_gpu` (slots of a replica a job holds, default 1) and `pool`.
 
 Every reader reports bad rows with the file and line number and never returns a silently
 truncated trace. Times come out relative to the first arrival, in seconds.

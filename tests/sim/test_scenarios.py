@@ -21,7 +21,8 @@ pools:
              target_per_replica: 8}
     behavior: {scale_down: {stabilization_window: 0}, scale_to_zero_after: 120s}
     simulation:
-      service: {type: llm, slots: 8, prefill_tokens_per_s: 1000, decode_tokens_per_s: 10}
+      service: {type: llm, slots_per_replica: 8, prefill_tokens_per_s: 1000,
+                decode_tokens_per_s: 10}
       cost_per_hour: 1.0
       wait_slo: 1s
 """
@@ -63,7 +64,7 @@ def test_an_idle_pool_goes_to_zero_after_its_delay():
 
 
 def test_a_stale_signal_holds_capacity_until_it_returns(monkeypatch):
-    class Flaky(engine.ClusterSignals):  # a subclass: compiled, the class itself is fixed
+    class Flaky(engine.ClusterSignals):
         def read(self, requests, now):
             if 100 <= now < 400:
                 raise ConnectionError("metrics backend down")
@@ -108,7 +109,7 @@ pools:
     min: 0
     max: 20
     startup: 60s
-    policy: {type: packing, units_per_replica: 8}
+    policy: {type: packing, slots_per_replica: 8}
     behavior: {scale_down: {stabilization_window: 0}, scale_to_zero_after: 120s}
     simulation:
       service: {type: gpu-batch, gpus_per_node: 8}
@@ -158,7 +159,7 @@ def test_packing_plans_for_fragmentation_with_fill():
     # waits a second cold start. Planned at 5/8 full it is 5 nodes at once.
     full = run_jobs([600.0] * 5, [3600.0] * 5, [5] * 5)
     assert full.metrics["wait_max_s"] >= 2 * 60
-    text = BATCH.replace("units_per_replica: 8}", "units_per_replica: 8, fill: 0.625}")
+    text = BATCH.replace("slots_per_replica: 8}", "slots_per_replica: 8, fill: 0.625}")
     planned = run_jobs([600.0] * 5, [3600.0] * 5, [5] * 5, text)
     assert planned.metrics["wait_max_s"] <= 60 + 10
     assert max(planned.timeline["ready"]) == 5

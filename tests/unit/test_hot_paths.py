@@ -2,11 +2,12 @@
 
 Each test pins one place where the fast code differs in form from the plain one: histories
 kept as the JSON lists they are stored as, reasons formatted in parts, ties broken without
-max(), dataclasses that are no longer frozen.
+max(); and the values that cross the tick's seams stay frozen and compare by value.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -14,7 +15,7 @@ from pydantic import TypeAdapter
 
 from autoscaler.planner import PlanSpec, PoolMemory, plan
 from autoscaler.scaling import HPA_SCALE_DOWN, HPA_SCALE_UP, ScalingRules, prune, stabilize
-from autoscaler.types import Decision, Observation, Recommendation
+from autoscaler.types import Decision, Observation, Reading, Recommendation
 from policies import AnyPolicyConfig
 from policies.hpa_behavior import HpaBehavior, _recent
 
@@ -116,13 +117,25 @@ def test_queueing_names_the_first_of_equal_needs():
     assert "1 slots for draining backlog 0.5 in 1s" in rec.reason
 
 
-# --- dataclasses that are no longer frozen -------------------------------------------------
-def test_values_still_compare_and_hash_by_value():
+# --- values that cross the seams -------------------------------------------------------------
+def test_values_compare_and_hash_by_value():
     a = Decision("p", 1.0, 2, 3, 3, "why")
     b = Decision("p", 1.0, 2, 3, 3, "why")
     assert a == b and hash(a) == hash(b) and len({a, b}) == 1
     assert Recommendation(3, "r") == Recommendation(3, "r", {})
     assert obs(queue=1.0) == obs(queue=1.0)
+    assert Reading(1.0, 2.0) == Reading(1.0, 2.0, None)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [Reading(1.0, 2.0), obs(queue=1.0), Recommendation(3, "r"), Decision("p", 1.0, 2, 3, 3, "")],
+    ids=["Reading", "Observation", "Recommendation", "Decision"],
+)
+def test_values_that_cross_a_seam_cannot_be_changed_after_they_are_made(value):
+    name = dataclasses.fields(value)[0].name
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(value, name, None)
 
 
 def test_planner_without_history_decides_as_stabilize_would():

@@ -223,9 +223,12 @@ class Controller:
         if self.dry_run or self.inline:
             return
         for pool, _, _ in planned:
+            provider = self.providers[pool.target.kind]
+            if not provider.has_housekeeping:
+                continue
             if pool.name in acted or pool.name in self._acting_now():
                 continue
-            tidy = self.providers[pool.target.kind].tidy
+            tidy = provider.tidy
             self._acting[pool.name] = self._actor.submit(_tidy, tidy, pool)
 
     def _acting_now(self) -> set[str]:

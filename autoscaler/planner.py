@@ -172,6 +172,19 @@ def plan(
     return _plan_fresh(pool, spec, rec, bounded, current, now, memory)
 
 
+def holds_steady(spec: PlanSpec, memory: PoolMemory, decision: Decision) -> bool:
+    """True when `plan` would make `decision` again at any later time, given the same
+    recommendation and capacity: a fresh (not stale) hold at exactly the capacity the
+    policy recommends, within the pool's bounds, outside any provider backoff. Then no
+    stabilization window, scale-to-zero delay, cooldown or rate limit can move the pool,
+    and the reason names nothing that counts down (the simulator skips such ticks)."""
+    if decision.stale:
+        return False
+    if not decision.desired == decision.current == clamp(decision.recommended, spec):
+        return False
+    return memory.backoff_until is None or memory.backoff_until <= decision.at
+
+
 def _plan_fresh(
     pool: str,
     spec: PlanSpec,
@@ -255,12 +268,16 @@ def _plan_fresh(
     desired = clamp(limited, spec)
     if desired != limited:
         notes.append(f"bounds [{spec.min}, {spec.max}] -> {desired}")
-    memory = replace(
-        memory,
+    memory = PoolMemory(
         recommendations=history,
         scale_events=events,
+        last_scale_at=memory.last_scale_at,
         stale_since=None,
         zero_since=zero_since,
+        backoff_until=memory.backoff_until,
+        backoff_seconds=memory.backoff_seconds,
+        last_error=memory.last_error,
+        actions=memory.actions,
         policy=rec.memory,
         started_at=started_at,
         started_with=started_with,

@@ -25,6 +25,11 @@ class PolicyConfig(BaseModel):
     """True for baselines that apply their own stabilization and rate limits (hpa, keda,
     kpa): the pool's generic `behavior` is then not applied on top of them."""
 
+    stateless: ClassVar[bool] = False
+    """True when the recommendation depends only on the observation's signals and
+    capacity (no memory, no `now`): the simulator may then skip ticks on which they do not
+    change (autoscaler/sim/engine.py)."""
+
     def signal_names(self) -> set[str]:
         """The signals this policy reads; the config checks that the pool declares them."""
         raise NotImplementedError

@@ -12,7 +12,6 @@ and autoscaler/errors.py.
 
 from __future__ import annotations
 
-
 from autoscaler.clock import Clock
 from autoscaler.config import Config
 from autoscaler.errors import ProviderUnavailable

@@ -10,7 +10,7 @@ Errors are typed so the controller can back off or try elsewhere.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol, TypeVar
+from typing import ClassVar, Protocol, TypeVar
 
 from autoscaler.config import Pool
 from autoscaler.errors import ProviderError
@@ -59,6 +59,10 @@ class CapacityProvider(Protocol):
     def begin_tick(self) -> None:
         """A new tick starts: drop per-tick caches (the Kubernetes snapshots)."""
         return None
+
+    has_housekeeping: ClassVar[bool] = False
+    """True when `tidy` does something: the controller then runs it in the background for
+    pools not acted on, and skips the pool while it runs (as after an action)."""
 
     def tidy(self, pool: Pool) -> None:
         """Housekeeping for a pool not acted on this tick (delete finished Jobs, which no

@@ -122,6 +122,8 @@ class JobProvider(CapacityProvider):
             )
         self._clean_finished(pool, jobs)
 
+    has_housekeeping = True
+
     def tidy(self, pool: Pool) -> None:
         """Delete finished Jobs beyond `keep_finished` (a pool holding still has them)."""
         self._clean_finished(pool, self._jobs(pool))

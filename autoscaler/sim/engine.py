@@ -18,17 +18,17 @@ checked against the skipped ones.
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from autoscaler.clock import FakeClock
+from autoscaler.clock import FakeClock, stopwatch
 from autoscaler.config import SIMULATED_SIGNALS, Config, ControllerSettings, Pool
 from autoscaler.config.simulation import GpuBatchService
 from autoscaler.config.targets import SimulatedTarget
 from autoscaler.controller import Controller, TickResult
+from autoscaler.planner import holds_steady
 from autoscaler.providers.base import CapacityProvider
 from autoscaler.providers.simulated import SimulatedProvider
 from autoscaler.signals.base import SignalSource
@@ -177,7 +177,7 @@ def run_policy(
 ) -> PolicyRun:
     """Replay `work` through `policy` on `pool`; returns metrics and the timeline.
     `skip_quiet_ticks=False` runs every tick (the reference the skipping is tested against)."""
-    started = time.perf_counter()
+    elapsed = stopwatch()
     cluster = Cluster(
         work.arrivals,
         work.durations,
@@ -196,7 +196,7 @@ def run_policy(
     # Plain floats (not numpy scalars) for the per-tick comparisons; the same values.
     last = float(work.arrivals[-1]) if len(work.arrivals) else -math.inf
     end_cap = last + max_tail_seconds if len(work.arrivals) else 0.0
-    skipping = skip_quiet_ticks and bool(getattr(policy, "stateless", False))
+    skipping = skip_quiet_ticks and policy.stateless
     actions = 0
     t = 0.0
     skipped_for: Decision | None = None  # the decision of the ticks skipped before this one
@@ -231,7 +231,7 @@ def run_policy(
     controller.close()
     metrics = measure(cluster, work, t, actions)
     metrics["policy"] = label
-    metrics["wall_seconds"] = round(time.perf_counter() - started, 3)
+    metrics["wall_seconds"] = round(elapsed(), 3)
     return PolicyRun(label, metrics, line if timeline else {})
 
 
@@ -241,19 +241,13 @@ TIMELINE = ("t", "arrivals", "queue", "in_flight", "gpu_utilization", "current",
 
 def _steady(controller: Controller, result: TickResult) -> Decision | None:
     """The tick's decision if the planner would make it again at any later time, given the
-    same recommendation and capacity: a fresh (not stale) hold at exactly the capacity the
-    policy recommends, within the pool's bounds, outside any provider backoff. Then no
-    stabilization window, scale-to-zero delay, cooldown or rate limit can move the pool,
-    and the reason names nothing that counts down (autoscaler/planner.py)."""
+    same recommendation and capacity (`planner.holds_steady`), and nothing was acted on."""
     if len(result.decisions) != 1 or result.actions:
         return None
     decision = result.decisions[0]
-    spec = controller.specs[decision.pool]
-    bounded = min(max(decision.recommended, spec.min), spec.max)
-    if decision.stale or not decision.desired == decision.current == bounded:
-        return None
-    backoff = controller.memory[decision.pool].backoff_until
-    return decision if backoff is None or backoff <= decision.at else None
+    pool = decision.pool
+    steady = holds_steady(controller.specs[pool], controller.memory[pool], decision)
+    return decision if steady else None
 
 
 def _confirm(skipped: Decision, result: TickResult) -> None:

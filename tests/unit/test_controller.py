@@ -374,6 +374,8 @@ def test_a_reader_whose_dependency_is_missing_names_the_package(monkeypatch, tmp
 class Tidying(SimulatedProvider):
     """A simulated provider with housekeeping (like the job provider's finished-Job cleanup)."""
 
+    has_housekeeping = True
+
     def __init__(self, clock):
         super().__init__(clock)
         self.tidied: list[str] = []
@@ -428,3 +430,13 @@ def test_without_persisted_memory_request_ids_do_not_repeat_after_a_restart(rig)
     fresh = make()
     source.values[("chat", "queue")] = 10  # 10 -> 1 replica: an action
     assert fresh.tick().actions[0].request_id.endswith("-00000001")
+
+
+def test_a_provider_without_housekeeping_never_holds_its_pool_for_it(rig):
+    clock, provider, source, recorder, make = rig
+    controller = make()
+    source.values[("chat", "queue")] = 0
+    for _ in range(3):  # held ticks: nothing to tidy, nothing submitted in the background
+        result = controller.tick()
+        assert result.skipped == {} and controller._acting == {}
+        clock.advance(15)

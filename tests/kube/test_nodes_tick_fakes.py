@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from kubernetes import client as k
-from kubernetes.client.exceptions import ApiException
 
 from autoscaler.clients.aws import Ownership
 from autoscaler.clock import FakeClock
@@ -19,7 +17,6 @@ from autoscaler.config.nodes import NodeProvisioning
 from autoscaler.nodes import NodeProvisioner
 from autoscaler.providers.aws_ec2 import Ec2Provider
 from tests.fakes.kube_api import FakeKube, api_error
-from tests.kube.conftest import ec2, moto_endpoint  # noqa: F401
 
 OWNER = "fake-test"
 PREFIX = "elastic-autoscaler.io"
@@ -131,7 +128,8 @@ def test_empty_node_is_drained_past_ttl_and_a_pdb_429_holds_it(world: Any) -> No
     clock.advance(61)
     assert provisioner.tick().cordoned == [iid]
     set_pods(kube, gpu_pod("late", node=iid))  # bound before the cordon took effect
-    kube.inject("create_namespaced_pod_eviction", name="late", error=api_error(429, "Too Many Requests"))
+    blocked = api_error(429, "Too Many Requests")
+    kube.inject("create_namespaced_pod_eviction", name="late", error=blocked)
     held = provisioner.tick()
     assert "PodDisruptionBudget" in held.held[iid] and not held.terminated
     assert live(ec2) == [iid]
@@ -199,7 +197,8 @@ def test_an_instance_that_never_registers_is_terminated_but_a_flapping_node_is_n
     register(kube, flapping)
     set_pods(kube, gpu_pod("w", node=flapping))
     assert provisioner.tick().ready == [flapping]
-    kube.edit("Node", flapping, {"status": {"conditions": [{"type": "Ready", "status": "False"}]}})  # the kubelet restarts
+    not_ready = {"status": {"conditions": [{"type": "Ready", "status": "False"}]}}
+    kube.edit("Node", flapping, not_ready)  # the kubelet restarts
     clock.advance(1200)  # past registration_timeout (900 s) counted from EC2's LaunchTime
     result = provisioner.tick()
     assert result.terminated == [stuck]

@@ -21,10 +21,9 @@ from typing import Any, TypeVar
 from autoscaler.clients.aws import (
     tags_of,
     translated,
-    with_backoff,
 )
 from autoscaler.config import Pool
-from autoscaler.config.targets import AsgTarget
+from autoscaler.config.targets import AsgTarget, AwsRetry
 from autoscaler.errors import NotFound, ProviderError
 from autoscaler.types import Capacity, Member
 
@@ -121,15 +120,8 @@ class AsgProvider(AwsProvider):
         target = _target(pool)
         return self._clients.get("autoscaling", target.region, target.retry.max_attempts)
 
-    def _call(self, pool: Pool, operation: str, call: Callable[[], T]) -> T:
-        retry = _target(pool).retry
-        return with_backoff(
-            call,
-            clock=self.clock,
-            what=f"pool {pool.name}: {operation}",
-            rounds=retry.backoff_rounds,
-            first_wait_seconds=retry.backoff,
-        )
+    def _retry(self, pool: Pool) -> AwsRetry:
+        return _target(pool).retry
 
     def _group(self, pool: Pool) -> Mapping[str, Any]:
         client = self._autoscaling(pool)

@@ -33,11 +33,10 @@ from autoscaler.clients.aws import (
     error_code,
     error_message,
     translated,
-    with_backoff,
 )
 from autoscaler.clock import Clock
 from autoscaler.config import Pool
-from autoscaler.config.targets import Ec2Target
+from autoscaler.config.targets import AwsRetry, Ec2Target
 from autoscaler.errors import CapacityUnavailable, NotFound, ProviderError
 from autoscaler.types import Capacity
 
@@ -112,15 +111,8 @@ class Ec2Provider(AwsProvider):
     def _ec2(self, pool: Pool) -> Any:
         return self._clients.get("ec2", _target(pool).region, _target(pool).retry.max_attempts)
 
-    def _call(self, pool: Pool, operation: str, call: Callable[[], T]) -> T:
-        retry = _target(pool).retry
-        return with_backoff(
-            call,
-            clock=self.clock,
-            what=f"pool {pool.name}: {operation}",
-            rounds=retry.backoff_rounds,
-            first_wait_seconds=retry.backoff,
-        )
+    def _retry(self, pool: Pool) -> AwsRetry:
+        return _target(pool).retry
 
     def _instances(
         self,

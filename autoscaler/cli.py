@@ -14,6 +14,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from .cli_options import seconds
 from .config import ConfigError, config_schema, load_config
 from .explain import ExplainError, explain, parse_signals
 
@@ -206,20 +207,6 @@ def crd_cmd(output: str | None) -> None:
         click.echo(text, nl=False)
 
 
-def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
-    from .units import parse_duration
-
-    if value is None:
-        return None
-    try:
-        seconds = parse_duration(value)
-    except (ValueError, TypeError) as exc:
-        raise click.BadParameter(str(exc)) from None
-    if seconds <= 0:
-        raise click.BadParameter(f"must be positive, got {value!r}")
-    return seconds
-
-
 @cli.command()
 @click.option(
     "-c",
@@ -267,13 +254,13 @@ def _seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> f
     "--lease-duration",
     default="15s",
     show_default=True,
-    callback=_seconds,
+    callback=seconds,
     help="a standby takes over this long after the leader's last renewal",
 )
 @click.option("--health-port", type=click.IntRange(0, 65535), help="serve /healthz, /readyz")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), help="serve /metrics")
 @click.option("--bind", default="0.0.0.0", show_default=True, help="address for the ports")
-@click.option("--interval", callback=_seconds, help="seconds between ticks (default: the file's)")
+@click.option("--interval", callback=seconds, help="seconds between ticks (default: the file's)")
 def run(
     config_path: str | None,
     once: bool,

@@ -15,6 +15,14 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from .cli_options import (
+    fraction,
+    output_file,
+    output_folder,
+    positive_number,
+    seconds,
+    write_json,
+)
 from .config import ConfigError, Pool, load_config
 from .sim.engine import SimulationError
 from .sim.run import COMPARE_CHOICES, SimulationReport, simulate
@@ -66,19 +74,27 @@ def _compare(text: str) -> list[str]:
     show_default=True,
     help="baselines to compare with, or 'none'",
 )
-@click.option("--tick", type=float, help="controller interval in seconds (default: config)")
-@click.option("--speedup", type=float, help="replay the trace this many times faster")
-@click.option("--repeat", type=int, help="replay the trace this many times back to back")
+@click.option(
+    "--tick", callback=seconds, help="controller interval: seconds or e.g. 5s (default: config)"
+)
+@click.option(
+    "--speedup", callback=positive_number, help="replay the trace this many times faster"
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    help="replay the trace this many times back to back",
+)
 @click.option(
     "--json",
     "json_out",
-    type=click.Path(dir_okay=False),
+    callback=output_file,
     help="write results as JSON here ('-' for standard output)",
 )
 @click.option(
     "--report",
     "report_dir",
-    type=click.Path(file_okay=False),
+    callback=output_folder,
     help="write an HTML report with plots and timelines into this folder",
 )
 def simulate_cmd(
@@ -130,7 +146,7 @@ def simulate_cmd(
         )
         Console().print(f"work lower bound: {report.lower_bound_gpu_hours:.2f} GPU-hours")
         if json_out:
-            Path(json_out).write_text(json.dumps(data, indent=2) + "\n")
+            write_json(json_out, data)
             Console().print(f"wrote {json_out}")
     if report_dir:
         from .sim.report import write_report
@@ -179,24 +195,28 @@ def _floors(text: str | None, pool: Pool) -> list[int] | None:
 )
 @click.option(
     "--slo-target",
-    type=float,
-    default=0.99,
+    callback=fraction,
+    default="0.99",
     show_default=True,
     help="share of requests within the wait SLO that counts as meeting it",
 )
 @click.option(
-    "--workers", type=int, default=os.cpu_count() or 1, show_default=True, help="parallel processes"
+    "--workers",
+    type=click.IntRange(min=1),
+    default=os.cpu_count() or 1,
+    show_default=True,
+    help="parallel processes",
 )
 @click.option("--trace", "trace_path")
 @click.option("--trace-format", type=click.Choice(FORMATS))
 @click.option("--pool", "pool_name")
-@click.option("--tick", type=float)
-@click.option("--speedup", type=float)
-@click.option("--repeat", type=int)
+@click.option("--tick", callback=seconds)
+@click.option("--speedup", callback=positive_number)
+@click.option("--repeat", type=click.IntRange(min=1))
 @click.option(
     "--json",
     "json_out",
-    type=click.Path(dir_okay=False),
+    callback=output_file,
     help="write every variant's results as JSON here ('-' for standard output)",
 )
 def sweep_cmd(
@@ -236,9 +256,6 @@ def sweep_cmd(
         sys.exit(2)
     if not params and not tune:
         click.echo("error: give --param PATH=V1,V2 (repeatable) or --tune", err=True)
-        sys.exit(2)
-    if workers < 1:
-        click.echo("error: --workers must be >= 1", err=True)
         sys.exit(2)
     try:
         pool = pick_pool(config, pool_name)
@@ -299,7 +316,7 @@ def sweep_cmd(
     if json_out == "-":
         click.echo(json.dumps(summary, indent=2))
     elif json_out:
-        Path(json_out).write_text(json.dumps(summary, indent=2) + "\n")
+        write_json(json_out, summary)
         out.print(f"wrote {json_out}")
 
 

@@ -71,7 +71,7 @@ class Trace:
 
     def transformed(self, speedup: float = 1.0, repeat: int = 1) -> Trace:
         """Arrivals compressed `speedup` times, then the whole trace repeated back to back."""
-        if speedup <= 0 or repeat < 1:
+        if not (math.isfinite(speedup) and speedup > 0) or repeat < 1:
             raise TraceError(f"speedup must be > 0 and repeat >= 1 (got {speedup}, {repeat})")
         arrivals = self.arrivals / speedup
         trace = replace(self, arrivals=arrivals)
@@ -108,8 +108,9 @@ def guess_format(path: str) -> str:
     if path.startswith("bundled:"):
         return BUNDLED.get(path.split(":", 1)[1], ("", "csv"))[1]
     try:
-        header = resolve(path).open(encoding="utf-8").readline()
-    except OSError:
+        with resolve(path).open(encoding="utf-8") as handle:
+            header = handle.readline()
+    except (OSError, UnicodeDecodeError):  # reading it as CSV then says what is wrong
         return "csv"
     if header.startswith("TIMESTAMP,ContextTokens"):
         return "azure-llm"
@@ -144,16 +145,22 @@ def _rows(file: Path, required: tuple[str, ...]) -> Iterator[tuple[int, dict[str
         raise TraceError(f"{file}: cannot read ({exc.strerror})") from None
     with handle:
         reader = csv.DictReader(handle)
-        if not reader.fieldnames:
-            raise TraceError(f"{file}: empty file (expected a header line)")
-        missing = [c for c in required if c not in reader.fieldnames]
-        if missing:
+        try:
+            if not reader.fieldnames:
+                raise TraceError(f"{file}: empty file (expected a header line)")
+            missing = [c for c in required if c not in reader.fieldnames]
+            if missing:
+                raise TraceError(
+                    f"{file}: line 1: missing column(s) {', '.join(missing)} "
+                    f"(header: {', '.join(reader.fieldnames)})"
+                )
+            for row in reader:
+                yield reader.line_num, row
+        except (UnicodeDecodeError, csv.Error) as exc:
             raise TraceError(
-                f"{file}: line 1: missing column(s) {', '.join(missing)} "
-                f"(header: {', '.join(reader.fieldnames)})"
-            )
-        for row in reader:
-            yield reader.line_num, row
+                f"{file}: line {reader.line_num + 1}: not a UTF-8 CSV text file ({exc}); "
+                f"give a trace in one of: {', '.join(FORMATS)}"
+            ) from None
 
 
 def _number(file: Path, line: int, column: str, text: str | None, integer: bool = False) -> float:

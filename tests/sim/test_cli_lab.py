@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from autoscaler.cli import cli
@@ -103,3 +104,39 @@ def test_tuning_the_batch_example_tries_packing_fill_and_scale_down_windows():
     ours = [v.label for v in tuning_variants(pool, 8, True) if v.family == "packing"]
     assert len(ours) == 9  # fill 0.5, 0.75, 1.0 x windows 60, 180, 300 s
     assert "policy.fill=0.75, behavior.scale_down.stabilization_window=180" in ours
+
+
+BAD_OPTIONS = [
+    (["--tick", "-5"], "Invalid value for '--tick'"),
+    (["--tick", "nan"], "Invalid value for '--tick'"),
+    (["--speedup", "nan"], "Invalid value for '--speedup': must be a finite number above 0"),
+    (["--speedup", "0"], "Invalid value for '--speedup': must be a finite number above 0"),
+    (["--repeat", "0"], "Invalid value for '--repeat'"),
+    (["--json", "/no/such/dir/x.json"], "folder '/no/such/dir' does not exist"),
+]
+
+
+@pytest.mark.parametrize("command", ["simulate", "sweep"])
+@pytest.mark.parametrize(("args", "message"), BAD_OPTIONS)
+def test_bad_options_exit_2_at_once_with_one_clear_line(command, args, message):
+    extra = ["--param", "policy.max_utilization=0.8"] if command == "sweep" else []
+    result = CliRunner().invoke(cli, [command, LLM, *extra, *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_simulate_refuses_a_binary_trace_naming_the_file(tmp_path):
+    binary = tmp_path / "bin.csv"
+    binary.write_bytes(bytes(range(128, 256)) * 3)
+    result = CliRunner().invoke(cli, ["simulate", LLM, "--trace", str(binary)])
+    assert result.exit_code == 2, result.output
+    assert f"{binary}: line 1: not a UTF-8 CSV text file" in result.output
+
+
+def test_a_report_folder_that_cannot_be_created_is_refused_before_simulating(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    result = CliRunner().invoke(cli, ["simulate", LLM, "--report", str(blocker / "report")])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--report': cannot create folder" in result.output

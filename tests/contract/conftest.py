@@ -41,8 +41,9 @@ from tests.aws.helpers import (
     pool_dict,
     use_dummy_credentials,
 )
+from tests.kube.test_kube_jobs import job_template
 
-from .kube_world import LABELS, NAME, JobWorld, WorkloadWorld, job_template, kube_pool, ordinal
+from .kube_world import LABELS, NAME, JobWorld, WorkloadWorld, kube_pool, ordinal
 from .subjects import Subject, Traits, build, params, subject
 
 

@@ -16,12 +16,13 @@ from autoscaler.config import Pool
 from tests.aws.helpers import config, pool_dict
 from tests.cluster import nodes
 from tests.cluster.wait import wait_for
+from tests.kube.test_kube_jobs import GATE
+from tests.kube.test_kube_workload import workload
 
 INSTALLATION = "contract-test"
 PREFIX = "elastic-autoscaler.io"
 LABELS = Labels(INSTALLATION, PREFIX)
 NAME = "contract"
-GATE = "autoscaler-test/contract-gate"
 SETTLE_SECONDS = 90.0
 _FINISHED = {"Complete", "Failed", "FailureTarget", "SuccessCriteriaMet"}
 
@@ -33,59 +34,7 @@ def kube_pool(target: dict[str, Any]) -> Pool:
 def workload_manifest(kind: str) -> dict[str, Any]:
     """A Deployment or StatefulSet of zero pause pods, labelled as ours; its pods run on the
     cluster's kwok system node and go at once when deleted."""
-    app = {"app": NAME}
-    spec: dict[str, Any] = {
-        "replicas": 0,
-        "selector": {"matchLabels": app},
-        "template": {
-            "metadata": {"labels": app},
-            "spec": {
-                "terminationGracePeriodSeconds": 0,
-                "containers": [
-                    {
-                        "name": "main",
-                        "image": "registry.k8s.io/pause:3.10",
-                        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
-                    }
-                ],
-            },
-        },
-    }
-    if kind == "StatefulSet":
-        spec["serviceName"] = NAME
-        spec["podManagementPolicy"] = "Parallel"
-    return {
-        "apiVersion": "apps/v1",
-        "kind": kind,
-        "metadata": {"name": NAME, "labels": {LABELS.owner_key: INSTALLATION}},
-        "spec": spec,
-    }
-
-
-def job_template(gate: str) -> dict[str, Any]:
-    """A Job whose pod selects the label of a gate node: Pending (the Job active, not
-    ready) until `open_gate` creates that node; then kwok runs the pod and completes it."""
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "spec": {
-            "backoffLimit": 0,
-            "template": {
-                "spec": {
-                    "restartPolicy": "Never",
-                    "terminationGracePeriodSeconds": 0,
-                    "nodeSelector": {GATE: gate},
-                    "containers": [
-                        {
-                            "name": "work",
-                            "image": "registry.k8s.io/pause:3.10",
-                            "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
-                        }
-                    ],
-                },
-            },
-        },
-    }
+    return workload(NAME, 0, kind=kind, labels={LABELS.owner_key: INSTALLATION})
 
 
 def new_gate() -> str:

@@ -57,6 +57,7 @@ class Controller:
         memory: Mapping[str, PoolMemory] | None = None,
         inline: bool = False,
         request_epoch: int = 0,
+        on_demand: Callable[[], None] | None = None,
     ) -> None:
         """`providers` and `sources` are keyed by target kind and source type; missing
         sources are built from the registry (an unavailable type raises at once).
@@ -70,7 +71,11 @@ class Controller:
         that does not persist memory passes its start time, so ids never repeat across
         restarts (a provider would take a reused id for a retry and do nothing); with
         memory persisted the sequence continues from it, so a retry after a crash reuses
-        the id of the action it repeats."""
+        the id of the action it repeats.
+
+        `on_demand` is handed to every source that can push (one with a `watch` method,
+        the activator's): it calls it when a pool at zero gets demand, so the process ticks
+        at once instead of at the end of its interval."""
         self.config = config
         self.request_epoch = request_epoch
         self.clock = clock or SystemClock()
@@ -92,6 +97,11 @@ class Controller:
                     f"(have: {', '.join(sorted(self.providers)) or 'none'})"
                 )
         self.signals = PoolSignals(config, self.sources)
+        if on_demand is not None:
+            for source in self.sources.values():
+                watch = getattr(source, "watch", None)
+                if watch is not None:
+                    watch(on_demand)
 
     def close(self) -> None:
         """Stop the thread pools and release the sources' and providers' connections."""

@@ -6,7 +6,9 @@ type (one `read` call per type per tick), each type's timeout, and per pool the 
 their maximum age. `observation()` then turns one tick's readings into an Observation and
 the stale signals that hold the pool. Only signals the policy reads can hold a pool; the
 others are just observed. This module must never read a signal itself, and never turn a
-missing, failing, old or non-finite reading into a value.
+missing, failing, old or non-finite reading into a value, with one exception the user
+declares: a signal `from_pods` (scraped from the pool's own pods) that answers "no series"
+while the pool has no ready replica reads as 0, since nobody is there to export it.
 """
 
 from __future__ import annotations
@@ -38,13 +40,15 @@ class PoolSignals:
         self.required = {
             p.name: p.policy.signal_names() - p.policy.optional_signals() for p in config.pools
         }
-        # Per pool: (reading key, signal name, declared max age or None).
-        self._signals: dict[str, list[tuple[SignalKey, str, float | None]]] = defaultdict(list)
+        # Per pool: (reading key, signal name, declared max age or None, from its pods).
+        self._signals: dict[str, list[tuple[SignalKey, str, float | None, bool]]] = (
+            defaultdict(list)
+        )
         for i, pool in enumerate(config.pools):
             if pool.target.kind == "simulated" and "simulated" in sources:
                 for name in sorted(pool.policy.signal_names() - set(pool.signals)):
                     self.requests["simulated"].append(SignalRequest(pool.name, name, None))
-                    self._signals[pool.name].append(((pool.name, name), name, None))
+                    self._signals[pool.name].append(((pool.name, name), name, None, False))
             for name, spec in pool.signals.items():
                 max_age = spec.max_age
                 poll = getattr(spec.source, "poll_interval", None)
@@ -52,7 +56,9 @@ class PoolSignals:
                     # A polled reading stands until its next read: it is due `poll` after
                     # it was taken, and may be a few ticks late when reads are spread out.
                     max_age = poll + 3 * self.interval
-                self._signals[pool.name].append(((pool.name, name), name, max_age))
+                self._signals[pool.name].append(
+                    ((pool.name, name), name, max_age, spec.from_pods)
+                )
                 kind = spec.source.type
                 if kind not in sources:
                     where = f"pools[{i}].signals.{name}.source"
@@ -74,10 +80,22 @@ class PoolSignals:
         empty: set[str] = set()
         required = self.required[pool.name]
         max_age_default = 3 * self.interval
-        for key, name, declared_max_age in self._signals[pool.name]:
+        no_pods = capacity.ready == 0
+        for key, name, declared_max_age, from_pods in self._signals[pool.name]:
             reading = readings.get(key) or Reading(None, now, "not read")
             max_age = declared_max_age if declared_max_age is not None else max_age_default
             value = reading.value
+            if (
+                from_pods
+                and no_pods
+                and value is None
+                and reading.error is None
+                and now - reading.observed_at <= max_age
+            ):
+                # Nobody is there to export it: an answer of "no series" is the truth (0),
+                # not an outage. A source that fails (error set) still holds the pool.
+                values[name] = 0.0
+                continue
             if (
                 reading.error is None
                 and value is not None

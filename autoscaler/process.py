@@ -124,7 +124,11 @@ class Process:
         self.chores = list(chores)
         self._provider_factory = providers
         self.memory = load_state(settings.state) if settings.state else {}
-        self.stop = threading.Event()
+        self._nudged = threading.Event()
+        """Set to end the wait before the next round early: by `stop`, or by a source that
+        saw a pool at zero get demand (`wake`)."""
+        self.stop: threading.Event = _Stop(self._nudged)
+        self.wakes = 0
         self.health = Health()
         self.loaded = LoadedPools(None)
         self.controller: Controller | None = None
@@ -224,6 +228,7 @@ class Process:
                     recorder=self._recorder(),
                     dry_run=self.settings.dry_run,
                     request_epoch=self._request_epoch(),
+                    on_demand=self.wake,
                 )
             except (ProviderUnavailable, SourceUnavailable, ValueError) as exc:
                 index = _pool_index(str(exc))
@@ -311,10 +316,19 @@ class Process:
         if self.endpoints is not None:
             self.endpoints.close()
 
+    def wake(self) -> None:
+        """Run the next round now instead of at the end of the interval: a source calls this
+        when a pool at zero gets its first request (the activator), so waking a pool does
+        not wait for the next tick. Safe from any thread; wakes during a round coalesce
+        into one more round."""
+        self.wakes += 1
+        self._nudged.set()
+
     def _loop(self) -> TickResult | None:
         last: TickResult | None = None
         while not self.stop.is_set():
             started = self.clock.monotonic()
+            self._nudged.clear()  # a wake from here on is seen after this round
             if self.leading():
                 last = self.round() or last
                 if self.settings.once:
@@ -322,7 +336,7 @@ class Process:
                 wait = self.interval()
             else:
                 wait = STANDBY_POLL_SECONDS
-            self.clock.wait(self.stop, wait - (self.clock.monotonic() - started))
+            self.clock.wait(self._nudged, wait - (self.clock.monotonic() - started))
         return last
 
     def stop_on_signals(self) -> None:
@@ -334,6 +348,18 @@ class Process:
 
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, handler)
+
+
+class _Stop(threading.Event):
+    """The loop's stop event: setting it also ends the wait for the next round."""
+
+    def __init__(self, nudged: threading.Event) -> None:
+        super().__init__()
+        self._nudged = nudged
+
+    def set(self) -> None:
+        super().set()
+        self._nudged.set()
 
 
 def _pool_index(message: str) -> int | None:

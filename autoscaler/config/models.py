@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 from autoscaler.units import Seconds
 from policies import AnyPolicyConfig
 
+from .activator import ActivatorSpec
 from .nodes import NodeProvisioning
 from .simulation import Simulation
 from .sources import SignalSpec
@@ -113,6 +114,11 @@ class Pool(_Model):
     )
     simulation: Simulation | None = Field(
         None, description="service and cost model for `autoscaler simulate`"
+    )
+    activator: ActivatorSpec | None = Field(
+        None,
+        description="route and hold this pool's requests in `autoscaler activator`, so it "
+        "can serve from zero replicas",
     )
 
     @model_validator(mode="after")

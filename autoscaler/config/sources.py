@@ -263,6 +263,34 @@ class NvmlSource(_Source):
         return self
 
 
+class ActivatorSource(_Source):
+    """What `autoscaler activator` counts for this pool, read straight from its admin port
+    (no Prometheus scrape in between), so a pool at zero wakes on the first request.
+
+    `url` is the activator's admin address; every address its host name resolves to (the
+    chart's headless Service: one per activator replica) is read and the counts summed.
+    The reader also long-polls it, so the controller ticks at once when a pool at zero
+    gets its first request instead of at its next interval.
+    """
+
+    type: Literal["activator"] = "activator"
+    url: str = Field(description="the activator's admin URL, e.g. http://autoscaler-activator:9091")
+    metric: Literal["waiting", "in_flight", "demand", "arrival_rate", "latency"] = Field(
+        "waiting",
+        description="waiting: held for an endpoint; in_flight: forwarded, not yet answered; "
+        "demand: both; arrival_rate: requests/s over the last minute; latency: mean seconds "
+        "to answer over the last minute",
+    )
+    pool: str | None = Field(None, description="the activator's pool; default: this pool")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+/?$", value):
+            raise ValueError(f"{value!r} is not an activator admin URL: write http://host:port")
+        return value.rstrip("/")
+
+
 AnySource = Annotated[
     StaticSource
     | PrometheusSource
@@ -270,10 +298,20 @@ AnySource = Annotated[
     | CloudWatchSource
     | RedisSource
     | KubePendingSource
-    | NvmlSource,
+    | NvmlSource
+    | ActivatorSource,
     Field(discriminator="type"),
 ]
-SOURCE_TYPES = ("static", "prometheus", "sqs", "cloudwatch", "redis", "kube-pending-pods", "nvml")
+SOURCE_TYPES = (
+    "static",
+    "prometheus",
+    "sqs",
+    "cloudwatch",
+    "redis",
+    "kube-pending-pods",
+    "nvml",
+    "activator",
+)
 
 
 class SignalSpec(BaseModel):
@@ -285,6 +323,11 @@ class SignalSpec(BaseModel):
         None,
         description="a reading older than this is stale (default: 3 controller ticks, plus "
         "the source's poll_interval where it has one)",
+    )
+    from_pods: bool = Field(
+        False,
+        description="scraped from the pool's own pods: while no replica is ready an empty "
+        "answer reads as 0 (nobody to export it), not as stale; a failing source still holds",
     )
 
     @model_validator(mode="after")

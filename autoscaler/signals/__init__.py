@@ -29,6 +29,7 @@ SOURCES: dict[str, str] = {
     "cloudwatch": "autoscaler.signals.cloudwatch:CloudWatchReader",
     "kube-pending-pods": "autoscaler.signals.kube:KubePendingReader",
     "nvml": "autoscaler.signals.nvml:NvmlReader",
+    "activator": "autoscaler.signals.activator:ActivatorReader",
 }
 
 

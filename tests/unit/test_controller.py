@@ -440,3 +440,54 @@ def test_a_provider_without_housekeeping_never_holds_its_pool_for_it(rig):
         result = controller.tick()
         assert result.skipped == {} and controller._acting == {}
         clock.advance(15)
+
+
+FROM_PODS = """
+controller: {interval: 15s, observe_deadline: 1s, source_timeout: 0.5s}
+pools:
+  - name: chat
+    target: {kind: simulated}
+    max: 10
+    startup: 60s
+    signals:
+      queue: {source: {type: static, value: 0}, from_pods: true}
+    policy: {type: queue-depth, target_per_replica: 10}
+    behavior:
+      scale_down: {stabilization_window: 0}
+      scale_to_zero_after: 0
+      stale: {fallback_after: 60s, fallback_replicas: 2}
+"""
+
+
+def test_a_from_pods_signal_with_no_series_at_zero_reads_as_zero_and_no_fallback_fires(rig):
+    clock, provider, source, recorder, make = rig
+    controller = make(FROM_PODS)
+    source.values[("chat", "queue")] = None  # no pods, so no series
+    for _ in range(10):  # 150 s: well past fallback_after
+        (decision,) = controller.tick().decisions
+        assert decision.desired == 0 and not decision.stale, decision.reason
+        clock.advance(15)
+
+
+def test_a_failing_from_pods_source_still_holds_and_its_fallback_still_fires(rig):
+    clock, provider, source, recorder, make = rig
+    controller = make(FROM_PODS)
+    source.fail = ConnectionError("prometheus down")
+    decisions = []
+    for _ in range(6):
+        (decision,) = controller.tick().decisions
+        decisions.append(decision)
+        clock.advance(15)
+    assert all(d.stale for d in decisions)
+    assert decisions[0].desired == 0 and decisions[-1].desired == 2  # after 60 s stale
+
+
+def test_a_from_pods_signal_with_no_series_while_replicas_are_ready_is_stale(rig):
+    clock, provider, source, recorder, make = rig
+    controller = make(FROM_PODS)
+    source.values[("chat", "queue")] = 25
+    controller.tick()
+    clock.advance(60)  # the 3 replicas are ready now: their metrics vanishing is an outage
+    source.values[("chat", "queue")] = None
+    (decision,) = controller.tick().decisions
+    assert decision.stale and decision.desired == 3

@@ -277,6 +277,46 @@ def test_the_loop_ticks_at_the_configured_interval_on_its_clock(tmp_path):
     assert process.ticks == 3 and chore.closed
 
 
+class WakeOnFirst(StopAfter):
+    """Wakes the loop from the first round, as the activator's reader does on demand."""
+
+    def run_round(self, first: bool) -> None:
+        super().run_round(first)
+        if first:
+            self.process_of().wake()
+
+
+def test_a_wake_runs_the_next_round_at_once_and_then_the_interval_resumes(tmp_path):
+    holder: list[Process] = []
+    chore = WakeOnFirst(lambda: holder[0], rounds=3)
+    process = file_process(tmp_path, chores=[chore])
+    holder.append(process)
+    process.run()
+    # round 2 follows round 1 without waiting out the 15 s interval; round 3 waits again
+    assert chore.seen == [(1000.0, True), (1000.0, False), (1015.0, False)]
+    assert process.wakes == 1
+
+
+def test_a_wake_from_another_thread_ends_a_real_wait_early(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text(SIM_POOL.replace("pools:", "controller: {interval: 60s}\npools:"))
+    process = build_process(ProcessSettings(file=load_settings(str(config), False)))
+    thread = threading.Thread(target=process.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while process.ticks < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    woken = time.monotonic()
+    process.wake()
+    while process.ticks < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert process.ticks == 2, "a wake must start a round long before the 60 s interval"
+    assert time.monotonic() - woken < 5
+    process.stop.set()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+
+
 class Standby:
     """Leadership that is won only after `standby_polls` looks."""
 

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import policies  # noqa: E402
-from autoscaler.config import models, simulation, sources, targets  # noqa: E402
+from autoscaler.config import activator, models, simulation, sources, targets  # noqa: E402
 
 OUT = ROOT / "docs" / "config-reference.md"
 
@@ -33,6 +33,7 @@ SECTIONS: list[tuple[str, list[type[BaseModel]]]] = [
     ("Policies (`policy.type`)", [policies.REGISTRY[n] for n in policies.REGISTRY]),
     ("Behavior", [models.Behavior, models.DirectionBehavior, models.RateLimit,
                   models.StaleBehavior]),
+    ("Activator (`activator`)", [activator.ActivatorSpec, activator.ActivatorBackend]),
     ("Simulation", [simulation.Simulation, simulation.LlmService, simulation.GpuBatchService,
                     simulation.Trace]),
 ]

@@ -32,8 +32,10 @@ SIMULATED_SIGNALS = (
     "pending_gpus",
     "running_gpus",
     "busy_replicas",
+    "held",
 )
-"""Signals the simulator produces for every pool, by these names."""
+"""Signals the simulator produces for every pool, by these names (`held`: requests an
+activator holds while the pool has no ready replica)."""
 
 
 def at(subpath: str, message: str) -> ValueError:

@@ -51,6 +51,35 @@ def results_table(report: SimulationReport, title: str) -> Table:
     return table
 
 
+def zero_table(report: SimulationReport) -> Table | None:
+    """What happened at zero ready replicas, per policy: cold starts, the requests that
+    waited for one and their wait, and the requests lost there. None when nothing did."""
+    runs = [run.metrics for run in report.runs]
+    counts = ("cold_starts", "cold_start_requests", "lost_at_zero", "rejected", "timed_out")
+    if not any(m.get(k) for m in runs for k in counts):
+        return None
+    table = Table(
+        title="at zero ready replicas: cold starts, requests that waited (held or queued) "
+        "and how long, lost (no activator), rejected (503), timed out (504)"
+    )
+    table.add_column("policy", no_wrap=True, min_width=10)
+    for column in ("at 0", "starts", "waited", "wait p50/p99/max", "lost", "503", "504"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for m in runs:
+        waits = (m[f"cold_start_wait_{q}_s"] for q in ("p50", "p99", "max"))
+        table.add_row(
+            m["policy"],
+            str(m["at_zero"]),
+            str(m["cold_starts"]),
+            str(m["cold_start_requests"]),
+            "/".join(f"{w:.3g}" for w in waits) + "s",
+            str(m["lost_at_zero"]),
+            str(m["rejected"]),
+            str(m["timed_out"]),
+        )
+    return table
+
+
 def _compare(text: str) -> list[str]:
     if text.strip().lower() in ("", "none"):
         return []
@@ -77,9 +106,7 @@ def _compare(text: str) -> list[str]:
 @click.option(
     "--tick", callback=seconds, help="controller interval: seconds or e.g. 5s (default: config)"
 )
-@click.option(
-    "--speedup", callback=positive_number, help="replay the trace this many times faster"
-)
+@click.option("--speedup", callback=positive_number, help="replay the trace this many times faster")
 @click.option(
     "--repeat",
     type=click.IntRange(min=1),
@@ -144,6 +171,9 @@ def simulate_cmd(
                 f" s, tick {report.tick_seconds:g} s)",
             )
         )
+        zero = zero_table(report)
+        if zero is not None:
+            Console().print(zero)
         Console().print(f"work lower bound: {report.lower_bound_gpu_hours:.2f} GPU-hours")
         if json_out:
             write_json(json_out, data)

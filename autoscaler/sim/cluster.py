@@ -18,8 +18,21 @@ window, GPU utilization (busy share of ready slots, averaged over the last inter
 measured service time, and optionally a delay before they are visible. `quiet` says
 whether a later tick would see exactly what the last one saw, so the engine can skip it.
 
+Requests that arrive while no replica is ready (`AtZero`): GPU batch jobs queue as pending
+pods (`QUEUED`); an LLM request with nothing in front of the pool is lost (`LOST_AT_ZERO`:
+the connection is refused); with an activator in front (ours, or Knative's under the KPA)
+it is held (`AtZero.held`) until a replica is ready, then joins the queue in arrival order. A
+held request is lost as timed out once held longer than `hold_timeout` (504) and rejected
+when `max_queue` are already held (503). Held requests are waiting work: they count in the
+`held` signal (the activator's count) and in `concurrency` and `demand` (as Knative's
+activator reports them to the KPA), not in `queue`, which is the serving engine's own (what
+vLLM reports). `arrival_rate` counts every arrival, lost ones too (as a gateway sees them).
+A cold start is a replica requested while the pool had none (not counting draining ones);
+its time is kept.
+
 One event loop (`advance`) over plain lists and heaps: nothing here allocates per request
-beyond a heap entry. It never reads a clock: time is the `t` it is given.
+beyond a heap entry (and, at zero ready, a deque entry). It never reads a clock: time is
+the `t` it is given.
 """
 
 from __future__ import annotations
@@ -29,12 +42,37 @@ import math
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Collection
+from dataclasses import dataclass
 
 import numpy as np
 
 from autoscaler.providers.simulated import Fleet, Replica
 
 INF = math.inf
+
+# What became of a request that arrived while no replica was ready (`Cluster.fate`, one
+# byte per request; 0 for every other request).
+AT_ZERO = 1  # arrived at zero ready and waited: queued (batch) or held by an activator
+LOST = 2  # no activator: the connection was refused
+REJECTED = 3  # the activator's queue was full (503)
+TIMED_OUT = 4  # held longer than the activator's hold_timeout (504)
+
+
+@dataclass(frozen=True)
+class AtZero:
+    """What happens to a request that arrives while the pool has no ready replica."""
+
+    mode: str  # "queued" (batch jobs: pending pods), "lost" (no activator), "held"
+    max_queue: int = 0
+    hold_timeout: float = INF
+
+    @classmethod
+    def held(cls, max_queue: int, hold_timeout: float) -> AtZero:
+        return cls("held", max_queue, hold_timeout)
+
+
+QUEUED = AtZero("queued")
+LOST_AT_ZERO = AtZero("lost")
 
 
 class Cluster(Fleet):
@@ -51,6 +89,7 @@ class Cluster(Fleet):
         service_window_seconds: float = 300.0,
         signal_delay_seconds: float = 0.0,
         name: str = "r",
+        at_zero: AtZero = QUEUED,
     ) -> None:
         if len(slots_held) and int(slots_held.max()) > slots_per_replica:
             raise ValueError(
@@ -91,8 +130,23 @@ class Cluster(Fleet):
         self._window_from = -INF
         # `busy_replicas` walks the replicas: measured only when a policy asks for it.
         self.measure_busy = False
+        # Requests at zero ready (see AT_ZERO): only those arrivals do any of this work.
+        self.at_zero = at_zero
+        self._lose = at_zero.mode == "lost"
+        self._hold = at_zero.mode == "held"
+        self.hold_timeout = at_zero.hold_timeout
+        self.max_queue = at_zero.max_queue
+        self.fate = bytearray(len(self.arr))
+        self.holding: deque[int] = deque()  # held by the activator, in arrival order
+        self.lost = self.rejected = self.timed_out = 0
+        self.cold_start_times: list[float] = []
 
-    # -- scale-in ----------------------------------------------------------------------
+    # -- scale-out and scale-in --------------------------------------------------------
+    def add(self, count: int, now: float, ready: bool = False) -> None:
+        if count > 0 and self.live_count == 0 and not ready:
+            self.cold_start_times.append(now)  # requested while the pool had none
+        super().add(count, now, ready)
+
     def retire(self, replicas: Collection[Replica], now: float) -> None:
         for r in replicas:
             if r.ready_at <= now:
@@ -127,6 +181,8 @@ class Cluster(Fleet):
                     self.ready_slots += self.slots_per_replica
                     self._mark_ready(r)
                     self._list(r)
+                    if self.holding:
+                        self._release(tmin)
                     self._dispatch(tmin)
             elif tc == tmin:
                 _, rid, item = heapq.heappop(completions)
@@ -134,10 +190,51 @@ class Cluster(Fleet):
             else:
                 item = self.next_arrival
                 self.next_arrival += 1
+                if self.up_count == 0 and not self._arrive_at_zero(item, tmin):
+                    continue
                 self.queue.append(item)
                 self.queued_slots += self.held[item]
                 self._dispatch(tmin)
+        if self.holding:
+            self._expire(t)
         self._integrate(t)
+
+    # -- requests at zero ready ----------------------------------------------------------
+    def _arrive_at_zero(self, item: int, now: float) -> bool:
+        """A request arriving while no replica is ready; whether it joins the queue."""
+        if self._lose:
+            self.fate[item] = LOST
+            self.lost += 1
+            return False
+        if self._hold:
+            holding = self.holding
+            if holding:
+                self._expire(now)
+            if len(holding) >= self.max_queue:
+                self.fate[item] = REJECTED
+                self.rejected += 1
+                return False
+            self.fate[item] = AT_ZERO
+            holding.append(item)
+            self.queued_slots += self.held[item]
+            return False
+        self.fate[item] = AT_ZERO
+        return True
+
+    def _expire(self, now: float) -> None:
+        """Held requests held longer than the hold timeout by `now` are lost (504)."""
+        holding, arr, timeout = self.holding, self.arr, self.hold_timeout
+        while holding and arr[holding[0]] + timeout < now:
+            item = holding.popleft()
+            self.fate[item] = TIMED_OUT
+            self.timed_out += 1
+            self.queued_slots -= self.held[item]
+
+    def _release(self, now: float) -> None:
+        """A replica is ready: what the activator holds goes on, in arrival order."""
+        self._expire(now)
+        self.queue.extend(self.holding)
+        self.holding.clear()
 
     def _integrate(self, t: float) -> None:
         """Busy and ready slot-seconds up to `t` (GPU utilization is their ratio)."""
@@ -270,11 +367,13 @@ class Cluster(Fleet):
         while recent and recent[0][0] <= cutoff:
             self.recent_sum -= recent.popleft()[1]
         queue = float(len(self.queue))
+        held = float(len(self.holding))
         running = float(self.running)
         snap: dict[str, float | None] = {
             "queue": queue,
+            "held": held,
             "in_flight": running,
-            "concurrency": queue + running,
+            "concurrency": queue + held + running,
             "demand": float(self.queued_slots + self.busy_slots),
             "arrival_rate": rate,
             "gpu_utilization": utilization,
@@ -300,6 +399,8 @@ class Cluster(Fleet):
         start = self.pending_ready[0][0] if self.pending_ready else INF
         if t >= arrival or t >= completion or t >= start:
             return False
+        if self.holding and self.arr[self.holding[0]] + self.hold_timeout < t:
+            return False  # a held request times out
         if "arrival_rate" in read and self.next_arrival > self._window_count:
             if t < self.rate_window:
                 return False  # a young window: the rate's divisor grows with time
@@ -317,5 +418,15 @@ class Cluster(Fleet):
         return True
 
     # -- accounting --------------------------------------------------------------------
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a slot: queued, and held by an activator."""
+        return len(self.queue) + len(self.holding)
+
     def idle(self) -> bool:
-        return not self.queue and self.running == 0 and self.next_arrival >= len(self.arr)
+        return (
+            not self.queue
+            and not self.holding
+            and self.running == 0
+            and self.next_arrival >= len(self.arr)
+        )

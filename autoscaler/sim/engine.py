@@ -34,7 +34,8 @@ from autoscaler.providers.simulated import SimulatedProvider
 from autoscaler.signals.base import SignalSource
 from autoscaler.types import Decision
 
-from .cluster import Cluster
+from .baselines import holds_at_zero
+from .cluster import AT_ZERO, LOST, LOST_AT_ZERO, QUEUED, AtZero, Cluster
 from .oracle import peak_need
 from .signal_source import ClusterSignals
 from .traces import Trace
@@ -105,6 +106,18 @@ def workload(pool: Pool, trace: Trace) -> Workload:
     )
 
 
+def at_zero(pool: Pool, work: Workload, policy: Any) -> AtZero:
+    """What becomes of a request that finds no replica ready: batch jobs queue as pending
+    pods; LLM requests are held by an activator (the pool's `activator` section, or
+    Knative's under the KPA: autoscaler/sim/baselines.py) or else lost."""
+    if work.batch:
+        return QUEUED
+    spec = pool.activator
+    own = (spec.max_queue, spec.hold_timeout) if spec is not None else None
+    hold = holds_at_zero(getattr(policy, "type", ""), own)
+    return AtZero.held(*hold) if hold is not None else LOST_AT_ZERO
+
+
 @dataclass
 class PolicyRun:
     """One policy's replay: its metrics and its timeline of decisions."""
@@ -112,6 +125,8 @@ class PolicyRun:
     policy: str
     metrics: dict[str, Any]
     timeline: dict[str, list[Any]] = field(default_factory=dict)
+    cold_start_times: list[float] = field(default_factory=list)
+    """When each cold start began: a replica requested while the pool had none."""
 
 
 def _sim_pool(pool: Pool, policy: Any) -> Pool:
@@ -186,6 +201,7 @@ def run_policy(
         work.startup_seconds,
         signal_delay_seconds=work.signal_delay_seconds,
         name=pool.name,
+        at_zero=at_zero(pool, work, policy),
     )
     cluster.add(initial_replicas(pool, policy, work), 0.0, ready=True)
     clock = FakeClock(0.0)
@@ -232,7 +248,7 @@ def run_policy(
     metrics = measure(cluster, work, t, actions)
     metrics["policy"] = label
     metrics["wall_seconds"] = round(elapsed(), 3)
-    return PolicyRun(label, metrics, line if timeline else {})
+    return PolicyRun(label, metrics, line if timeline else {}, list(cluster.cold_start_times))
 
 
 TIMELINE = ("t", "arrivals", "queue", "in_flight", "gpu_utilization", "current", "desired",
@@ -279,7 +295,7 @@ def _record(line: dict[str, list[Any]], cluster: Cluster, result: TickResult, t:
     util = readings.get((pool, "gpu_utilization"))
     line["t"].append(t)
     line["arrivals"].append(cluster.next_arrival)
-    line["queue"].append(len(cluster.queue))
+    line["queue"].append(cluster.waiting)
     line["in_flight"].append(cluster.running)
     line["gpu_utilization"].append(util.value if util is not None else None)
     capacity = cluster.capacity(t)
@@ -295,16 +311,36 @@ def _record(line: dict[str, list[Any]], cluster: Cluster, result: TickResult, t:
         line["reason"].append(result.skipped.get(pool, "skipped"))
 
 
+AT_ZERO_KEYS = ("at_zero", "cold_starts", "cold_start_requests", "cold_start_wait_p50_s",
+                "cold_start_wait_p99_s", "cold_start_wait_max_s", "lost_at_zero", "rejected",
+                "timed_out")  # fmt: skip
+"""The metrics of what happened at zero ready replicas (issue 15), in every result."""
+
+
 def measure(cluster: Cluster, work: Workload, end: float, actions: int) -> dict[str, Any]:
-    """GPU-hours, cost, efficiency, waits and SLO attainment of one replay."""
+    """GPU-hours, cost, efficiency, waits and SLO attainment of one replay, and what
+    happened at zero ready replicas.
+
+    Waits are of the requests served (or still waiting at the end); a request lost at zero
+    (refused, rejected or timed out) has none, and counts as missing the SLO."""
     starts = np.asarray(cluster.start, dtype=float)
-    unfinished = np.isnan(starts)
-    waits = np.where(unfinished, end - work.arrivals, starts - work.arrivals)
+    fate = np.frombuffer(cluster.fate, dtype=np.uint8)
+    failed = fate >= LOST
+    not_started = np.isnan(starts)
+    unfinished = not_started & ~failed
+    all_waits = np.where(not_started, end - work.arrivals, starts - work.arrivals)
+    waits = all_waits[~failed]
     replica_seconds = cluster.billed_replica_seconds(end)
     gpu_hours = replica_seconds * work.gpus_per_replica / 3600.0
-    useful = work.work_replica_seconds * work.gpus_per_replica / 3600.0
-    within = (waits <= work.wait_slo_seconds + 1e-9) & ~unfinished
+    done = work.work_replica_seconds  # a lost request's work was not done: not useful
+    if failed.any():
+        done = float(np.sum((work.durations * work.slots_held)[~failed])) / work.slots_per_replica
+    useful = done * work.gpus_per_replica / 3600.0
+    within = (all_waits <= work.wait_slo_seconds + 1e-9) & ~not_started
     pct = np.percentile(waits, [50, 95, 99]) if len(waits) else [0.0, 0.0, 0.0]
+    waited = (fate == AT_ZERO) & ~not_started
+    cold_waits = starts[waited] - work.arrivals[waited]
+    cold = np.percentile(cold_waits, [50, 99]) if len(cold_waits) else [0.0, 0.0]
     return {
         "gpu_hours": round(gpu_hours, 3),
         "cost": round(replica_seconds / 3600.0 * work.cost_per_hour, 2),
@@ -314,8 +350,17 @@ def measure(cluster: Cluster, work: Workload, end: float, actions: int) -> dict[
         "wait_p95_s": round(float(pct[1]), 3),
         "wait_p99_s": round(float(pct[2]), 3),
         "wait_max_s": round(float(waits.max()), 3) if len(waits) else 0.0,
-        "slo_attainment": round(float(np.mean(within)), 5) if len(waits) else 1.0,
+        "slo_attainment": round(float(np.mean(within)), 5) if len(within) else 1.0,
         "scale_actions": actions,
-        "requests": len(waits),
+        "requests": len(all_waits),
         "unfinished": int(unfinished.sum()),
+        "at_zero": cluster.at_zero.mode,
+        "cold_starts": len(cluster.cold_start_times),
+        "cold_start_requests": int(waited.sum()),
+        "cold_start_wait_p50_s": round(float(cold[0]), 3),
+        "cold_start_wait_p99_s": round(float(cold[1]), 3),
+        "cold_start_wait_max_s": round(float(cold_waits.max()), 3) if len(cold_waits) else 0.0,
+        "lost_at_zero": cluster.lost,
+        "rejected": cluster.rejected,
+        "timed_out": cluster.timed_out,
     }

@@ -22,6 +22,8 @@ class OracleResult:
     scale_actions: int
     peak_replicas: int
     work_replica_seconds: float
+    cold_starts: int = 0
+    """Times it goes from no replica to one (its first replica started, not kept warm)."""
 
 
 def _in_use(
@@ -51,14 +53,17 @@ def oracle(
     held = replicas[:-1]
     total = 0.0
     actions = 0
+    cold_starts = 0
     for level in range(1, int(replicas.max()) + 1):
-        seconds, runs = _level_cost(
+        seconds, runs, cold = _level_cost(
             held >= level, starts_at, ends_at, startup_seconds, warm_from=float(times[0])
         )
         total += seconds
         actions += 2 * runs
+        if level == 1:
+            cold_starts = cold
     work = float(np.sum(durations * slots_held)) / slots_per_replica
-    return OracleResult(total, actions, int(replicas.max()), work)
+    return OracleResult(total, actions, int(replicas.max()), work, cold_starts)
 
 
 def _level_cost(
@@ -67,23 +72,23 @@ def _level_cost(
     ends_at: np.ndarray,
     startup: float,
     warm_from: float,
-) -> tuple[float, int]:
-    """Replica-seconds for the k-th replica: it runs whenever k are needed, and is kept
-    through any gap shorter than the startup latency (relaunching would cost more). A
-    replica needed at the very start is already running (as in the simulated pools, which
-    start warm), so it pays no startup."""
+) -> tuple[float, int, int]:
+    """Replica-seconds for the k-th replica, its runs and its cold starts: it runs whenever
+    k are needed, and is kept through any gap shorter than the startup latency (relaunching
+    would cost more). A replica needed at the very start is already running (as in the
+    simulated pools, which start warm), so it pays no startup."""
     edges = np.diff(np.concatenate([[0], needed.astype(np.int8), [0]]))
     up = np.flatnonzero(edges == 1)
     down = np.flatnonzero(edges == -1)
     if len(up) == 0:
-        return 0.0, 0
+        return 0.0, 0, 0
     begin, end = starts_at[up], ends_at[down - 1]
     gaps = begin[1:] - end[:-1]
     bridged = gaps < startup
     runs = 1 + int(np.count_nonzero(~bridged))
     seconds = float(np.sum(end - begin)) + float(np.sum(gaps[bridged]))
     cold = runs - (1 if begin[0] <= warm_from else 0)
-    return seconds + startup * cold, runs
+    return seconds + startup * cold, runs, cold
 
 
 def peak_need(

@@ -2,7 +2,10 @@
 
 Produces the result document described in the simulator issue:
 `{"trace", "pool", "results": [{"policy", "gpu_hours", "cost", "efficiency", "wait_p50_s",
-"wait_p99_s", "slo_attainment", "scale_actions", ...}], "lower_bound_gpu_hours"}`.
+"wait_p99_s", "slo_attainment", "scale_actions", ...}], "lower_bound_gpu_hours"}`, each
+result also saying what happened at zero ready replicas (issue 15): `at_zero` (held, lost
+or queued), `cold_starts`, `cold_start_requests` and their `cold_start_wait_{p50,p99,max}_s`,
+`lost_at_zero`, `rejected` and `timed_out`.
 It composes the engine's runs; it never reaches into the controller or the cluster itself.
 """
 
@@ -109,6 +112,15 @@ def oracle_metrics(work: Workload) -> dict[str, Any]:
         "scale_actions": bound.scale_actions,
         "requests": len(work.arrivals),
         "unfinished": 0,
+        "at_zero": "n/a",  # it never lets a request find no replica ready
+        "cold_starts": bound.cold_starts,
+        "cold_start_requests": 0,
+        "cold_start_wait_p50_s": 0.0,
+        "cold_start_wait_p99_s": 0.0,
+        "cold_start_wait_max_s": 0.0,
+        "lost_at_zero": 0,
+        "rejected": 0,
+        "timed_out": 0,
         "wall_seconds": 0.0,
     }
 

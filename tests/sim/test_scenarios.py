@@ -17,9 +17,9 @@ pools:
     min: 0
     max: 50
     startup: 60s
-    policy: {type: queue-depth, signal: queue, in_flight_signal: in_flight,
-             target_per_replica: 8}
+    policy: {type: queue-depth, signal: concurrency, target_per_replica: 8}
     behavior: {scale_down: {stabilization_window: 0}, scale_to_zero_after: 120s}
+    activator: {backend: {urls: ["http://127.0.0.1:8000"]}}  # holds requests at zero
     simulation:
       service: {type: llm, slots_per_replica: 8, prefill_tokens_per_s: 1000,
                 decode_tokens_per_s: 10}
@@ -82,7 +82,7 @@ def test_a_stale_signal_holds_capacity_until_it_returns(monkeypatch):
 
 
 def test_a_policy_reading_a_signal_the_simulator_lacks_is_refused():
-    text = POOL.replace("signal: queue,", "signal: tokens,")
+    text = POOL.replace("signal: concurrency,", "signal: tokens, in_flight_signal: in_flight,")
     text = text.replace("target: {kind: simulated}", "target: {kind: deployment, name: d}")
     text = text.replace("    startup: 60s", "    startup: 60s\n    signals: "
                         "{tokens: {source: {type: static, value: 1}}, "

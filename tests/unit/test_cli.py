@@ -61,7 +61,7 @@ def test_explain_shows_decision_and_reason():
     result = invoke("explain", LLM, "--pool", "llm-chat", "--signal", "queue=120",
                     "--signal", "in_flight=64", "--signal", "arrival_rate=12",
                     "--signal", "service_seconds=10", "--signal", "gpu_utilization=0.97",
-                    "--replicas", "8", "--json")
+                    "--signal", "held=0", "--replicas", "8", "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     # Erlang C: 12/s x 10 s = 120 slots of load -> 134 slots -> 17 replicas, capped at 16
@@ -76,7 +76,10 @@ def test_explain_marks_a_missing_signal_stale_and_holds():
     result = invoke("explain", LLM, "--signal", "queue=0", "--signal", "in_flight=0",
                     "--signal", "gpu_utilization=0.1", "--replicas", "3", "--json")
     data = json.loads(result.output)
-    assert data["stale"] == {"arrival_rate": "not given on the command line"}
+    assert data["stale"] == {
+        "arrival_rate": "not given on the command line",
+        "held": "not given on the command line",
+    }
     assert data["decision"]["desired"] == 3
 
 

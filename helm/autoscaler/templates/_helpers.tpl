@@ -55,3 +55,49 @@ app.kubernetes.io/part-of: elastic-autoscaler
 {{- define "autoscaler.configMapName" -}}
 {{- default (printf "%s-config" (include "autoscaler.fullname" .)) .Values.config.existingConfigMap }}
 {{- end }}
+
+{{/* The activator (activator.enabled; docs/activator.md). Its names keep their suffix
+whole: the base is cut first, so a long release name cannot make two objects collide. */}}
+{{- define "autoscaler.activator.fullname" -}}
+{{- printf "%s-activator" (include "autoscaler.fullname" . | trunc 53 | trimSuffix "-") }}
+{{- end }}
+
+{{/* The headless Service of the admin port: one address per activator replica. */}}
+{{- define "autoscaler.activator.adminServiceName" -}}
+{{- printf "%s-activator-admin" (include "autoscaler.fullname" . | trunc 47 | trimSuffix "-") }}
+{{- end }}
+
+{{/* Not the controller's: its Deployment, Services, PDB and ServiceMonitor must never
+select activator pods (nor the activator's select the controller's). */}}
+{{- define "autoscaler.activator.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-activator" (include "autoscaler.name" . | trunc 53 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "autoscaler.activator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "autoscaler.activator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: activator
+app.kubernetes.io/part-of: elastic-autoscaler
+{{- end }}
+
+{{- define "autoscaler.activator.serviceAccountName" -}}
+{{- if .Values.activator.serviceAccount.create }}
+{{- default (include "autoscaler.activator.fullname" .) .Values.activator.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.activator.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The names of config.file's pools that have an `activator:` section, as a JSON list. */}}
+{{- define "autoscaler.activator.frontedPools" -}}
+{{- $fronted := list }}
+{{- range (get .Values.config.file "pools" | default list) }}
+{{- if and (kindIs "map" .) (get . "activator") }}
+{{- $fronted = append $fronted (get . "name") }}
+{{- end }}
+{{- end }}
+{{- toJson $fronted }}
+{{- end }}

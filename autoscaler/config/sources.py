@@ -274,7 +274,10 @@ class ActivatorSource(_Source):
     """
 
     type: Literal["activator"] = "activator"
-    url: str = Field(description="the activator's admin URL, e.g. http://autoscaler-activator:9091")
+    url: str = Field(
+        description="the activator's admin URL, e.g. "
+        "http://autoscaler-activator-admin.autoscaler:9091 (the chart's headless admin Service)"
+    )
     metric: Literal["waiting", "in_flight", "demand", "arrival_rate", "latency"] = Field(
         "waiting",
         description="waiting: held for an endpoint; in_flight: forwarded, not yet answered; "

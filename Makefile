@@ -28,7 +28,7 @@ demo: install
 explain: install
 	$(BIN)/autoscaler explain examples/llm-serving.yaml --pool llm-chat \
 	  --signal queue=120 --signal in_flight=64 --signal arrival_rate=12 \
-	  --signal service_seconds=10 --signal gpu_utilization=0.97 --replicas 8
+	  --signal service_seconds=10 --signal gpu_utilization=0.97 --signal held=0 --replicas 8
 
 # ruff, mypy, and the import contracts in pyproject.toml (layers and seams).
 lint: install

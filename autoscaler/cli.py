@@ -364,10 +364,12 @@ def _tick_json(result: object) -> dict[str, object]:
 
 
 def _register_lab() -> None:
+    from .cli_activator import activator_cmd
     from .cli_sim import simulate_cmd, sweep_cmd
 
     cli.add_command(simulate_cmd, name="simulate")
     cli.add_command(sweep_cmd, name="sweep")
+    cli.add_command(activator_cmd, name="activator")
 
 
 _register_lab()

@@ -31,8 +31,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import redis
 
-from autoscaler.config.sources import PrometheusReader as PromModel
-from autoscaler.config.sources import RedisReader as RedisModel
+from autoscaler.config.sources import PrometheusSource as PromModel
+from autoscaler.config.sources import RedisSource as RedisModel
 from autoscaler.observe import Observer
 from autoscaler.signals.base import SignalRequest
 from autoscaler.signals.prometheus import PrometheusReader

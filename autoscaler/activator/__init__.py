@@ -9,9 +9,12 @@ is, while its wake channel tells the controller to scale the pool up.
 Modules: `routes` (which pool), `bodies` (the `model` read from a streaming body),
 `holding` (per-pool queue, endpoint choice, counts), `endpoints` (static URLs and Service
 EndpointSlices), `proxy` (forwarding and streaming), `admin` (stats, wake, metrics,
-probes) and `server` (`Activator`: start, stop, in-process use).
+probes), `fronting` (the fronted pools, changed in place), `reload` (reading the pools
+again: AutoscalingPool objects come and go) and `server` (`Activator`: start, stop,
+in-process use).
 """
 
+from .reload import PoolLoader
 from .server import Activator, NoActivatorPools
 
-__all__ = ["Activator", "NoActivatorPools"]
+__all__ = ["Activator", "NoActivatorPools", "PoolLoader"]

@@ -10,6 +10,7 @@ says the process answers, `/readyz` that every Service watch has listed once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -25,6 +26,7 @@ WAKE_MAX_SECONDS = 60.0
 PREFIX = "autoscaler_activator"
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _HOLD_BUCKETS = (0.01, 0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800)
+_POOL_OUTCOMES = tuple(o for o in OUTCOMES if o != "no_route")
 
 
 class Metrics:
@@ -52,14 +54,26 @@ class Metrics:
             ["pool"], buckets=_HOLD_BUCKETS, registry=self.registry,
         )  # fmt: skip
         for name in pools:
-            self._arrivals.labels(name)
-            self._latency.labels(name)
-            self._hold.labels(name)
-            for outcome in OUTCOMES:
-                if outcome != "no_route":
-                    self._requests.labels(name, outcome)
+            self.track(name)
         self._unrouted = self._requests.labels("", "no_route")
         self.registry.register(_Gauges(pools))
+
+    def track(self, pool: str) -> None:
+        """Show `pool`'s series from now on (at zero until something happens)."""
+        self._arrivals.labels(pool)
+        self._latency.labels(pool)
+        self._hold.labels(pool)
+        for outcome in _POOL_OUTCOMES:
+            self._requests.labels(pool, outcome)
+
+    def forget(self, pool: str) -> None:
+        """Drop `pool`'s series (it is no longer fronted)."""
+        for metric in (self._arrivals, self._latency, self._hold):
+            with contextlib.suppress(KeyError):
+                metric.remove(pool)
+        for outcome in _POOL_OUTCOMES:
+            with contextlib.suppress(KeyError):
+                self._requests.remove(pool, outcome)
 
     def arrived(self, pool: str) -> None:
         self._arrivals.labels(pool).inc()

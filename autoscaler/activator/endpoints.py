@@ -72,6 +72,7 @@ class ServiceEndpoints:
         self._backend = backend
         self._loop = loop
         self._last: list[str] | None = None
+        self._detached = False
         self._slices = ServiceSlices(list_call, namespace, backend.service, self._changed)
 
     @property
@@ -82,7 +83,18 @@ class ServiceEndpoints:
         self._slices.start()
 
     def stop(self) -> None:
+        """Stop the watch (blocks while its thread ends: call it off the loop)."""
+        self.detach()
         self._slices.stop()
+
+    def detach(self) -> None:
+        """From the loop: hand the pool no more endpoints, even ones already on their way
+        (the pool is dropped, or now has another backend)."""
+        self._detached = True
+
+    def _deliver(self, urls: list[str]) -> None:
+        if not self._detached:
+            self.pool.set_endpoints(urls)
 
     def _changed(self, slices: list[Any]) -> None:
         """From the watch thread: hand a changed set of URLs to the loop."""
@@ -92,4 +104,4 @@ class ServiceEndpoints:
         self._last = urls
         log.info("pool %s: %d ready endpoint(s) in %s", self.pool.name, len(urls), self.what)
         with contextlib.suppress(RuntimeError):  # the loop closed under a stopping watch
-            self._loop.call_soon_threadsafe(self.pool.set_endpoints, urls)
+            self._loop.call_soon_threadsafe(self._deliver, urls)

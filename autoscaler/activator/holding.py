@@ -36,7 +36,8 @@ class QueueFull(Exception):
 
 
 class ShuttingDown(Exception):
-    """The activator is stopping: held requests are answered 503 to be retried elsewhere."""
+    """The activator is stopping, or no longer fronts the pool: held requests are answered
+    503 to be retried elsewhere. Its text, when given, says which."""
 
 
 class Observer(Protocol):
@@ -149,6 +150,7 @@ class PoolState:
         self._queue: deque[asyncio.Future[str]] = deque()
         self._next = 0
         self._closed = False
+        self._closed_why = ""
         self.in_flight = 0
         self.counts: Counter[str] = Counter()
         self.arrivals = Window(clock)
@@ -233,7 +235,7 @@ class PoolState:
         `max_queue`. Raises QueueFull, ShuttingDown or TimeoutError; a cancelled wait (the
         client went away) leaves the queue at once."""
         if self._closed:
-            raise ShuttingDown
+            raise ShuttingDown(self._closed_why)
         if not first and len(self._queue) >= self.limits.max_queue:
             raise QueueFull
         waiter: asyncio.Future[str] = asyncio.get_running_loop().create_future()
@@ -277,16 +279,17 @@ class PoolState:
         self._retry = None
         self._dispatch()
 
-    def shutdown(self) -> None:
-        """Answer every held request ShuttingDown and refuse new ones."""
+    def shutdown(self, why: str = "") -> None:
+        """Answer every held request ShuttingDown (with `why`) and refuse new ones."""
         self._closed = True
+        self._closed_why = why
         if self._retry is not None:
             self._retry.cancel()
             self._retry = None
         while self._queue:
             waiter = self._queue.popleft()
             if not waiter.done():
-                waiter.set_exception(ShuttingDown())
+                waiter.set_exception(ShuttingDown(why))
 
     # -- counting ---------------------------------------------------------------------------
     def arrive(self) -> None:

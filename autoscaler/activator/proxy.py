@@ -112,7 +112,10 @@ class Proxy:
                 self.on_unrouted()
             return error(404, self.router.unrouted(host, request.path, model, by_model),
                          "not_found")  # fmt: skip
-        pool = self.pools[route.pool]
+        pool = self.pools.get(route.pool)
+        if pool is None:  # dropped by a reload while the body was read
+            return error(503, f"pool {route.pool!r} is no longer fronted by this activator; "
+                         "retry the request", "unavailable", {"Retry-After": "1"})  # fmt: skip
         pool.arrive()
         body = None
         if request.body_exists:
@@ -134,10 +137,10 @@ class Proxy:
                 except QueueFull:
                     pool.record("rejected_full")
                     return self._full(pool)
-                except ShuttingDown:
+                except ShuttingDown as exc:
                     pool.record("shutdown", hold=_add(held, loop.time() - started))
-                    return error(503, "the activator is shutting down; retry the request",
-                                 "unavailable", {"Retry-After": "1"})  # fmt: skip
+                    why = str(exc) or "the activator is shutting down; retry the request"
+                    return error(503, why, "unavailable", {"Retry-After": "1"})
                 except TimeoutError:
                     pool.record("timed_out", hold=_add(held, loop.time() - started))
                     return error(504, f"pool {pool.name!r} had no ready endpoint within "

@@ -66,6 +66,11 @@ class Router:
         what = f"host {host!r}, path {path!r}"
         if model_read:
             what += f", model {model!r}" if model is not None else ", no `model` in the body"
+        if not self.routes:
+            return (
+                f"no pool takes this request ({what}): no pool is fronted yet (none has an "
+                "`activator` section); this activator picks up new ones as they appear"
+            )
         tried = "; ".join(r.describe() for r in self.routes)
         return f"no pool takes this request ({what}); pools tried: {tried}"
 

@@ -4,6 +4,9 @@ Why one object: the CLI, the tests and the benchmarks all run the same thing in-
 (`await Activator(config).start(...)`), on ports they choose (0: any free one). `stop`
 is the SIGTERM path: stop accepting, answer held requests 503 (Retry-After) so clients
 retry elsewhere, let forwarded ones finish for up to `drain_seconds`, then close.
+
+With a `source` (the pools of a file and of AutoscalingPool objects), the pools are loaded
+at start and every `reload_seconds`, and the fronted set changes in place (`fronting`).
 """
 
 from __future__ import annotations
@@ -19,13 +22,16 @@ from aiohttp import web
 
 from autoscaler.clock import Clock, SystemClock
 from autoscaler.config import Config
+from autoscaler.pool_sources import LoadedPools
 
 from .admin import Metrics, admin_app
 from .bodies import REPLAY_LIMIT, SNIFF_LIMIT
 from .endpoints import ServiceEndpoints
+from .fronting import Front, Fronted, Watcher, fronts_of
 from .holding import Demand, Limits, PoolState
 from .proxy import Proxy
-from .routes import Route, Router
+from .reload import PoolLoader, Reloader
+from .routes import Router
 
 log = logging.getLogger("autoscaler.activator")
 
@@ -41,11 +47,16 @@ class Activator:
     method; default: the cluster `kubeconfig` names, or in-cluster) unless `watch` is
     False, when their endpoints stay empty until `set_endpoints` (tests). Static `urls`
     backends are always ready.
+
+    `source` (`load()` -> LoadedPools or None) gives the pools at start and every
+    `reload_seconds` after; `config` is then what to front until the first load (None:
+    nothing). Without `serve_empty`, a `config` that fronts no pool is NoActivatorPools;
+    with it the activator serves (every request 404) until pools come.
     """
 
     def __init__(
         self,
-        config: Config,
+        config: Config | None,
         *,
         kubeconfig: str | None = None,
         list_slices: Callable[..., Any] | None = None,
@@ -56,9 +67,12 @@ class Activator:
         cooldown: float = 0.5,
         sniff_limit: int = SNIFF_LIMIT,
         replay_limit: int = REPLAY_LIMIT,
+        source: PoolLoader | None = None,
+        reload_seconds: float = 10.0,
+        serve_empty: bool = False,
     ) -> None:
-        fronted = [p for p in config.pools if p.activator is not None]
-        if not fronted:
+        fronts = fronts_of(config)
+        if not fronts and not serve_empty:
             raise NoActivatorPools(
                 "no pool has an `activator` section, so there is nothing to front; add one "
                 "to the pools that should serve from zero"
@@ -73,27 +87,19 @@ class Activator:
         monotonic = (clock or SystemClock()).monotonic
         self.demand = Demand()
         self.pools: dict[str, PoolState] = {}
-        routes = []
-        for pool in fronted:
-            spec = pool.activator
-            assert spec is not None
-            limits = Limits(spec.max_queue, spec.hold_timeout, spec.retry_after)
-            self.pools[pool.name] = PoolState(
-                pool.name, limits, self.demand, monotonic, cooldown=cooldown
-            )
-            if spec.backend.urls is not None:
-                self.pools[pool.name].set_endpoints(spec.backend.urls)
-            routes.append(Route.of(pool.name, spec))
         self.metrics = Metrics(self.pools)
-        for state in self.pools.values():
-            state.observer = self.metrics
-        self.router = Router(routes)
-        self._services = [
-            (self.pools[p.name], p.activator.backend,
-             p.activator.backend.namespace or getattr(p.target, "namespace", None) or "default")
-            for p in fronted if p.activator is not None and p.activator.backend.service
-        ]  # fmt: skip
-        self._watches: list[ServiceEndpoints] = []
+        self.router = Router([])
+
+        def new_state(name: str, limits: Limits) -> PoolState:
+            return PoolState(name, limits, self.demand, monotonic, cooldown=cooldown)
+
+        self._fronted = Fronted(new_state, self.metrics, self.router, self.pools)
+        self._fronted.apply(fronts)
+        self._reloader = (
+            Reloader(source, self._apply, reload_seconds) if source is not None else None
+        )
+        self._reloading: asyncio.Task[None] | None = None
+        self._stopping: set[asyncio.Task[None]] = set()
         self._proxy: Proxy | None = None
         self._session: aiohttp.ClientSession | None = None
         self._runners: list[web.AppRunner] = []
@@ -114,7 +120,19 @@ class Activator:
         self.pools[pool].set_endpoints(urls)
 
     def not_ready(self) -> list[str]:
-        return [w.what for w in self._watches if not w.listed]
+        return self._fronted.not_ready()
+
+    async def reload(self) -> bool:
+        """Load the pools from the source now and apply them (also done at start and every
+        `reload_seconds`); False without a source or when it could not look."""
+        return self._reloader is not None and await self._reloader.once()
+
+    def _apply(self, loaded: LoadedPools) -> None:
+        """On the loop: front what was loaded; stop the watches that went, off the loop."""
+        for watch in self._fronted.apply(fronts_of(loaded.config), loaded.refs):
+            task = asyncio.create_task(asyncio.to_thread(watch.stop))
+            self._stopping.add(task)
+            task.add_done_callback(self._stopping.discard)
 
     async def start(
         self,
@@ -127,10 +145,9 @@ class Activator:
         OSError when a port cannot be bound; NoCredentials when Kubernetes is needed and
         cannot be reached."""
         loop = asyncio.get_running_loop()
-        if self._services and self._watch:
-            list_slices = self._list_slices or self._cluster_lister()
-            for state, backend, namespace in self._services:
-                self._watches.append(ServiceEndpoints(state, backend, namespace, list_slices, loop))
+        await self.reload()
+        if self._watch and self._fronted.services() and self._list_slices is None:
+            self._list_slices = self._cluster_lister()
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(limit=0, enable_cleanup_closed=False),
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=self._connect_timeout),
@@ -150,8 +167,20 @@ class Activator:
             await self._close()
             raise
         self.ports = (proxy_port, admin_port)
-        for watch in self._watches:
-            watch.start()
+        self._fronted.start_watches(self._watcher(loop) if self._watch else None)
+        if self._reloader is not None:
+            self._reloading = asyncio.create_task(self._reloader.run())
+
+    def _watcher(self, loop: asyncio.AbstractEventLoop) -> Watcher:
+        def watch(state: PoolState, front: Front) -> ServiceEndpoints:
+            if self._list_slices is None:  # the first Service came with a reload
+                self._list_slices = self._cluster_lister()
+            watching = ServiceEndpoints(state, front.spec.backend, front.namespace,
+                                        self._list_slices, loop)  # fmt: skip
+            watching.start()
+            return watching
+
+        return watch
 
     def _cluster_lister(self) -> Callable[..., Any]:
         from autoscaler.clients.kube import connect
@@ -171,6 +200,11 @@ class Activator:
     async def stop(self) -> None:
         """Stop accepting; held requests get 503 with Retry-After; forwarded ones finish
         (up to `drain_seconds`); then everything closes."""
+        if self._reloading is not None:
+            self._reloading.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reloading
+            self._reloading = None
         if self._proxy is not None:
             self._proxy.draining = True
         if self._runners:
@@ -185,9 +219,10 @@ class Activator:
         for runner in self._runners:
             await runner.cleanup()
         self._runners = []
-        if self._watches:
-            await asyncio.gather(*(asyncio.to_thread(w.stop) for w in self._watches))
-            self._watches = []
+        watches = list(self._fronted.watches.values())
+        self._fronted.watches.clear()
+        if watches or self._stopping:
+            await asyncio.gather(*(asyncio.to_thread(w.stop) for w in watches), *self._stopping)
         if self._session is not None:
             with contextlib.suppress(Exception):
                 await self._session.close()

@@ -3,11 +3,13 @@ the kustomize component k8s/components/activator.
 
 Off by default: nothing of it renders. On: a hardened Deployment running `autoscaler
 activator` with probes on its admin port, its own ServiceAccount that may only read
-EndpointSlices (in the watched namespaces), a PodDisruptionBudget, the proxy Service and a
-headless admin Service; none of its selectors touch the controller's pods, nor theirs its.
-The schema and the templates refuse bad values. The kustomize component builds the same
-objects. Against the API server: both pass the server-side dry run, and an installed
-release's activator token can list EndpointSlices where granted and nothing else.
+EndpointSlices and, with crdPools (the default), AutoscalingPools (in the watched
+namespaces, which it gets as --namespace like the controller), a PodDisruptionBudget, the
+proxy Service and a headless admin Service; none of its selectors touch the controller's
+pods, nor theirs its. The schema and the templates refuse bad values. The kustomize
+component builds the same objects. Against the API server: both pass the server-side dry
+run, and an installed release's activator token can read EndpointSlices and
+AutoscalingPools where granted and nothing else.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ DOC = REPO_ROOT / "docs" / "activator.md"
 ENDPOINTSLICE_RULE = {
     "apiGroups": ["discovery.k8s.io"],
     "resources": ["endpointslices"],
+    "verbs": ["get", "list", "watch"],
+}
+CRD_RULE = {
+    "apiGroups": ["autoscaling.elastic-autoscaler.io"],
+    "resources": ["autoscalingpools"],
     "verbs": ["get", "list", "watch"],
 }
 
@@ -141,9 +148,12 @@ def deployment_container(deployment: Obj) -> Obj:
     return dict(container)
 
 
-def assert_endpointslices_only(objs: list[Obj], sa: str, sa_namespace: str) -> list[str]:
-    """The activator's roles allow get/list/watch on EndpointSlices and nothing else; its
-    ServiceAccount is bound to nothing else. Returns the namespaces it is granted in."""
+def assert_endpointslices_only(
+    objs: list[Obj], sa: str, sa_namespace: str, crd_pools: bool = True
+) -> list[str]:
+    """The activator's roles allow get/list/watch on EndpointSlices (and with `crd_pools`
+    AutoscalingPools) and nothing else; its ServiceAccount is bound to nothing else.
+    Returns the namespaces it is granted in."""
     bindings = [
         b for b in kinds(objs).get("RoleBinding", []) + kinds(objs).get("ClusterRoleBinding", [])
         if {"kind": "ServiceAccount", "name": sa, "namespace": sa_namespace} in b["subjects"]
@@ -155,7 +165,8 @@ def assert_endpointslices_only(objs: list[Obj], sa: str, sa_namespace: str) -> l
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": sa, "namespace": sa_namespace}
         ]
-        assert roles[binding["roleRef"]["name"]]["rules"] == [ENDPOINTSLICE_RULE]
+        rules = [ENDPOINTSLICE_RULE, *([CRD_RULE] if crd_pools else [])]
+        assert roles[binding["roleRef"]["name"]]["rules"] == rules
     assert_least_privilege(objs)
     return sorted(b["metadata"]["namespace"] for b in bindings)
 
@@ -196,7 +207,7 @@ def test_enabled_activator_renders_its_hardened_deployment_services_rbac_and_pdb
     assert deployment["spec"]["replicas"] == 2
     container = assert_activator_pod(deployment, config_map="ea-autoscaler-config")
     assert container["args"] == [
-        "activator", "/etc/autoscaler/config.yaml",
+        "activator", "/etc/autoscaler/config.yaml", "--crd-pools", "--namespace=autoscaler",
         "--listen=0.0.0.0:8080", "--admin=0.0.0.0:9091", "--drain-seconds=30", "--json-logs",
     ]  # fmt: skip
     assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] == 45
@@ -280,9 +291,9 @@ def test_activator_values_reach_its_objects(tmp_path: Path) -> None:
     pod = deployment["spec"]["template"]["spec"]
     container = deployment_container(deployment)
     assert container["args"] == [
-        "activator", "/etc/autoscaler/config.yaml",
-        "--listen=0.0.0.0:8000", "--admin=0.0.0.0:9000", "--drain-seconds=50",
-        "--kubeconfig=/etc/kube/config",
+        "activator", "/etc/autoscaler/config.yaml", "--crd-pools", "--namespace=llm",
+        "--namespace=batch", "--listen=0.0.0.0:8000", "--admin=0.0.0.0:9000",
+        "--drain-seconds=50", "--kubeconfig=/etc/kube/config",
     ]  # fmt: skip
     assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
         "http": 8000, "admin": 9000
@@ -379,23 +390,52 @@ def test_long_release_names_keep_activator_names_distinct_and_valid(tmp_path: Pa
 
 
 def test_activator_with_nothing_to_front_is_refused(tmp_path: Path) -> None:
-    """The activator exits when no pool of its file has an `activator:` section: the chart
-    says so at install time instead of shipping a crash loop."""
+    """Without crdPools the activator exits when no pool of its file has an `activator:`
+    section: the chart says so at install time instead of shipping a crash loop."""
+    # A pool without the section does not count.
+    plain = {k: v for k, v in doc_config()["pools"][0].items() if k != "activator"}
     path = tmp_path / "nothing.yaml"
-    path.write_text(yaml.safe_dump({"activator": {"enabled": True}}))
+    path.write_text(yaml.safe_dump({**ON, "crdPools": False,
+                                    "config": {"file": {"pools": [plain]}}}))  # fmt: skip
     args = ("template", "ea", str(CHART), "--kube-version", KUBE_VERSION, "--values", str(path))
     done = run_tool("helm", *args, home=tmp_path)
     assert done.returncode != 0, done.stdout
     assert "activator.enabled needs a pool with an `activator:` section" in done.stderr
-    # A pool without the section does not count.
-    plain = {k: v for k, v in doc_config()["pools"][0].items() if k != "activator"}
-    path.write_text(yaml.safe_dump({**ON, "config": {"file": {"pools": [plain]}}}))
-    done = run_tool("helm", *args, home=tmp_path)
-    assert "activator.enabled needs a pool with an `activator:` section" in done.stderr
     # Pools in an existing ConfigMap cannot be checked: rendered.
-    existing = {"activator": {"enabled": True}, "config": {"existingConfigMap": "mine"}}
+    existing = {"activator": {"enabled": True}, "crdPools": False,
+                "config": {"existingConfigMap": "mine"}}  # fmt: skip
     objs = helm_template(tmp_path, existing)
     assert "ea-autoscaler-activator" in by_name(objs, "Deployment")
+    # With crdPools the pools may be objects, created later: it serves and waits for them.
+    for file in ({}, {"pools": [plain]}):
+        objs = helm_template(tmp_path, {"activator": {"enabled": True}, "config": {"file": file}})
+        activator = by_name(objs, "Deployment")["ea-autoscaler-activator"]
+        assert "--crd-pools" in deployment_container(activator)["args"]
+
+
+def test_with_crd_pools_the_activator_reads_the_controllers_namespaces_and_only_then(
+    tmp_path: Path,
+) -> None:
+    """crdPools (on by default): the controller's --crd-pools and --namespace flags, and
+    get/list/watch on AutoscalingPools (never their status) where it is bound. Off: neither
+    the flags nor the rule."""
+    watched = {"rbac": {"watchNamespaces": ["llm", "batch"]}}
+    for crd_pools in (True, False):
+        objs = helm_template(tmp_path, {**ON, **watched, "crdPools": crd_pools}, namespace="ops")
+        deployments = by_name(objs, "Deployment")
+        args = deployment_container(deployments["ea-autoscaler-activator"])["args"]
+        controller_args = deployment_container(deployments["ea-autoscaler"])["args"]
+        crd_flags = [a for a in args if a == "--crd-pools" or a.startswith("--namespace=")]
+        if crd_pools:
+            assert crd_flags == ["--crd-pools", "--namespace=llm", "--namespace=batch"]
+            assert crd_flags == [a for a in controller_args if a in crd_flags]
+        else:
+            assert crd_flags == []
+        granted = assert_endpointslices_only(objs, "ea-autoscaler-activator", "ops", crd_pools)
+        assert granted == ["batch", "llm"]
+        role = by_name(objs, "ClusterRole")["ops-ea-autoscaler-activator"]
+        assert (CRD_RULE in role["rules"]) is crd_pools
+        assert "autoscalingpools/status" not in yaml.safe_dump(role)
 
 
 def test_helm_lint_is_clean_with_the_activator_on(tmp_path: Path) -> None:
@@ -472,6 +512,8 @@ def test_the_activator_command_accepts_the_charts_arguments(tmp_path: Path) -> N
         with command.make_context("activator", list(args[1:])) as ctx:
             # Parsed: no unknown flag, no bad value.
             assert ctx.params["config_path"] == "/etc/autoscaler/config.yaml"
+            assert ctx.params["crd_pools"] is True
+            assert ctx.params["namespaces"] == (("autoscaler",) if objs is on else ())
             assert ctx.params["listen"] == ("0.0.0.0", 8080)
             assert ctx.params["admin"] == ("0.0.0.0", 9091)
             assert ctx.params["drain_seconds"] == (10 if objs is on else 30)
@@ -561,7 +603,8 @@ def kustomize(path: Path, home: Path) -> list[Obj]:
 
 def overlay_with_component(tmp_path: Path, namespaces: tuple[str, ...] = ("llm",)) -> Path:
     """An overlay as docs/activator.md shows: the example overlay plus the component, a
-    settings file with an activator pool, and a RoleBinding for the pool's namespace."""
+    settings file with an activator pool, a RoleBinding for the pool's namespace and the
+    controller's --namespace flags for the activator too."""
     root = tmp_path / "overlay"
     root.mkdir(parents=True, exist_ok=True)
     rel = Path(os.path.relpath(K8S, root))  # kustomize refuses absolute paths
@@ -587,6 +630,11 @@ def overlay_with_component(tmp_path: Path, namespaces: tuple[str, ...] = ("llm",
         "configMapGenerator": [{"name": "elastic-autoscaler-config",
                                 "namespace": "elastic-autoscaler", "behavior": "replace",
                                 "files": ["config.yaml"]}],
+        "patches": [{"target": {"kind": "Deployment", "name": "elastic-autoscaler-activator"},
+                     "patch": yaml.safe_dump([
+                         {"op": "add", "path": "/spec/template/spec/containers/0/args/-",
+                          "value": f"--namespace={ns}"}
+                         for ns in ("elastic-autoscaler", *namespaces)])}],
     }))  # fmt: skip
     return root
 
@@ -631,6 +679,10 @@ def test_component_added_to_the_example_overlay(tmp_path: Path) -> None:
         assert {"name": "config", "configMap": {"name": name}} in volumes
     config = Config.model_validate(yaml.safe_load(configmap["data"]["config.yaml"]))
     assert [p.name for p in config.pools if p.activator] == ["llm-chat"]
+    # It reads AutoscalingPools where the controller does.
+    flags = [a for a in deployment_container(activator)["args"] if a.startswith("--namespace=")]
+    assert flags == [a for a in deployment_container(controller)["args"] if a in flags]
+    assert flags == ["--namespace=elastic-autoscaler", "--namespace=llm"]
     # EndpointSlices in its own namespace and the pool's; the controller's grants unchanged.
     granted = assert_endpointslices_only(objs, "elastic-autoscaler-activator", "elastic-autoscaler")
     assert granted == ["elastic-autoscaler", "llm"]
@@ -656,7 +708,10 @@ def test_component_is_the_charts_activator(tmp_path: Path) -> None:
                 "livenessProbe", "readinessProbe", "volumeMounts"):  # fmt: skip
         assert deployment_container(plain)[key] == deployment_container(templated)[key], key
     # The chart adds --json-logs (logging.json); the plain manifests log text, like the base.
-    chart_args = [a for a in deployment_container(templated)["args"] if a != "--json-logs"]
+    # The chart names the watched namespaces; the plain manifests read their own, like the
+    # base's controller (an overlay adds --namespace flags to both).
+    chart_args = [a for a in deployment_container(templated)["args"]
+                  if a != "--json-logs" and not a.startswith("--namespace=")]  # fmt: skip
     assert deployment_container(plain)["args"] == chart_args
     volume_types = sorted((v["name"], sorted(set(v) - {"name"})) for v in plain_pod["volumes"])
     assert volume_types == sorted(
@@ -734,7 +789,7 @@ def test_rendered_activator_passes_the_api_servers_server_side_dry_run(
 
 
 @pytest.mark.kube
-def test_helm_install_gives_the_activator_a_token_that_reads_endpointslices_only(
+def test_helm_install_gives_the_activator_a_token_that_reads_slices_and_pools_only(
     kube_cluster: KubeCluster,
     kube_api: Any,
     core_v1: Any,
@@ -788,8 +843,12 @@ def test_helm_install_gives_the_activator_a_token_that_reads_endpointslices_only
                 assert status(core.list_namespaced_secret, where) == 403
                 assert not allowed(authz, "patch", "deployments", where, group="apps",
                                    subresource="scale")  # fmt: skip
-                assert not allowed(authz, "list", "autoscalingpools", where,
-                                   group="autoscaling.elastic-autoscaler.io")  # fmt: skip
+                # crdPools (the default): it reads the objects, never writes them.
+                assert allowed(authz, "list", "autoscalingpools", where,
+                               group="autoscaling.elastic-autoscaler.io")  # fmt: skip
+                assert not allowed(authz, "patch", "autoscalingpools", where,
+                                   group="autoscaling.elastic-autoscaler.io",
+                                   subresource="status")  # fmt: skip
             assert status(discovery.list_namespaced_endpoint_slice, foreign) == 403
             assert status(discovery.list_endpoint_slice_for_all_namespaces) == 403
             assert not allowed(authz, "create", "leases", ns, group="coordination.k8s.io")

@@ -79,8 +79,17 @@ async def one(session: aiohttp.ClientSession, url: str, body: dict[str, Any]) ->
         return size
 
 
-async def throughput(url: str, body: dict[str, Any], seconds: float, concurrency: int) -> float:
-    """Requests answered per second with `concurrency` in flight for `seconds`."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def throughput(
+    url: str, body: dict[str, Any], seconds: float, concurrency: int
+) -> tuple[float, int]:
+    """Requests answered per second with `concurrency` in flight for `seconds`, and how
+    many were answered in all (the warm-up one included)."""
     done = 0
     stop_at = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -95,7 +104,7 @@ async def throughput(url: str, body: dict[str, Any], seconds: float, concurrency
 
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return done / (time.perf_counter() - started)
+        return done / (time.perf_counter() - started), done + 1
 
 
 async def latencies(url: str, body: dict[str, Any], count: int) -> list[float]:
@@ -111,7 +120,7 @@ async def latencies(url: str, body: dict[str, Any], count: int) -> list[float]:
     return out
 
 
-def start_activator_cli(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_activator_cli(config: Path, log: Path, loop: str) -> tuple[subprocess.Popen[bytes], str]:
     port, admin = free_port(), free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -134,48 +143,58 @@ def start_activator_cli(config: Path, log: Path) -> tuple[subprocess.Popen[bytes
 
 
 def forwarding(args: argparse.Namespace, work: Path) -> dict[str, Any]:
+    """Direct and through the activator, alternated round by round so drift on a shared
+    machine hits both alike."""
     backend = FakeOpenAIProcess(work, tokens=8).start()
     config = work / "static.yaml"
     config.write_text(yaml.safe_dump(static_config(backend.url)))
-    proc, through = start_activator_cli(config, work / "activator.log")
-    rows: dict[str, dict[str, list[float]]] = {}
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    targets = {"direct": backend.url}
     try:
+        procs["through"], targets["through"] = start_activator_cli(config, work / "act.log")
+        rows: dict[str, dict[str, dict[str, list[float]]]] = {}
         for kind, body in (("plain", PLAIN), ("streaming", STREAM)):
-            got: dict[str, list[float]] = {
-                "direct_rps": [],
-                "through_rps": [],
-                "direct_lat": [],
-                "through_lat": [],
+            got: dict[str, dict[str, list[float]]] = {
+                name: {"rps": [], "lat": [], "cpu_ms": []} for name in targets
             }
-            for _ in range(args.rounds):  # alternated, so drift hits both alike
-                for name, url in (("direct", backend.url), ("through", through)):
-                    got[f"{name}_rps"].append(
-                        asyncio.run(throughput(url, body, args.seconds, args.concurrency))
+            for _ in range(args.rounds):
+                for name, url in targets.items():
+                    # CPU per request of the process answering: the backend (direct) or
+                    # the activator (through), to show where the time goes.
+                    pid = backend.proc.pid if name == "direct" else procs[name].pid
+                    before = cpu_seconds(pid)
+                    rps, answered = asyncio.run(
+                        throughput(url, body, args.seconds, args.concurrency)
                     )
-                    got[f"{name}_lat"].extend(asyncio.run(latencies(url, body, args.latency_n)))
+                    got[name]["cpu_ms"].append(1000 * (cpu_seconds(pid) - before) / answered)
+                    got[name]["rps"].append(rps)
+                    got[name]["lat"].extend(asyncio.run(latencies(url, body, args.latency_n)))
             rows[kind] = got
     finally:
-        proc.terminate()
-        proc.wait(timeout=40)
+        for proc in procs.values():
+            proc.terminate()
+            proc.wait(timeout=40)
         backend.stop()
     out = {}
     for kind, got in rows.items():
-        direct, through_rps = (
-            statistics.median(got["direct_rps"]),
-            statistics.median(got["through_rps"]),
-        )
-        d50, t50 = pct(got["direct_lat"], 0.5), pct(got["through_lat"], 0.5)
-        d99, t99 = pct(got["direct_lat"], 0.99), pct(got["through_lat"], 0.99)
+        direct = got["direct"]
+        d_rps = statistics.median(direct["rps"])
+        d50, d99 = pct(direct["lat"], 0.5), pct(direct["lat"], 0.99)
+        through = got["through"]
+        t_rps = statistics.median(through["rps"])
+        t50, t99 = pct(through["lat"], 0.5), pct(through["lat"], 0.99)
         out[kind] = {
-            "direct_rps": round(direct, 1),
-            "through_rps": round(through_rps, 1),
-            "throughput_ratio": round(through_rps / direct, 3),
+            "direct_rps": round(d_rps, 1),
+            "through_rps": round(t_rps, 1),
+            "throughput_ratio": round(t_rps / d_rps, 3),
             "direct_p50_ms": round(d50 * 1000, 3),
             "through_p50_ms": round(t50 * 1000, 3),
             "added_p50_ms": round((t50 - d50) * 1000, 3),
             "direct_p99_ms": round(d99 * 1000, 3),
             "through_p99_ms": round(t99 * 1000, 3),
             "added_p99_ms": round((t99 - d99) * 1000, 3),
+            "backend_cpu_ms_per_request": round(statistics.median(direct["cpu_ms"]), 3),
+            "activator_cpu_ms_per_request": round(statistics.median(through["cpu_ms"]), 3),
         }
     return out
 
@@ -217,6 +236,9 @@ async def holding(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "models": [MODEL],
         "max_queue": args.held,
         "hold_timeout": "10m",
+        # A freshly woken replica is given what it can take (vLLM's max_num_seqs), the rest
+        # follow in arrival order as it answers.
+        "concurrency_per_endpoint": args.per_endpoint,
     }
     path = work / "held.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -275,6 +297,10 @@ async def holding(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "peak_rss_mb": round(rss_peak, 1),
         "forwarded_in_batch_order": batches == sorted(batches),
         "forwarded_in_exact_order": order == sorted(order),
+        # How far any request reached the backend from its place in the arrival order:
+        # forwarding is FIFO, connections opened at once may land a little out of order.
+        "max_displacement": max((abs(at - i) for at, i in enumerate(order)), default=0),
+        "concurrency_per_endpoint": args.per_endpoint,
     }
 
 
@@ -376,6 +402,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--latency-n", type=int, default=300)
     parser.add_argument("--held", type=int, default=10_000)
     parser.add_argument("--wakes", type=int, default=30)
+    parser.add_argument(
+        "--per-endpoint", type=int, default=64, help="concurrency_per_endpoint of the held pool"
+    )
     parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "activator.json")
     args = parser.parse_args(argv)
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -133,6 +133,45 @@ def signals(d: dict[str, Any]) -> list[str]:
     ]  # fmt: skip
 
 
+def activator(d: dict[str, Any]) -> list[str]:
+    t = d["targets"]
+    rows = []
+    for kind, r in d["forwarding"].items():
+        rows.append([kind, r["direct_rps"], r["through_rps"], f"{r['throughput_ratio']:.2f}",
+                     _yes(r["throughput_ratio"] >= t["throughput_ratio_min"]),
+                     r["added_p50_ms"], r["added_p99_ms"],
+                     _yes(r["added_p50_ms"] <= t["added_p50_ms_max"]),
+                     r["backend_cpu_ms_per_request"],
+                     r["activator_cpu_ms_per_request"]])  # fmt: skip
+    h, w = d["holding"], d["waking"]
+    return [
+        f"**Activator** (`python bench/activator.py`; through `autoscaler activator` vs "
+        f"straight to a fake OpenAI backend, {d['args']['concurrency']} in flight; targets: "
+        f"≥ {t['throughput_ratio_min']}× direct throughput, ≤ {t['added_p50_ms_max']} ms "
+        "added p50):",
+        "",
+        *_table(["requests", "direct req/s", "through req/s", "ratio", "meets",
+                 "added p50 ms", "added p99 ms", "meets", "backend CPU ms/req",
+                 "activator CPU ms/req"], rows),
+        "",
+        *_table(["measure", "value", "target", "meets"], [
+            [f"{h['held']:,} held: peak RSS while held", f"{h['peak_rss_mb_while_held']} MB",
+             f"≤ {t['held_rss_mb_max']} MB",
+             _yes(h["peak_rss_mb_while_held"] <= t["held_rss_mb_max"])],
+            ["... peak RSS while they are served", f"{h['peak_rss_mb']} MB", "", ""],
+            [f"... answered; forwarded in arrival order (concurrency_per_endpoint "
+             f"{h['concurrency_per_endpoint']}: batches of 100 in order, most displaced "
+             f"{h['max_displacement']} places)",
+             f"{h['answered']:,}; {_yes(h['forwarded_in_batch_order'])}", "all; yes",
+             _yes(h["answered"] == h["held"] and h["forwarded_in_batch_order"])],
+            [f"first request -> scale request, {w['interval_s']} s interval "
+             f"({w['wakes']} wakes)", f"p50 {w['p50_s'] * 1000:.0f} ms, "
+             f"p99 {w['p99_s'] * 1000:.0f} ms", f"≤ {t['wake_p99_s_max']:g} s p99",
+             _yes(w["p99_s"] <= t["wake_p99_s_max"])],
+        ]),
+    ]  # fmt: skip
+
+
 def generic(name: str, d: Any) -> list[str]:
     """Any other result that carries `rows` (a list of flat dicts) and a `command`."""
     rows = d.get("rows") if isinstance(d, dict) else None
@@ -146,7 +185,7 @@ def generic(name: str, d: Any) -> list[str]:
 
 RENDERERS: dict[str, Callable[[Any], list[str]]] = {
     "decide": decide, "signals": signals, "sim_speed": sim_speed,
-    "policy_quality": policy_quality,
+    "policy_quality": policy_quality, "activator": activator,
 }  # fmt: skip
 
 

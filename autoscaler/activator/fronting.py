@@ -46,7 +46,12 @@ class Front:
 
     @property
     def limits(self) -> Limits:
-        return Limits(self.spec.max_queue, self.spec.hold_timeout, self.spec.retry_after)
+        return Limits(
+            self.spec.max_queue,
+            self.spec.hold_timeout,
+            self.spec.retry_after,
+            self.spec.concurrency_per_endpoint,
+        )
 
     def same_backend(self, other: Front) -> bool:
         return self.spec.backend == other.spec.backend and self.namespace == other.namespace

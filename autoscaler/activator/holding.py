@@ -56,6 +56,8 @@ class Limits:
     max_queue: int
     hold_timeout: float
     retry_after: float
+    per_endpoint: int | None = None
+    """Requests one endpoint is given at once; None: no limit."""
 
 
 class Window:
@@ -189,24 +191,29 @@ class PoolState:
         return self._pick()
 
     def release(self, url: str) -> None:
-        """A request given `url` is finished with it."""
+        """A request given `url` is finished with it (with a per-endpoint limit, the next
+        held request takes its place)."""
         left = self._load.get(url, 0) - 1
         if left > 0:
             self._load[url] = left
         else:
             self._load.pop(url, None)
+        if self._queue and self.limits.per_endpoint is not None:
+            self._dispatch()
 
     def failed(self, url: str) -> None:
         """`url` refused a request's connection: release it and pass it over for a while."""
-        self.release(url)
-        if url in self._endpoints:
+        if url in self._endpoints:  # first, so the release below does not hand it out again
             self._cooling[url] = asyncio.get_running_loop().time() + self._cooldown
+        self.release(url)
 
     def _pick(self) -> str | None:
-        """The ready endpoint with the fewest requests, round robin among equals."""
+        """The ready endpoint with the fewest requests, round robin among equals; None when
+        every one is at the per-endpoint limit."""
         count = len(self._endpoints)
         if not count:
             return None
+        cap = self.limits.per_endpoint
         now = asyncio.get_running_loop().time() if self._cooling else 0.0
         best, best_load, best_at = None, 0, 0
         for step in range(count):
@@ -218,6 +225,8 @@ class PoolState:
                     continue
                 del self._cooling[url]
             load = self._load.get(url, 0)
+            if cap is not None and load >= cap:
+                continue
             if best is None or load < best_load:
                 best, best_load, best_at = url, load, at
                 if load == 0:

@@ -94,6 +94,14 @@ class ActivatorSpec(_Model):
     retry_after: Seconds = Field(
         10.0, gt=0, le=3600, description="Retry-After sent with a 503 when the queue is full"
     )
+    concurrency_per_endpoint: int | None = Field(
+        None,
+        ge=1,
+        le=100_000,
+        description="requests each endpoint is given at once (Knative's containerConcurrency; "
+        "vLLM's max_num_seqs); more wait here in arrival order. Default: no limit, the "
+        "backend queues them",
+    )
 
     @field_validator("paths")
     @classmethod

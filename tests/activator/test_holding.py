@@ -146,3 +146,39 @@ async def test_a_body_too_large_to_send_again_fails_with_502():
                         assert act.pools["p"].counts["backend_error"] == 1
     finally:
         bad.close()
+
+
+@run
+async def test_a_per_endpoint_limit_holds_the_rest_in_order_and_fills_each_freed_slot():
+    cfg = config(pool("p", concurrency_per_endpoint=1))
+    async with started(cfg) as act, client() as http, backends(2) as (one, two):
+        state = act.pools["p"]
+        for backend in (one, two):
+            backend.gate = asyncio.Event()  # streams pause after their first chunk
+        act.set_endpoints("p", [one.url, two.url])
+
+        async def stream(tag: str) -> tuple[int, bytes]:
+            body = completion(stream=True)
+            async with http.post(act.url + "/v1/completions", json=body,
+                                 headers={"X-Test-Tag": tag}) as r:  # fmt: skip
+                return r.status, await r.read()
+
+        calls = []
+        for i in range(5):
+            calls.append(asyncio.create_task(stream(str(i))))
+            if i < 2:
+                await until(lambda i=i: state.in_flight == i + 1, what=f"{i + 1} forwarded")
+            else:
+                await until(lambda i=i: state.waiting == i - 1, what=f"{i - 1} waiting")
+        # Both endpoints busy with one each: the other three wait, and no wake is asked
+        # for (endpoints are ready, only busy).
+        assert state.in_flight == 2 and state.waiting == 3 and not state.cold
+        assert sorted(one.order + two.order) == ["0", "1"]
+        one.gate.set()  # endpoint one finishes its request: the next in line takes its slot
+        await until(lambda: len(one.order) == 2, what="request 2 forwarded to the freed slot")
+        assert one.order[1] == "2" and state.waiting == 2
+        two.gate.set()
+        results = await asyncio.gather(*calls)
+        assert [status for status, _ in results] == [200] * 5
+        assert sorted(one.order + two.order) == [str(i) for i in range(5)]
+        assert state.waiting == 0 and state.counts["served"] == 5

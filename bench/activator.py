@@ -120,7 +120,7 @@ async def latencies(url: str, body: dict[str, Any], count: int) -> list[float]:
     return out
 
 
-def start_activator_cli(config: Path, log: Path, loop: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_activator_cli(config: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port, admin = free_port(), free_port()
     with log.open("wb") as out:
         proc = subprocess.Popen(

@@ -491,3 +491,38 @@ def test_a_from_pods_signal_with_no_series_while_replicas_are_ready_is_stale(rig
     source.values[("chat", "queue")] = None
     (decision,) = controller.tick().decisions
     assert decision.stale and decision.desired == 3
+
+
+class Empty:
+    """Prometheus with no series for anything: what it answers while a pool has no pods."""
+
+    def read(self, requests, now):
+        return {r.key: Reading(None, now) for r in requests}
+
+
+def test_the_shipped_llm_example_stays_at_zero_until_the_activator_holds_a_request():
+    """examples/llm-serving.yaml at 0 replicas: its pod metrics have no series and the
+    activator counts nothing; no capacity nobody asked for (no stale fallback) for an hour,
+    then one held request wakes it."""
+    from pathlib import Path
+
+    from autoscaler.config import load_config
+    from autoscaler.config.targets import SimulatedTarget
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "llm-serving.yaml"
+    config = load_config(str(example))
+    pool = config.pools[0].model_copy(update={"target": SimulatedTarget()})
+    config = config.model_copy(update={"pools": [pool]})
+    clock = FakeClock(1000.0)
+    activator = Scripted()
+    activator.values = {("llm-chat", "arrival_rate"): 0.0, ("llm-chat", "held"): 0.0}
+    controller = Controller(config, {"simulated": SimulatedProvider(clock)},
+                            {"prometheus": Empty(), "activator": activator}, clock)  # fmt: skip
+    for _ in range(240):  # an hour at 15 s
+        (decision,) = controller.tick().decisions
+        assert decision.desired == 0 and not decision.stale, decision.reason
+        clock.advance(15)
+    activator.values[("llm-chat", "held")] = 1.0
+    (decision,) = controller.tick().decisions
+    assert decision.desired == 1, decision.reason
+    assert "queue-depth wins" in decision.reason

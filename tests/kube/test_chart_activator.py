@@ -556,7 +556,7 @@ def test_notes_say_where_the_activator_listens(tmp_path: Path) -> None:
     assert "url: http://autoscaler-activator-admin.autoscaler.svc:9091" in existing, existing
     assert "It fronts" not in existing  # the pools are in a ConfigMap the chart cannot read
     assert "every AutoscalingPool with an `activator:` section" in text  # crdPools: default on
-    assert "AutoscalingPool" not in render({**ON, "crdPools": False})
+    assert "every AutoscalingPool with an" not in render({**ON, "crdPools": False})
 
 
 # -- the documentation -----------------------------------------------------------------------

@@ -16,7 +16,7 @@ from rich.table import Table
 
 from .cli_options import seconds
 from .config import ConfigError, config_schema, load_config
-from .explain import ExplainError, explain, parse_signals
+from .explain import ExplainError, explain, load_pool_memory, parse_signals
 
 
 def _version() -> str:
@@ -120,6 +120,13 @@ def schema(output: str | None) -> None:
 )
 @click.option("--replicas", type=int, required=True, help="replicas the pool has now")
 @click.option("--ready", type=int, help="of which ready (default: all)")
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="start from the pool's memory in this controller state file (`run --state`), at "
+    "its last tick: forecast, learned idle gaps, planner windows",
+)
 @click.option("--json", "as_json", is_flag=True, help="print the explanation as JSON")
 def explain_cmd(
     file: str,
@@ -127,6 +134,7 @@ def explain_cmd(
     signals: tuple[str, ...],
     replicas: int,
     ready: int | None,
+    state_file: str | None,
     as_json: bool,
 ) -> None:
     """Show what a pool's policy and planner would decide for given signal values."""
@@ -148,7 +156,8 @@ def explain_cmd(
         except KeyError as exc:
             _fail(f"--pool: {exc.args[0]}")
     try:
-        result = explain(pool, parse_signals(signals, pool), replicas, ready)
+        memory = load_pool_memory(state_file, pool) if state_file else None
+        result = explain(pool, parse_signals(signals, pool), replicas, ready, memory=memory)
     except ExplainError as exc:
         _fail(str(exc))
     if as_json:
@@ -184,7 +193,38 @@ def _print_explanation(result: object) -> None:
         f"planner decides:   [bold {colour}]{dec.direction} {dec.current} -> {dec.desired}[/]"
     )
     console.print(f"reason: {dec.reason}")
-    console.print("[dim]first-tick view: planner memory starts empty (no stabilization history)[/]")
+    for entry in result.keep_alive:
+        _print_learned_gaps(console, entry)
+    if result.from_state:
+        console.print(f"[dim]from the state file: memory as of the last tick (t={dec.at:g})[/]")
+    else:
+        console.print(
+            "[dim]first-tick view: planner memory starts empty (no stabilization history)[/]"
+        )
+
+
+def _print_learned_gaps(console: Console, entry: dict[str, object]) -> None:
+    """What a keep-alive learned (explain.learned_gaps)."""
+    learned = entry["learned"]
+    where = entry["policy"]
+    if not isinstance(learned, dict):
+        console.print(f"keep-alive ({where}): nothing learned yet (give --state FILE)")
+        return
+
+    def secs(value: object) -> str:
+        return "> 1 day" if value is None else f"{value:g}s"
+
+    trusted = "representative" if learned["representative"] else "not representative"
+    console.print(
+        f"keep-alive ({where}): {learned['gaps']} gaps seen, p10 {secs(learned['p10'])}, "
+        f"p50 {secs(learned['p50'])}, p90 {secs(learned['p90'])}; CV {learned['cv']:g}, "
+        f"{trusted}; a burst brings ~{learned['burst_requests']:g} requests in its first "
+        "startup"
+    )
+    hours = learned["top_hours"]
+    if isinstance(hours, list) and hours:
+        listed = ", ".join(f"{h['hour']:02d}:00 ({h['share']:.0%} of days)" for h in hours)
+        console.print(f"  bursts start most at (UTC): {listed}")
 
 
 @cli.command(name="crd")

@@ -3,17 +3,29 @@
 Runs the real policy and planner on one observation built from the command line, with
 fresh planner memory (so stabilization windows start empty, as on a controller's first
 tick). A declared signal left off the command line counts as stale, which shows the hold.
+
+With a controller state file (`autoscaler run --state FILE`) it starts from the pool's
+stored memory instead, at the time of its last tick: the policy's forecast and learned
+idle gaps, the planner's windows. A pool whose policy has a `keep_alive` then also shows
+what it learned: the gaps seen, their percentiles, whether they are trusted, the hours of
+the day in which bursts recur.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from policies.composite import CompositeConfig
+from policies.idle_gaps import summary
+from policies.queueing import QueueingConfig
 
 from .config import SIMULATED_SIGNALS, Pool
 from .planner import PlanSpec, PoolMemory, plan
+from .state import load_state
 from .types import Decision, Observation, Recommendation
 
 
@@ -28,6 +40,10 @@ class Explanation:
     recommendation: Recommendation
     decision: Decision
     stale: dict[str, str]
+    keep_alive: list[dict[str, Any]] = field(default_factory=list)
+    """Per policy with a keep-alive (a composite may have several): `policy` (its path in
+    the configuration) and `learned` (idle_gaps.summary of its memory, None without)."""
+    from_state: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -43,6 +59,8 @@ class Explanation:
                 "hold": self.recommendation.hold,
             },
             "decision": self.decision.to_dict(),
+            "keep_alive": self.keep_alive,
+            "from_state": self.from_state,
         }
 
 
@@ -72,14 +90,80 @@ def parse_signals(pairs: tuple[str, ...], pool: Pool) -> dict[str, float]:
     return values
 
 
+def load_pool_memory(path: str | Path, pool: Pool) -> PoolMemory:
+    """The pool's memory in a controller state file (empty when the pool is not in it)."""
+    try:
+        data = load_state(Path(path))
+    except ValueError as exc:
+        raise ExplainError(f"--state: {exc}") from None
+    entry = data.get(pool.name)
+    if entry is None:
+        return PoolMemory()
+    if not isinstance(entry, Mapping):
+        raise ExplainError(f"--state {path}: pool {pool.name!r} is not a JSON object")
+    try:
+        return PoolMemory.from_dict(entry)
+    except (TypeError, ValueError) as exc:
+        raise ExplainError(f"--state {path}: pool {pool.name!r}: {exc}") from None
+
+
+def last_tick(memory: PoolMemory) -> float:
+    """When the pool was last planned, from its memory (0 when never)."""
+    times = [t for t, _ in memory.recommendations]
+    at = memory.policy.get("at")
+    if isinstance(at, int | float):
+        times.append(float(at))
+    return max(times, default=0.0)
+
+
+def keep_alives(
+    policy: Any, memory: Mapping[str, Any], where: str = "policy"
+) -> Iterator[tuple[str, QueueingConfig, Mapping[str, Any]]]:
+    """Each policy with a keep-alive in `policy` (children of a composite too), with its
+    path in the configuration and its memory."""
+    if isinstance(policy, QueueingConfig) and policy.keep_alive is not None:
+        yield where, policy, memory
+    elif isinstance(policy, CompositeConfig):
+        children = memory.get("children") or ()
+        for i, child in enumerate(policy.policies):
+            mem = children[i] if i < len(children) and isinstance(children[i], Mapping) else {}
+            yield from keep_alives(child, mem, f"{where}.policies[{i}]")
+
+
+def learned_gaps(pool: Pool, memory: Mapping[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for where, config, mem in keep_alives(pool.policy, memory):
+        assert config.keep_alive is not None
+        idle = mem.get("idle")
+        learned = None
+        if isinstance(idle, Mapping) and idle.get("bins"):
+            try:
+                learned = summary(idle, config.keep_alive.min_gaps)
+            except (KeyError, TypeError, ValueError, ZeroDivisionError):
+                learned = None  # not this model's memory: shown as nothing learned
+        out.append({"policy": where, "learned": learned})
+    return out
+
+
 def explain(
-    pool: Pool, values: Mapping[str, float], replicas: int, ready: int | None, now: float = 0.0
+    pool: Pool,
+    values: Mapping[str, float],
+    replicas: int,
+    ready: int | None,
+    now: float | None = None,
+    memory: PoolMemory | None = None,
 ) -> Explanation:
+    """`memory`: the pool's stored memory (from a state file); then `now` defaults to its
+    last tick. Without it the planner starts empty at `now` (default 0)."""
     if replicas < 0:
         raise ExplainError(f"--replicas must be >= 0, got {replicas}")
     ready = replicas if ready is None else ready
     if not 0 <= ready <= replicas:
         raise ExplainError(f"--ready must be between 0 and --replicas ({replicas}), got {ready}")
+    from_state = memory is not None
+    memory = memory if memory is not None else PoolMemory()
+    if now is None:
+        now = last_tick(memory) if from_state else 0.0
     required = pool.policy.signal_names() - pool.policy.optional_signals()
     stale = {name: "not given on the command line" for name in sorted(required - set(values))}
     observation = Observation(
@@ -93,6 +177,8 @@ def explain(
         min_replicas=pool.min,
         max_replicas=pool.max,
     )
-    rec = pool.policy.build().recommend(observation, {})
-    decision, _ = plan(pool.name, PlanSpec.from_pool(pool), rec, replicas, now, PoolMemory(), stale)
-    return Explanation(pool, observation, rec, decision, stale)
+    rec = pool.policy.build().recommend(observation, memory.policy)
+    spec = PlanSpec.from_pool(pool)
+    decision, _ = plan(pool.name, spec, rec, replicas, now, memory, stale)
+    learned = learned_gaps(pool, memory.policy)
+    return Explanation(pool, observation, rec, decision, stale, learned, from_state)

@@ -42,6 +42,9 @@ class PlanSpec:
     scale_to_zero_after_seconds: float = 300.0
     fallback_after_seconds: float | None = None
     fallback_replicas: int | None = None
+    policy_keep_alive: bool = False
+    """The policy decides when the last replica goes (a learned keep-alive): its 0 is not
+    held up by the scale-down stabilization window (which still smooths every other step)."""
     keep_recommendations_seconds: float = field(init=False, default=0.0)
     keep_events_seconds: float = field(init=False, default=0.0)
     up_window_note: str = field(init=False, default="", repr=False, compare=False)
@@ -60,7 +63,16 @@ class PlanSpec:
 
     @classmethod
     def from_pool(cls, pool: Pool) -> PlanSpec:
-        return cls.from_behavior(pool.min, pool.max, pool.effective_behavior)
+        spec = cls.from_behavior(pool.min, pool.max, pool.effective_behavior)
+        if not pool.policy.owns_keep_alive:
+            return spec
+        # A policy with its own keep-alive already kept the last replica as long as it pays:
+        # the default scale-to-zero delay is not stacked on top; one the user set is kept.
+        chosen = (
+            pool.behavior is not None and "scale_to_zero_after" in pool.behavior.model_fields_set
+        )
+        zero_after = spec.scale_to_zero_after_seconds if chosen else 0.0
+        return replace(spec, scale_to_zero_after_seconds=zero_after, policy_keep_alive=True)
 
     @classmethod
     def from_behavior(cls, lo: int, hi: int, b: Behavior) -> PlanSpec:
@@ -239,6 +251,8 @@ def _plan_fresh(
         # A (re)started controller knows no history: the capacity it found counts as a
         # recommendation in the scale-down window (the HPA seeds its window the same way).
         target = max(target, min(current, started_with))
+    if bounded == 0 and target > 0 and spec.policy_keep_alive:
+        target = 0  # the policy's keep-alive let the last replica go: no window on top
     if target != bounded:
         window_note = spec.down_window_note if target > bounded else spec.up_window_note
         notes.append(f"{window_note}{target}")

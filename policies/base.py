@@ -30,6 +30,13 @@ class PolicyConfig(BaseModel):
     capacity (no memory, no `now`): the simulator may then skip ticks on which they do not
     change (autoscaler/sim/engine.py)."""
 
+    @property
+    def owns_keep_alive(self) -> bool:
+        """True when the policy itself decides when the pool's last replica goes (a learned
+        keep-alive): the planner's default scale-to-zero delay and scale-down window are
+        then not stacked on top of it (autoscaler/planner.py, PlanSpec.from_pool)."""
+        return False
+
     def signal_names(self) -> set[str]:
         """The signals this policy reads; the config checks that the pool declares them."""
         raise NotImplementedError

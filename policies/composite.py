@@ -26,6 +26,10 @@ class CompositeConfig(PolicyConfig):
     type: Literal["composite"] = "composite"
     policies: list[AnyPolicyConfig] = Field(min_length=1, description="child policies")
 
+    @property
+    def owns_keep_alive(self) -> bool:
+        return any(child.owns_keep_alive for child in self.policies)
+
     def signal_names(self) -> set[str]:
         names: set[str] = set()
         for child in self.policies:

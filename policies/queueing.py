@@ -11,7 +11,11 @@ policy instead:
 3. adds the slots needed to drain the backlog already waiting, and never fewer than the
    sequences in flight;
 4. goes to zero only when nothing waits, nothing runs and nothing arrives (the planner's
-   scale-to-zero delay then decides when).
+   scale-to-zero delay then decides when);
+5. with a `keep_alive` section, learns the pool's idle gaps instead (idle_gaps.py): when it
+   would say 0 it keeps one replica warm or lets the pool go by expected cost, and it
+   pre-warms one replica a startup ahead of a gap's likely end or a recurring hour of the
+   day. The planner's scale-to-zero delay is then not added on top.
 
 The configuration and the decider are both here. Like every policy it is pure: it never
 does I/O or reads a clock (time arrives as `observation.now`), and what it remembers (the
@@ -31,6 +35,7 @@ from autoscaler.units import Fraction, Seconds
 
 from .base import PolicyConfig, hold_for_missing, missing
 from .erlang import servers_for_wait
+from .idle_gaps import MAX_TICK, KeepAlive, decide, observe
 
 MAX_SLOTS = 1_000_000
 
@@ -67,6 +72,17 @@ class QueueingConfig(PolicyConfig):
     )
     level_smoothing: Seconds = Field(30.0, gt=0, description="rate smoothing time constant")
     trend_smoothing: Seconds = Field(60.0, gt=0, description="trend smoothing time constant")
+    keep_alive: KeepAlive | None = Field(
+        None,
+        description="learned keep-alive and pre-warm of the last replica, priced in money: "
+        "replica_cost_per_hour (required), slo_miss_cost (0.05), fallback (300s), prewarm, "
+        "daily, min_gaps (8); README 'Learned keep-alive'. Default: none (the planner's "
+        "scale_to_zero_after applies)",
+    )
+
+    @property
+    def owns_keep_alive(self) -> bool:
+        return self.keep_alive is not None
 
     def signal_names(self) -> set[str]:
         names = {self.arrival_signal, self.queue_signal}
@@ -128,14 +144,21 @@ class QueueingPolicy:
         self.wait_bound = f"P(wait>{config.wait_slo:g}s) <= {1 - config.slo_quantile:.2%}"
         self.utilization_bound = f"utilization <= {config.max_utilization:.0%}"
         self.per_replica_note = f" / {config.slots_per_replica} per replica -> "
+        self.keep_alive = config.keep_alive.build() if config.keep_alive is not None else None
 
     def recommend(self, observation: Observation, memory: Mapping[str, Any]) -> Recommendation:
         s = observation.signals
         for name in self.required:
             if name not in s:
-                return hold_for_missing(
+                held = hold_for_missing(
                     observation, "queueing", missing(observation, self.required)
                 )
+                if self.keep_alive is not None and "idle" in memory:
+                    # the learned gaps outlive a missing signal (the forecast restarts)
+                    return Recommendation(
+                        held.desired, held.reason, {"idle": memory["idle"]}, hold=True
+                    )
+                return held
         rate = s[self.arrival_signal]
         queue = s[self.queue_signal]
         in_flight = s[self.in_flight_signal] if self.in_flight_signal else 0.0
@@ -147,10 +170,24 @@ class QueueingPolicy:
         horizon = self.lookahead if self.lookahead is not None else startup
         now = observation.now
         level, trend = forecast(memory, rate, now, self.level_smoothing, self.trend_smoothing)
-        new_memory = {"level": level, "trend": trend, "at": now}
+        new_memory: dict[str, Any] = {"level": level, "trend": trend, "at": now}
         ahead = max(0.0, level + trend * horizon)
         planned_rate = max(rate, ahead)
-        if queue <= 0 and in_flight <= 0 and rate <= 0:
+        keep_alive = self.keep_alive
+        if keep_alive is not None:
+            # The idle-gap model learns on every call; it decides when sizing would say 0.
+            at = memory.get("at")
+            dt = min(now - float(at), MAX_TICK) if at is not None and now > float(at) else 0.0
+            idle = queue <= 0 and in_flight <= 0 and rate <= 0
+            state = observe(memory.get("idle"), now, not idle, rate, dt, startup)
+            new_memory["idle"] = state
+            if idle:
+                current = observation.current_replicas
+                desired, why = decide(keep_alive, state, now, current, startup, dt)
+                return Recommendation(
+                    desired, f"queueing: nothing waiting, running or arriving; {why}", new_memory
+                )
+        elif queue <= 0 and in_flight <= 0 and rate <= 0:
             return Recommendation(
                 0, "queueing: nothing waiting, running or arriving -> 0", new_memory
             )

@@ -205,3 +205,59 @@ def test_a_restarted_controller_does_not_scale_down_on_its_first_tick():
 def test_the_start_seed_does_not_delay_scale_up():
     pool = Pool(PlanSpec(0, 100, ScalingRules(60), ScalingRules(300)), 0)
     assert pool.at(0, 4) == 4
+
+
+# --- a policy that owns its keep-alive -------------------------------------------------
+QUEUEING = {"type": "queueing", "service_seconds": 2, "slots_per_replica": 8, "wait_slo": 1}
+KEEP_ALIVE = {**QUEUEING, "keep_alive": {"replica_cost_per_hour": 0.805}}
+
+
+def config_pool(policy: dict, **extra):
+    from autoscaler.config import Pool as PoolConfig
+
+    return PoolConfig.model_validate(
+        {"name": "p", "target": {"kind": "simulated"}, "max": 8, "policy": policy, **extra}
+    )
+
+
+def test_a_learned_keep_alive_has_no_default_zero_delay_stacked_on_top():
+    plain = PlanSpec.from_pool(config_pool(QUEUEING))
+    assert plain.scale_to_zero_after_seconds == 300 and not plain.policy_keep_alive
+    owned = PlanSpec.from_pool(config_pool(KEEP_ALIVE))
+    assert owned.scale_to_zero_after_seconds == 0 and owned.policy_keep_alive
+    assert owned.down == plain.down  # the scale-down window still smooths other steps
+    other = PlanSpec.from_pool(config_pool(KEEP_ALIVE, behavior={"cooldown": 30}))
+    assert other.scale_to_zero_after_seconds == 0 and other.cooldown_seconds == 30
+
+
+def test_a_zero_delay_the_user_set_is_kept_with_a_learned_keep_alive():
+    chosen = config_pool(KEEP_ALIVE, behavior={"scale_to_zero_after": "2m"})
+    assert PlanSpec.from_pool(chosen).scale_to_zero_after_seconds == 120
+    explicit_default = config_pool(KEEP_ALIVE, behavior={"scale_to_zero_after": 300})
+    assert PlanSpec.from_pool(explicit_default).scale_to_zero_after_seconds == 300
+
+
+def test_a_keep_alive_inside_a_composite_owns_the_zero_step_too():
+    composite = {"type": "composite", "policies": [{"type": "queue-depth",
+                 "target_per_replica": 4}, KEEP_ALIVE]}  # fmt: skip
+    spec = PlanSpec.from_pool(config_pool(composite))
+    assert spec.policy_keep_alive and spec.scale_to_zero_after_seconds == 0
+    plain = {"type": "composite", "policies": [{"type": "queue-depth",
+             "target_per_replica": 4}, QUEUEING]}  # fmt: skip
+    assert not PlanSpec.from_pool(config_pool(plain)).policy_keep_alive
+
+
+def test_the_policys_let_go_is_not_held_by_the_scale_down_window():
+    spec = PlanSpec.from_pool(config_pool(KEEP_ALIVE))
+    pool = Pool(spec, 4)
+    pool.memory = PoolMemory(started_at=-1000.0, started_with=4)
+    assert pool.at(0, 4) == 4
+    assert pool.at(60, 1) == 4  # the window still smooths 4 -> 1
+    assert "stabilization window 300s keeps 4" in pool.reason
+    assert pool.at(120, 0) == 0  # the keep-alive let go: no window, no zero delay
+    # without a keep-alive of its own, the window and the delay hold the pool
+    plain = Pool(PlanSpec.from_pool(config_pool(QUEUEING)), 4)
+    plain.memory = PoolMemory(started_at=-1000.0, started_with=4)
+    assert [plain.at(t, d) for t, d in [(0, 4), (60, 1), (120, 0)]] == [4, 4, 4]
+    assert plain.at(301, 0) == 1 and "stabilization window 300s keeps 1" in plain.reason
+    assert plain.at(400, 0) == 1 and "scale to zero in 20s" in plain.reason

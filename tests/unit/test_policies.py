@@ -257,3 +257,29 @@ def test_packing_holds_when_a_signal_is_missing():
 def test_packing_rejects_impossible_settings(fields):
     with pytest.raises(ValueError):
         build({**PACK, **fields})
+
+
+# --- queueing with a learned keep-alive (more in test_idle_gaps.py) -----------------------
+def test_queueing_without_keep_alive_remembers_only_its_forecast():
+    rec = recommend(Q, queueing_obs())
+    assert rec.memory == {"level": 0.0, "trend": 0.0, "at": 0.0}
+    assert rec.reason == "queueing: nothing waiting, running or arriving -> 0"
+    assert not build(Q).owns_keep_alive
+
+
+def test_queueing_with_keep_alive_owns_it_and_keeps_its_model_next_to_the_forecast():
+    config = {**Q, "keep_alive": {"replica_cost_per_hour": 0.805}}
+    assert build(config).owns_keep_alive
+    assert build({"type": "composite", "policies": [QD, config]}).owns_keep_alive
+    assert not build({"type": "composite", "policies": [QD, Q]}).owns_keep_alive
+    assert not build(QD).owns_keep_alive
+    rec = recommend(config, queueing_obs(arrival_rate=20.0))
+    assert set(rec.memory) == {"level", "trend", "at", "idle"}
+    assert rec.desired == recommend(Q, queueing_obs(arrival_rate=20.0)).desired  # sizing as is
+    # nothing to do on a first call: the fixed fallback keeps the replica
+    rec = recommend(config, queueing_obs(current=1))
+    assert rec.desired == 1
+    assert rec.reason == (
+        "queueing: nothing waiting, running or arriving; "
+        "fallback keep-alive 300s (0 gaps, not representative): idle 0s -> 1"
+    )

@@ -101,7 +101,9 @@ def _compare(text: str) -> list[str]:
     "--compare",
     default=",".join(COMPARE_CHOICES),
     show_default=True,
-    help="baselines to compare with, or 'none'",
+    help="baselines to compare with, or 'none'; also the pool's own policy with a fixed "
+    "keep-alive: keepalive-knative (90 s), keepalive-keda (300 s), keepalive-faas-10m, "
+    "keepalive-faas-20m, keepalive (all four) or keepalive-<duration> (e.g. keepalive-45s)",
 )
 @click.option(
     "--tick", callback=seconds, help="controller interval: seconds or e.g. 5s (default: config)"
@@ -219,6 +221,12 @@ def _floors(text: str | None, pool: Pool) -> list[int] | None:
     "grid; print the cheapest setting per family that meets the SLO",
 )
 @click.option(
+    "--keepalive",
+    is_flag=True,
+    help="also try the pool's own policy with a fixed keep-alive (scale_to_zero_after) "
+    "of 30 s to 30 min, as KEDA, Knative and FaaS platforms run it",
+)
+@click.option(
     "--floors",
     help="with --tune: minimum replicas every family is tried at, e.g. 0,2,4 (default: "
     "the pool's min, and where the cold start exceeds the wait SLO also 1/8 to 1/2 of max)",
@@ -253,6 +261,7 @@ def sweep_cmd(
     config_file: str,
     params: tuple[str, ...],
     tune: bool,
+    keepalive: bool,
     floors: str | None,
     slo_target: float,
     workers: int,
@@ -264,7 +273,11 @@ def sweep_cmd(
     repeat: int | None,
     json_out: str | None,
 ) -> None:
-    """Simulate a grid of variants in parallel and print the cost-vs-SLO Pareto front."""
+    """Simulate a grid of variants in parallel and print the cost-vs-SLO Pareto front.
+
+    With --tune, the cheapest setting per family that meets the SLO target; with
+    --keepalive, a fixed keep-alive family (the pool's policy, scale_to_zero_after from
+    30 s to 30 min) besides."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .sim.engine import workload
@@ -273,6 +286,7 @@ def sweep_cmd(
         TraceSpec,
         best_per_family,
         grid,
+        keepalive_variants,
         pareto,
         parse_param,
         run_all,
@@ -284,8 +298,8 @@ def sweep_cmd(
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
-    if not params and not tune:
-        click.echo("error: give --param PATH=V1,V2 (repeatable) or --tune", err=True)
+    if not params and not tune and not keepalive:
+        click.echo("error: give --param PATH=V1,V2 (repeatable), --tune or --keepalive", err=True)
         sys.exit(2)
     try:
         pool = pick_pool(config, pool_name)
@@ -309,6 +323,10 @@ def sweep_cmd(
             variants += tuning_variants(
                 pool, work.slots_per_replica, work.batch, _floors(floors, pool)
             )
+        if keepalive:
+            if not variants:  # the pool as configured, to compare the keep-alives with
+                variants = grid(pool, [])
+            variants += keepalive_variants(pool)
     except (SimulationError, TraceError) as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
@@ -333,7 +351,7 @@ def sweep_cmd(
         "variants": results,
         "pareto": [r["variant"] for r in front],
     }
-    if tune:
+    if tune or keepalive:
         best = best_per_family(results, slo_target)
         out.print(
             _variants_table(

@@ -17,12 +17,24 @@ add-on has nothing in front of the pool, so they are lost; but a pool with an `a
 section runs our activator in front of whatever scales it, so every compared policy (our
 own, hpa, keda, kpa) then holds them with its settings: the comparison stays between
 scaling policies, not between proxies.
+
+Fixed keep-alive baselines (issue 16, `KEEPALIVE`): the pool's own serving policy, without
+any learned `keep_alive` section, scaled to zero a fixed time after it last saw work, as the
+platforms people use do it (each value's source is at `KEEPALIVE`). Only the keep-alive
+differs from the pool's own run, so a comparison with it is about the keep-alive alone.
+
 Settings only: it builds config dicts and never runs a simulation.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import TYPE_CHECKING, Any
+
+from autoscaler.units import parse_duration
+
+if TYPE_CHECKING:
+    from autoscaler.config import Pool
 
 FAMILIES = ("hpa", "keda", "kpa")
 
@@ -79,3 +91,70 @@ def tuning_grid(family: str, slots_per_replica: int, batch: bool) -> list[dict[s
             config["target_utilization"] = share
         grid.append(config)
     return grid
+
+
+KEEPALIVE: dict[str, float] = {
+    # Knative Serving's KPA: a revision is scaled to zero once its 60 s stable window
+    # (`stable-window: 60s`) has seen no traffic, after the 30 s grace period
+    # (`scale-to-zero-grace-period: 30s`); config-autoscaler defaults,
+    # https://knative.dev/docs/serving/autoscaling/scale-to-zero/.
+    "keepalive-knative": 90.0,
+    # KEDA: `cooldownPeriod`, the time after the last trigger reported active before the
+    # resource is scaled back to 0, default 300 s,
+    # https://keda.sh/docs/latest/reference/scaledobject-spec/#cooldownperiod.
+    "keepalive-keda": 300.0,
+    # FaaS platforms' fixed idle windows: AWS Lambda and Azure Functions keep an idle
+    # instance for a fixed 10 and 20 minutes, as Shahrad et al. describe them ("Serverless
+    # in the Wild", USENIX ATC 2020, the fixed keep-alive their policy is measured against)
+    # and as measured by M. Shilkov,
+    # https://mikhail.io/2019/08/aws-lambda-cold-starts-after-10-minutes/.
+    "keepalive-faas-10m": 600.0,
+    "keepalive-faas-20m": 1200.0,
+}
+"""The named fixed keep-alive baselines: seconds from the last work to zero replicas."""
+
+KEEPALIVE_GRID = (30.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 900.0, 1200.0, 1800.0)
+"""What tuning a fixed keep-alive tries: 30 s to 30 min, every named value included."""
+
+_CUSTOM = re.compile(r"^keepalive-(\d+(?:\.\d+)?(?:ms|s|m|h)?)$")
+
+
+def keepalive_seconds(name: str) -> float | None:
+    """The keep-alive of a baseline name: one of `KEEPALIVE`, or `keepalive-<duration>`
+    (e.g. `keepalive-45s`, `keepalive-2m`); None for any other name."""
+    if name in KEEPALIVE:
+        return KEEPALIVE[name]
+    m = _CUSTOM.match(name)
+    return parse_duration(m.group(1)) if m else None
+
+
+def without_learned_keep_alive(policy: Any) -> Any:
+    """A policy's configuration (a dict, as dumped) with every `keep_alive` section removed,
+    its children's (a composite's `policies`) included."""
+    if isinstance(policy, dict):
+        return {k: without_learned_keep_alive(v) for k, v in policy.items() if k != "keep_alive"}
+    if isinstance(policy, list):
+        return [without_learned_keep_alive(v) for v in policy]
+    return policy
+
+
+def fixed_keepalive(pool: Pool, seconds: float) -> dict[str, Any]:
+    """The pool's configuration (a dict to validate) with a fixed keep-alive of `seconds`:
+    its own policy without a learned `keep_alive`, and `behavior.scale_to_zero_after` =
+    `seconds`. The planner goes 1 -> 0 only once the scale-down stabilization window has
+    passed too, so the window is capped at `seconds` (Knative's 60 s stable window is part
+    of its 90 s); everything else is the pool's own."""
+    if pool.policy.owns_behavior:
+        raise ValueError(
+            f"pool {pool.name!r}: its {pool.policy.type} policy brings its own behavior; a "
+            "fixed keep-alive baseline runs the pool's policy with `behavior."
+            "scale_to_zero_after`, so it needs a policy that uses the planner's behavior"
+        )
+    data = pool.model_dump(mode="json", exclude_none=True)
+    data["policy"] = without_learned_keep_alive(data["policy"])
+    behavior = pool.effective_behavior.model_dump(mode="json", exclude_none=True)
+    down = behavior.setdefault("scale_down", {})
+    down["stabilization_window"] = min(float(down.get("stabilization_window", 0.0)), seconds)
+    behavior["scale_to_zero_after"] = seconds
+    data["behavior"] = behavior
+    return data

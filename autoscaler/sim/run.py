@@ -6,6 +6,9 @@ Produces the result document described in the simulator issue:
 result also saying what happened at zero ready replicas (issue 15): `at_zero` (held, lost
 or queued), `cold_starts`, `cold_start_requests` and their `cold_start_wait_{p50,p99,max}_s`,
 `lost_at_zero`, `rejected` and `timed_out`.
+Besides hpa, keda, kpa and the oracle it compares, when asked (issue 16), the pool's own
+policy with a fixed keep-alive (`keepalive-keda`, `keepalive-knative`, `keepalive-faas-10m`,
+`keepalive-faas-20m`, `keepalive` for all four, or `keepalive-<duration>`: baselines.py).
 It composes the engine's runs; it never reaches into the controller or the cluster itself.
 """
 
@@ -20,13 +23,17 @@ from pydantic import TypeAdapter
 from autoscaler.config import Config, Pool
 from policies import AnyPolicyConfig
 
-from .baselines import FAMILIES, default_baseline
+from .baselines import FAMILIES, KEEPALIVE, default_baseline, fixed_keepalive, keepalive_seconds
 from .engine import PolicyRun, SimulationError, Workload, run_policy, workload
 from .oracle import oracle
 from .traces import Trace, read_trace
 
 POLICY = TypeAdapter(AnyPolicyConfig)
 COMPARE_CHOICES = (*FAMILIES, "oracle")
+"""What `simulate` compares by default."""
+KEEPALIVE_CHOICES = (*KEEPALIVE, "keepalive")
+"""Fixed keep-alive baselines, compared when named (`keepalive`: all four); also
+`keepalive-<duration>`, e.g. keepalive-45s."""
 
 
 @dataclass
@@ -92,6 +99,30 @@ def baseline_policy(pool: Pool, family: str, work: Workload) -> Any:
     return POLICY.validate_python(default_baseline(family, work.slots_per_replica, work.batch))
 
 
+def keepalive_pool(pool: Pool, seconds: float) -> Pool:
+    """The pool run with its own policy (no learned keep-alive) and a fixed keep-alive."""
+    try:
+        return Pool.model_validate(fixed_keepalive(pool, seconds))
+    except ValueError as exc:  # pydantic's ValidationError is one
+        raise SimulationError(f"keep-alive baseline: {exc}") from None
+
+
+def expand_compare(compare: Sequence[str]) -> list[str]:
+    """The compared names, `keepalive` expanded to the four named keep-alives; an unknown
+    name is an error that lists the choices."""
+    names: list[str] = []
+    for c in compare:
+        names += list(KEEPALIVE) if c == "keepalive" else [c]
+    unknown = [c for c in names if c not in COMPARE_CHOICES and keepalive_seconds(c) is None]
+    if unknown:
+        raise SimulationError(
+            f"--compare: unknown {', '.join(unknown)}; use any of "
+            f"{', '.join((*COMPARE_CHOICES, *KEEPALIVE_CHOICES))} or keepalive-<duration> "
+            "(e.g. keepalive-45s)"
+        )
+    return list(dict.fromkeys(names))
+
+
 def oracle_metrics(work: Workload) -> dict[str, Any]:
     bound = oracle(
         work.arrivals, work.durations, work.slots_held, work.slots_per_replica, work.startup_seconds
@@ -138,11 +169,7 @@ def simulate(
     progress: Callable[[str], None] | None = None,
 ) -> SimulationReport:
     """Replay the pool's trace through its own policy and each compared one."""
-    unknown = [c for c in compare if c not in COMPARE_CHOICES]
-    if unknown:
-        raise SimulationError(
-            f"--compare: unknown {', '.join(unknown)}; use any of {', '.join(COMPARE_CHOICES)}"
-        )
+    compare = expand_compare(compare)
     pool = pick_pool(config, pool_name)
     work = workload(pool, load_trace(pool, trace_path, trace_format, speedup, repeat, config))
     tick = tick_seconds or config.controller.interval
@@ -153,12 +180,17 @@ def simulate(
         work.wait_slo_seconds,
         round(work.work_replica_seconds * work.gpus_per_replica / 3600.0, 3),
     )
-    plan: list[tuple[str, Any]] = [(pool.policy.type, pool.policy)]
-    plan += [(f, baseline_policy(pool, f, work)) for f in compare if f in FAMILIES]
-    for label, policy in plan:
+    plan: list[tuple[str, Pool, Any]] = [(pool.policy.type, pool, pool.policy)]
+    for name in compare:
+        if name in FAMILIES:
+            plan.append((name, pool, baseline_policy(pool, name, work)))
+        elif (seconds := keepalive_seconds(name)) is not None:
+            fixed = keepalive_pool(pool, seconds)
+            plan.append((name, fixed, fixed.policy))
+    for label, run_pool, policy in plan:
         if progress:
             progress(label)
-        report.runs.append(run_policy(pool, work, policy, label, tick, timeline=timeline))
+        report.runs.append(run_policy(run_pool, work, policy, label, tick, timeline=timeline))
     if "oracle" in compare:
         report.runs.append(PolicyRun("oracle", oracle_metrics(work)))
     return report

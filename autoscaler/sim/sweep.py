@@ -5,7 +5,9 @@ pool's configuration such as `policy.max_utilization` or `behavior.scale_down.
 stabilization_window`). `tuning_variants` builds, for `--tune`, a grid per policy family
 (ours and each baseline), so that comparisons are between best-tuned policies. Results are
 summarised as the cost-vs-SLO Pareto front and the cheapest setting per family that meets
-the SLO. Every variant is validated as a pool before it runs; a worker never shares state
+the SLO. `keepalive_variants` (`--keepalive`) adds a fixed keep-alive family: the pool's own
+policy scaled to zero a fixed time after its last work, over `KEEPALIVE_GRID` (30 s to
+30 min; issue 16). Every variant is validated as a pool before it runs; a worker never shares state
 with another but the traces it caches for itself.
 """
 
@@ -23,7 +25,7 @@ import yaml
 
 from autoscaler.config import Pool
 
-from .baselines import FAMILIES, tuning_grid
+from .baselines import FAMILIES, KEEPALIVE_GRID, fixed_keepalive, tuning_grid
 from .engine import SimulationError, run_policy, workload
 from .traces import Trace, read_trace
 
@@ -184,6 +186,23 @@ def tuning_variants(
                 knob = {k: v for k, v in config.items() if k != "type"}
                 label = f"{family} {knob}" + (f", {note}" if note else "")
                 variants.append(Variant(family, label, _check(_with_floor(data, floor), family)))
+    return variants
+
+
+def keepalive_variants(pool: Pool, seconds: Sequence[float] = KEEPALIVE_GRID) -> list[Variant]:
+    """The fixed keep-alive family: the pool's own policy (without a learned `keep_alive`)
+    with `behavior.scale_to_zero_after` at each of `seconds`, at the pool's own `min` (a
+    warm floor above zero would make the keep-alive moot)."""
+    variants = []
+    for s in seconds:
+        label = f"keepalive {s:g}s"
+        try:
+            data = fixed_keepalive(pool, float(s))
+        except ValueError as exc:
+            raise SimulationError(str(exc)) from None
+        data["target"] = {"kind": "simulated"}
+        data["signals"] = {}
+        variants.append(Variant("keepalive", label, _check(data, label)))
     return variants
 
 

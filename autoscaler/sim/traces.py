@@ -10,6 +10,9 @@ Formats:
   8601) plus either `input_tokens` and `output_tokens` or `service_seconds`; optional
   `num_gpu` (slots of a replica a job holds, default 1) and `pool`.
 
+`sparse:NAME` is a sparse serving case derived from the public traces (autoscaler/sim/
+sparse.py: `sparse:azure-code`, `sparse:alibaba-gpu`); its format is implied.
+
 Every reader reports bad rows with the file and line number and never returns a silently
 truncated trace. Times come out relative to the first arrival, in seconds.
 """
@@ -122,7 +125,12 @@ def guess_format(path: str) -> str:
 def read_trace(
     path: str, fmt: str | None = None, pool: str | None = None, window_start: float | None = None
 ) -> Trace:
-    """Read a trace in one of FORMATS (guessed from the header when not given)."""
+    """Read a trace in one of FORMATS (guessed from the header when not given), or derive
+    a `sparse:NAME` case."""
+    if path.startswith("sparse:"):
+        from .sparse import sparse_trace  # it reads the source traces with this module
+
+        return sparse_trace(path.split(":", 1)[1])
     fmt = fmt or guess_format(path)
     if fmt not in FORMATS:
         raise TraceError(f"unknown trace format {fmt!r}; use one of: {', '.join(FORMATS)}")

@@ -150,8 +150,10 @@ def front(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def misses_at(curve: list[dict[str, Any]], gpu_hours: float) -> float | None:
     """The fixed keep-alive front's misses at `gpu_hours`, linear between its points; None
-    below its cheapest point (nothing fixed is that cheap)."""
-    if not curve or gpu_hours < curve[0]["gpu_hours"]:
+    outside them: below its cheapest point nothing fixed is that cheap, and above its
+    dearest the grid has no point to compare with (a flat front there would flatter any
+    policy that spends more)."""
+    if not curve or not curve[0]["gpu_hours"] <= gpu_hours <= curve[-1]["gpu_hours"]:
         return None
     for a, b in itertools.pairwise(curve):
         if a["gpu_hours"] <= gpu_hours <= b["gpu_hours"]:

@@ -35,7 +35,8 @@ from autoscaler.units import Fraction, Seconds
 
 from .base import PolicyConfig, hold_for_missing, missing
 from .erlang import servers_for_wait
-from .idle_gaps import MAX_TICK, KeepAlive, decide, observe
+from .idle_gaps import MAX_TICK, observe
+from .keep_alive import KeepAlive, decide
 
 MAX_SLOTS = 1_000_000
 

@@ -24,8 +24,9 @@ from autoscaler.config import Pool
 from autoscaler.explain import explain
 from autoscaler.planner import PlanSpec, PoolMemory, after_action, plan
 from autoscaler.types import Observation
-from policies import AnyPolicyConfig, idle_gaps
-from policies.idle_gaps import BINS, EDGES, MAX_WEIGHT, KeepAlive, bin_of, observe
+from policies import AnyPolicyConfig, idle_gaps, keep_alive
+from policies.idle_gaps import BINS, EDGES, MAX_WEIGHT, bin_of, observe
+from policies.keep_alive import KeepAlive
 
 build = TypeAdapter(AnyPolicyConfig).validate_python
 DAY = 86_400.0
@@ -235,7 +236,7 @@ def test_spread_gaps_are_not_representative_however_many():
     assert not idle_gaps.representative(state, 8)
     decider = KeepAlive(**KEEP).build()
     since = state["since"]  # idle since the last gap began
-    desired, reason = idle_gaps.decide(decider, state, since + 10, 1, STARTUP, 15.0)
+    desired, reason = keep_alive.decide(decider, state, since + 10, 1, STARTUP, 15.0)
     assert (desired, reason) == (
         1, "fallback keep-alive 300s (199 gaps, not representative): idle 10s -> 1"
     )  # fmt: skip
@@ -377,7 +378,7 @@ def test_any_history_gives_a_bounded_json_model_and_a_0_or_1_answer(history, cur
         recorded += bool(was_idle and work)
         assert len(state["bins"]) == BINS and len(state["hours"]) == 24
         if not work:
-            desired, reason = idle_gaps.decide(decider, state, now, current, startup, dt)
+            desired, reason = keep_alive.decide(decider, state, now, current, startup, dt)
             assert desired in (0, 1) and reason.startswith(PREFIXES)
     if state is not None:
         assert state["gaps"] == recorded
@@ -529,8 +530,8 @@ def test_a_replica_is_kept_when_a_prewarm_would_be_due_within_a_startup():
     state = script(events)
     decider = KeepAlive(**KEEP).build()
     since = state["since"]
-    desired, reason = idle_gaps.decide(decider, state, since + 90, 1, STARTUP, 15.0)
+    desired, reason = keep_alive.decide(decider, state, since + 90, 1, STARTUP, 15.0)
     assert desired == 1 and "but a pre-warm is due in" in reason and reason.startswith("keep-alive")
     # at zero, the same moment is a plain wait: nothing is up to keep
-    desired, reason = idle_gaps.decide(decider, state, since + 75, 0, STARTUP, 15.0)
+    desired, reason = keep_alive.decide(decider, state, since + 75, 0, STARTUP, 15.0)
     assert desired == 0 and reason.startswith("let go: idle 75s, P(work within 135s) 0%")

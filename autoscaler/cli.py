@@ -11,12 +11,9 @@ import sys
 from importlib.metadata import PackageNotFoundError, version
 
 import click
-from rich.console import Console
-from rich.table import Table
 
-from .cli_options import seconds
+from .cli_options import config_errors, fail, seconds
 from .config import ConfigError, config_schema, load_config
-from .explain import ExplainError, explain, load_pool_memory, parse_signals
 
 
 def _version() -> str:
@@ -24,17 +21,6 @@ def _version() -> str:
         return version("elastic-autoscaler")
     except PackageNotFoundError:
         return "0+unknown"
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
-
-
-def _config_errors(error: ConfigError) -> None:
-    click.echo(f"{error.source}: {len(error.issues)} error(s)", err=True)
-    for issue in error.issues:
-        click.echo(f"  {issue}", err=True)
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -80,7 +66,7 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
                 }
             )
             if not as_json:
-                _config_errors(exc)
+                config_errors(exc)
             continue
         names = [p.name for p in config.pools]
         results.append({"file": path, "ok": True, "pools": names})
@@ -106,125 +92,6 @@ def schema(output: str | None) -> None:
             fh.write(text + "\n")
     else:
         click.echo(text)
-
-
-@cli.command(name="explain")
-@click.argument("file", type=click.Path(dir_okay=False))
-@click.option("--pool", "pool_name", help="pool to explain (default: the only pool)")
-@click.option(
-    "--signal",
-    "signals",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="a signal value, e.g. queue=120 (repeat for each signal)",
-)
-@click.option("--replicas", type=int, required=True, help="replicas the pool has now")
-@click.option("--ready", type=int, help="of which ready (default: all)")
-@click.option(
-    "--state",
-    "state_file",
-    type=click.Path(dir_okay=False, exists=True),
-    help="start from the pool's memory in this controller state file (`run --state`), at "
-    "its last tick: forecast, learned idle gaps, planner windows",
-)
-@click.option("--json", "as_json", is_flag=True, help="print the explanation as JSON")
-def explain_cmd(
-    file: str,
-    pool_name: str | None,
-    signals: tuple[str, ...],
-    replicas: int,
-    ready: int | None,
-    state_file: str | None,
-    as_json: bool,
-) -> None:
-    """Show what a pool's policy and planner would decide for given signal values."""
-    try:
-        config = load_config(file)
-    except ConfigError as exc:
-        _config_errors(exc)
-        sys.exit(2)
-    if pool_name is None:
-        if len(config.pools) != 1:
-            _fail(
-                f"{file} has {len(config.pools)} pools; choose one with --pool "
-                f"({', '.join(p.name for p in config.pools)})"
-            )
-        pool = config.pools[0]
-    else:
-        try:
-            pool = config.pool(pool_name)
-        except KeyError as exc:
-            _fail(f"--pool: {exc.args[0]}")
-    try:
-        memory = load_pool_memory(state_file, pool) if state_file else None
-        result = explain(pool, parse_signals(signals, pool), replicas, ready, memory=memory)
-    except ExplainError as exc:
-        _fail(str(exc))
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
-        return
-    _print_explanation(result)
-
-
-def _print_explanation(result: object) -> None:
-    from .explain import Explanation
-
-    assert isinstance(result, Explanation)
-    console = Console()
-    obs, rec, dec = result.observation, result.recommendation, result.decision
-    table = Table(
-        title=f"pool {result.pool.name} ({result.pool.policy.type} policy)", show_header=True
-    )
-    table.add_column("signal")
-    table.add_column("value", justify="right")
-    table.add_column("status")
-    for name, value in sorted(obs.signals.items()):
-        table.add_row(name, f"{value:g}", "ok")
-    for name, why in sorted(result.stale.items()):
-        table.add_row(name, "-", f"[yellow]stale: {why}[/]")
-    console.print(table)
-    console.print(
-        f"replicas now: {obs.current_replicas} ({obs.ready_replicas} ready), "
-        f"bounds [{result.pool.min}, {result.pool.max}]"
-    )
-    console.print(f"policy recommends: [bold]{rec.desired}[/]  ({rec.reason})")
-    colour = {"up": "green", "down": "red", "hold": "cyan"}[dec.direction]
-    console.print(
-        f"planner decides:   [bold {colour}]{dec.direction} {dec.current} -> {dec.desired}[/]"
-    )
-    console.print(f"reason: {dec.reason}")
-    for entry in result.keep_alive:
-        _print_learned_gaps(console, entry)
-    if result.from_state:
-        console.print(f"[dim]from the state file: memory as of the last tick (t={dec.at:g})[/]")
-    else:
-        console.print(
-            "[dim]first-tick view: planner memory starts empty (no stabilization history)[/]"
-        )
-
-
-def _print_learned_gaps(console: Console, entry: dict[str, object]) -> None:
-    """What a keep-alive learned (explain.learned_gaps)."""
-    learned = entry["learned"]
-    where = entry["policy"]
-    if not isinstance(learned, dict):
-        console.print(f"keep-alive ({where}): nothing learned yet (give --state FILE)")
-        return
-
-    def secs(value: object) -> str:
-        return "> 1 day" if value is None else f"{value:g}s"
-
-    trusted = "representative" if learned["representative"] else "not representative"
-    console.print(
-        f"keep-alive ({where}): {learned['gaps']} gaps seen, p10 {secs(learned['p10'])}, "
-        f"p50 {secs(learned['p50'])}, p90 {secs(learned['p90'])}; CV {learned['cv']:g}, "
-        f"{trusted}; a burst brings ~{learned['burst_requests']:g} requests in its first "
-        "startup"
-    )
-    hours = learned["top_hours"]
-    if isinstance(hours, list) and hours:
-        listed = ", ".join(f"{h['hour']:02d}:00 ({h['share']:.0%} of days)" for h in hours)
-        console.print(f"  bursts start most at (UTC): {listed}")
 
 
 @cli.command(name="crd")
@@ -336,13 +203,13 @@ def run(
 
     setup_logging(json_logs)
     if config_path is None and not crd_pools:
-        _fail("run: give a configuration file (-c FILE), or --crd-pools, or both")
+        fail("run: give a configuration file (-c FILE), or --crd-pools, or both")
     if namespaces and not crd_pools:
-        _fail("run: --namespace chooses where AutoscalingPools are read; add --crd-pools")
+        fail("run: --namespace chooses where AutoscalingPools are read; add --crd-pools")
     try:
         file_settings = load_settings(config_path, pools_optional=crd_pools)
     except ConfigError as exc:
-        _config_errors(exc)
+        config_errors(exc)
         sys.exit(2)
     if kubeconfig:
         # The Kubernetes providers and signal sources build their own clients from it.
@@ -373,7 +240,7 @@ def run(
         process.stop_on_signals()
         result = process.run()
     except (ProviderUnavailable, SourceUnavailable, ValueError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if once and result is not None:
         if as_json:
             click.echo(json.dumps(_tick_json(result), indent=2))
@@ -405,11 +272,13 @@ def _tick_json(result: object) -> dict[str, object]:
 
 def _register_lab() -> None:
     from .cli_activator import activator_cmd
+    from .cli_explain import explain_cmd
     from .cli_sim import simulate_cmd, sweep_cmd
 
     cli.add_command(simulate_cmd, name="simulate")
     cli.add_command(sweep_cmd, name="sweep")
     cli.add_command(activator_cmd, name="activator")
+    cli.add_command(explain_cmd, name="explain")
 
 
 _register_lab()

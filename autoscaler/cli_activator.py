@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from .cli_options import seconds
+from .cli_options import config_errors, fail, seconds
 from .config import ConfigError
 from .config.file_settings import FileSettings
 from .pool_sources import FilePools, PoolSource
@@ -39,11 +39,6 @@ def address(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str
     if ":" in host and not value.startswith("["):
         raise click.BadParameter(f"{value!r}: write an IPv6 host in brackets, e.g. [::]:8080")
     return host or "0.0.0.0", int(port)
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(2)
 
 
 @click.command("activator")
@@ -87,15 +82,13 @@ def activator_cmd(
     from .logs import setup_logging
 
     if config_path is None and not crd_pools:
-        _fail("activator: give a configuration file (CONFIG), or --crd-pools, or both")
+        fail("activator: give a configuration file (CONFIG), or --crd-pools, or both")
     if namespaces and not crd_pools:
-        _fail("activator: --namespace chooses where AutoscalingPools are read; add --crd-pools")
+        fail("activator: --namespace chooses where AutoscalingPools are read; add --crd-pools")
     try:
         settings = load_settings(config_path, pools_optional=crd_pools)
     except ConfigError as exc:
-        click.echo(f"{exc.source}: {len(exc.issues)} error(s)", err=True)
-        for issue in exc.issues:
-            click.echo(f"  {issue}", err=True)
+        config_errors(exc)
         sys.exit(2)
     try:
         source, list_slices = pool_source(settings, crd_pools, namespaces, kubeconfig)
@@ -107,20 +100,18 @@ def activator_cmd(
             reload_seconds=reload_seconds, serve_empty=crd_pools,
         )  # fmt: skip
     except NoCredentials as exc:
-        _fail(str(exc))
-        return
+        fail(str(exc))
     except NoActivatorPools as exc:
-        _fail(f"{config_path}: {exc}")
-        return
+        fail(f"{config_path}: {exc}")
     setup_logging(json_logs)
 
     async def run() -> None:
         try:
             await activator.start(listen[0], listen[1], admin[0], admin[1])
         except NoCredentials as exc:
-            _fail(str(exc))
+            fail(str(exc))
         except OSError as exc:
-            _fail(f"cannot listen: {exc.strerror or exc}")
+            fail(f"cannot listen: {exc.strerror or exc}")
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -1,5 +1,5 @@
 """Option parsing the commands share: durations, positive numbers, fractions and output
-paths, each checked before any work starts.
+paths, each checked before any work starts; and the one-line exit for errors a user can fix.
 
 A bad value is a click.BadParameter naming the option and what to give instead, so the
 command exits 2 with one line and no traceback. This module must never do a command's work.
@@ -11,10 +11,25 @@ import json
 import math
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import click
 
+from .config import ConfigError
 from .units import parse_duration, parse_fraction
+
+
+def fail(message: str) -> NoReturn:
+    """`error: <message>` on stderr, exit 2: an error the user can fix, no traceback."""
+    click.echo(f"error: {message}", err=True)
+    sys.exit(2)
+
+
+def config_errors(error: ConfigError) -> None:
+    """Every issue of an invalid configuration on stderr, each with its path and line."""
+    click.echo(f"{error.source}: {len(error.issues)} error(s)", err=True)
+    for issue in error.issues:
+        click.echo(f"  {issue}", err=True)
 
 
 def seconds(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:

@@ -1,0 +1,133 @@
+"""`autoscaler explain`: what a pool's policy and planner would decide for given signal
+values, optionally from the memory a controller left in its state file.
+
+The work is autoscaler/explain.py; this module parses the options and prints the result.
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from .cli_options import config_errors, fail
+from .config import ConfigError, load_config
+from .explain import ExplainError, Explanation, explain, load_pool_memory, parse_signals
+
+
+@click.command(name="explain")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--pool", "pool_name", help="pool to explain (default: the only pool)")
+@click.option(
+    "--signal",
+    "signals",
+    multiple=True,
+    metavar="NAME=VALUE",
+    help="a signal value, e.g. queue=120 (repeat for each signal)",
+)
+@click.option("--replicas", type=int, required=True, help="replicas the pool has now")
+@click.option("--ready", type=int, help="of which ready (default: all)")
+@click.option(
+    "--state",
+    "state_file",
+    type=click.Path(dir_okay=False, exists=True),
+    help="start from the pool's memory in this controller state file (`run --state`), at "
+    "its last tick: forecast, learned idle gaps, planner windows",
+)
+@click.option("--json", "as_json", is_flag=True, help="print the explanation as JSON")
+def explain_cmd(
+    file: str,
+    pool_name: str | None,
+    signals: tuple[str, ...],
+    replicas: int,
+    ready: int | None,
+    state_file: str | None,
+    as_json: bool,
+) -> None:
+    """Show what a pool's policy and planner would decide for given signal values."""
+    try:
+        config = load_config(file)
+    except ConfigError as exc:
+        config_errors(exc)
+        raise SystemExit(2) from None
+    if pool_name is None:
+        if len(config.pools) != 1:
+            fail(
+                f"{file} has {len(config.pools)} pools; choose one with --pool "
+                f"({', '.join(p.name for p in config.pools)})"
+            )
+        pool = config.pools[0]
+    else:
+        try:
+            pool = config.pool(pool_name)
+        except KeyError as exc:
+            fail(f"--pool: {exc.args[0]}")
+    try:
+        memory = load_pool_memory(state_file, pool) if state_file else None
+        result = explain(pool, parse_signals(signals, pool), replicas, ready, memory=memory)
+    except ExplainError as exc:
+        fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(result.to_dict(), indent=2))
+        return
+    _print_explanation(result)
+
+
+def _print_explanation(result: Explanation) -> None:
+    console = Console()
+    obs, rec, dec = result.observation, result.recommendation, result.decision
+    table = Table(
+        title=f"pool {result.pool.name} ({result.pool.policy.type} policy)", show_header=True
+    )
+    table.add_column("signal")
+    table.add_column("value", justify="right")
+    table.add_column("status")
+    for name, value in sorted(obs.signals.items()):
+        table.add_row(name, f"{value:g}", "ok")
+    for name, why in sorted(result.stale.items()):
+        table.add_row(name, "-", f"[yellow]stale: {why}[/]")
+    console.print(table)
+    console.print(
+        f"replicas now: {obs.current_replicas} ({obs.ready_replicas} ready), "
+        f"bounds [{result.pool.min}, {result.pool.max}]"
+    )
+    console.print(f"policy recommends: [bold]{rec.desired}[/]  ({rec.reason})")
+    colour = {"up": "green", "down": "red", "hold": "cyan"}[dec.direction]
+    console.print(
+        f"planner decides:   [bold {colour}]{dec.direction} {dec.current} -> {dec.desired}[/]"
+    )
+    console.print(f"reason: {dec.reason}")
+    for entry in result.keep_alive:
+        _print_learned_gaps(console, entry)
+    if result.from_state:
+        console.print(f"[dim]from the state file: memory as of the last tick (t={dec.at:g})[/]")
+    else:
+        console.print(
+            "[dim]first-tick view: planner memory starts empty (no stabilization history)[/]"
+        )
+
+
+def _print_learned_gaps(console: Console, entry: dict[str, object]) -> None:
+    """What a keep-alive learned (explain.learned_gaps)."""
+    learned = entry["learned"]
+    where = entry["policy"]
+    if not isinstance(learned, dict):
+        console.print(f"keep-alive ({where}): nothing learned yet (give --state FILE)")
+        return
+
+    def secs(value: object) -> str:
+        return "> 1 day" if value is None else f"{value:g}s"
+
+    trusted = "representative" if learned["representative"] else "not representative"
+    console.print(
+        f"keep-alive ({where}): {learned['gaps']} gaps seen, p10 {secs(learned['p10'])}, "
+        f"p50 {secs(learned['p50'])}, p90 {secs(learned['p90'])}; CV {learned['cv']:g}, "
+        f"{trusted}; a burst brings ~{learned['burst_requests']:g} requests in its first "
+        "startup"
+    )
+    hours = learned["top_hours"]
+    if isinstance(hours, list) and hours:
+        listed = ", ".join(f"{h['hour']:02d}:00 ({h['share']:.0%} of days)" for h in hours)
+        console.print(f"  bursts start most at (UTC): {listed}")

@@ -12,7 +12,10 @@ policy instead:
    sequences in flight;
 4. goes to zero only when nothing waits, nothing runs and nothing arrives (the planner's
    scale-to-zero delay then decides when);
-5. with a `keep_alive` section, learns the pool's idle gaps instead (idle_gaps.py): when it
+5. with `burst_quantile`, plans for the current rate times that quantile of the growth
+   seen over one startup, when that is more than the forecast (burst_headroom.py), so the
+   first minutes of a burst find warm slots;
+6. with a `keep_alive` section, learns the pool's idle gaps instead (idle_gaps.py): when it
    would say 0 it keeps one replica warm or lets the pool go by expected cost, and it
    pre-warms one replica a startup ahead of a gap's likely end or a recurring hour of the
    day. The planner's scale-to-zero delay is then not added on top.
@@ -33,6 +36,7 @@ from pydantic import Field
 from autoscaler.types import Observation, Recommendation
 from autoscaler.units import Fraction, Seconds
 
+from . import burst_headroom as headroom
 from .base import PolicyConfig, hold_for_missing, missing
 from .erlang import servers_for_wait
 from .idle_gaps import MAX_TICK, observe
@@ -73,6 +77,13 @@ class QueueingConfig(PolicyConfig):
     )
     level_smoothing: Seconds = Field(30.0, gt=0, description="rate smoothing time constant")
     trend_smoothing: Seconds = Field(60.0, gt=0, description="trend smoothing time constant")
+    burst_quantile: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="plan warm slots for this quantile of the arrival growth seen over one "
+        "startup (burst_headroom.py), on top of the forecast; e.g. 0.9. Default: none",
+    )
     keep_alive: KeepAlive | None = Field(
         None,
         description="learned keep-alive and pre-warm of the last replica, priced in money: "
@@ -146,6 +157,7 @@ class QueueingPolicy:
         self.utilization_bound = f"utilization <= {config.max_utilization:.0%}"
         self.per_replica_note = f" / {config.slots_per_replica} per replica -> "
         self.keep_alive = config.keep_alive.build() if config.keep_alive is not None else None
+        self.burst_quantile = config.burst_quantile
 
     def recommend(self, observation: Observation, memory: Mapping[str, Any]) -> Recommendation:
         s = observation.signals
@@ -154,11 +166,10 @@ class QueueingPolicy:
                 held = hold_for_missing(
                     observation, "queueing", missing(observation, self.required)
                 )
-                if self.keep_alive is not None and "idle" in memory:
-                    # the learned gaps outlive a missing signal (the forecast restarts)
-                    return Recommendation(
-                        held.desired, held.reason, {"idle": memory["idle"]}, hold=True
-                    )
+                # the learned gaps and growth outlive a missing signal (the forecast restarts)
+                kept = {k: memory[k] for k in ("idle", "growth") if k in memory}
+                if kept:
+                    return Recommendation(held.desired, held.reason, kept, hold=True)
                 return held
         rate = s[self.arrival_signal]
         queue = s[self.queue_signal]
@@ -174,6 +185,17 @@ class QueueingPolicy:
         new_memory: dict[str, Any] = {"level": level, "trend": trend, "at": now}
         ahead = max(0.0, level + trend * horizon)
         planned_rate = max(rate, ahead)
+        burst = ""
+        if self.burst_quantile is not None:
+            record = headroom.observe(memory.get("growth"), now, level, horizon)
+            new_memory["growth"] = record
+            ratio = headroom.growth(record, self.burst_quantile)
+            if level * ratio > planned_rate:
+                planned_rate = level * ratio
+                burst = (
+                    f", burst headroom x{ratio:.2f} (q{self.burst_quantile:g} of growth "
+                    f"over {horizon:g}s)"
+                )
         keep_alive = self.keep_alive
         if keep_alive is not None:
             # The idle-gap model learns on every call; it decides when sizing would say 0.
@@ -213,7 +235,7 @@ class QueueingPolicy:
         slots = max(slots, 1)
         desired = math.ceil(slots / self.slots_per_replica)
         reason = (
-            f"queueing: rate {rate:.3g}/s (forecast {ahead:.3g}/s in {horizon:g}s), "
+            f"queueing: rate {rate:.3g}/s (forecast {ahead:.3g}/s in {horizon:g}s{burst}), "
             f"service {service:.3g}s -> {slots} slots for {which}{self.per_replica_note}{desired}"
         )
         return Recommendation(desired, reason, new_memory)

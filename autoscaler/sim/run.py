@@ -18,15 +18,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 from pydantic import TypeAdapter
 
 from autoscaler.config import Config, Pool
+from autoscaler.config.simulation import LlmService
 from policies import AnyPolicyConfig
 
 from .baselines import FAMILIES, KEEPALIVE, default_baseline, fixed_keepalive, keepalive_seconds
 from .engine import PolicyRun, SimulationError, Workload, run_policy, workload
 from .oracle import oracle
-from .traces import Trace, read_trace
+from .traces import DAY, MAX_SPAN_DAYS, MAX_SPAN_SECONDS, Trace, TraceError, read_trace
 
 POLICY = TypeAdapter(AnyPolicyConfig)
 COMPARE_CHOICES = (*FAMILIES, "oracle")
@@ -87,9 +89,33 @@ def load_trace(
             path = config.resolve_path(configured.path) if config else configured.path
             fmt = fmt or configured.format
     trace = read_trace(path, fmt, pool=pool.name)
+    check_service(pool, trace, path)
     speed = speedup if speedup is not None else (configured.speedup if configured else 1.0)
     times = repeat if repeat is not None else (configured.repeat if configured else 1)
     return trace.transformed(speed, times)
+
+
+def check_service(pool: Pool, trace: Trace, path: str) -> None:
+    """Refuse a request that would hold a slot longer than the simulator replays
+    (MAX_SPAN_SECONDS) at the pool's token rates: the replay would run on for as long."""
+    sim = pool.simulation
+    if sim is None or not isinstance(sim.service, LlmService) or trace.service_seconds is not None:
+        return  # job durations were checked as the trace was read
+    service = sim.service
+    durations = trace.durations(service.prefill_tokens_per_s, service.decode_tokens_per_s)
+    over = np.flatnonzero(~(durations <= MAX_SPAN_SECONDS))
+    if len(over) == 0:
+        return
+    i = int(over[0])
+    assert trace.input_tokens is not None and trace.output_tokens is not None
+    where = f"line {trace.lines[i]}" if trace.lines is not None else f"request {i + 1}"
+    raise TraceError(
+        f"{path}: {where}: {trace.input_tokens[i]:,.0f} prompt and {trace.output_tokens[i]:,.0f} "
+        f"generated tokens hold a slot for {durations[i] / DAY:,.1f} days at pool "
+        f"{pool.name!r}'s rates (simulation.service: prefill_tokens_per_s "
+        f"{service.prefill_tokens_per_s:g}, decode_tokens_per_s {service.decode_tokens_per_s:g}); "
+        f"the simulator replays at most {MAX_SPAN_DAYS} days: check the token counts or the rates"
+    )
 
 
 def baseline_policy(pool: Pool, family: str, work: Workload) -> Any:

@@ -1,7 +1,8 @@
 """The `autoscaler` command line: validate, schema, crd, explain, run (and the lab).
 
 Human output is a rich table; `--json` prints machine-readable output. Errors a user can
-fix exit with status 2 and say what and where; they never print a traceback.
+fix exit with status 2 and say what and where; they never print a traceback. Ctrl-C
+(SIGINT) anywhere but in `run` (which finishes its tick) prints `interrupted` and exits 130.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-from .cli_options import config_errors, fail, seconds
+from .cli_options import config_errors, duration, fail, output_file, plain
 from .config import ConfigError, config_schema, load_config
 
 
@@ -23,6 +24,22 @@ def _version() -> str:
         return "0+unknown"
 
 
+INTERRUPTED = 130
+"""Exit status after Ctrl-C: 128 + SIGINT, as shells report it."""
+
+
+class _Cli(click.Group):
+    """The command group; Ctrl-C in any command is one line and exit 130, no traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KeyboardInterrupt:
+            # On a terminal, after the `^C` it echoed.
+            click.echo(("\n" if sys.stderr.isatty() else "") + "interrupted", err=True)
+            raise click.exceptions.Exit(INTERRUPTED) from None
+
+
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
@@ -30,7 +47,7 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
     ctx.exit()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Cli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--version",
     is_flag=True,
@@ -81,15 +98,14 @@ def validate(files: tuple[str, ...], as_json: bool) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, writable=True),
+    callback=output_file,
     help="write to this file instead of standard output",
 )
 def schema(output: str | None) -> None:
     """Print the JSON Schema of the configuration file."""
     text = json.dumps(config_schema(), indent=2, sort_keys=True)
-    if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text + "\n")
+    if output and output != "-":
+        _write_text(output, text + "\n")
     else:
         click.echo(text)
 
@@ -98,7 +114,7 @@ def schema(output: str | None) -> None:
 @click.option(
     "-o",
     "--output",
-    type=click.Path(dir_okay=False, writable=True),
+    callback=output_file,
     help="write to this file instead of standard output",
 )
 def crd_cmd(output: str | None) -> None:
@@ -107,9 +123,8 @@ def crd_cmd(output: str | None) -> None:
     from .kube.crd import crd_yaml
 
     text = crd_yaml()
-    if output:
-        with open(output, "w", encoding="utf-8") as fh:
-            fh.write(text)
+    if output and output != "-":
+        _write_text(output, text)
     else:
         click.echo(text, nl=False)
 
@@ -161,13 +176,17 @@ def crd_cmd(output: str | None) -> None:
     "--lease-duration",
     default="15s",
     show_default=True,
-    callback=seconds,
-    help="a standby takes over this long after the leader's last renewal",
+    callback=duration(1.0, 3600.0),
+    help="a standby takes over this long after the leader's last renewal (1s to 1h)",
 )
 @click.option("--health-port", type=click.IntRange(0, 65535), help="serve /healthz, /readyz")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), help="serve /metrics")
 @click.option("--bind", default="0.0.0.0", show_default=True, help="address for the ports")
-@click.option("--interval", callback=seconds, help="seconds between ticks (default: the file's)")
+@click.option(
+    "--interval",
+    callback=duration(0.1, 3600.0),
+    help="seconds between ticks, 100ms to 1h (default: the file's)",
+)
 def run(
     config_path: str | None,
     once: bool,
@@ -240,12 +259,20 @@ def run(
         process.stop_on_signals()
         result = process.run()
     except (ProviderUnavailable, SourceUnavailable, ValueError, OSError) as exc:
-        fail(str(exc))
+        fail(plain(exc))
     if once and result is not None:
         if as_json:
             click.echo(json.dumps(_tick_json(result), indent=2))
         failed = [a for a in result.actions if a.error]
         sys.exit(1 if failed or result.skipped else 0)
+
+
+def _write_text(path: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def _tick_json(result: object) -> dict[str, object]:
@@ -273,12 +300,14 @@ def _tick_json(result: object) -> dict[str, object]:
 def _register_lab() -> None:
     from .cli_activator import activator_cmd
     from .cli_explain import explain_cmd
+    from .cli_iam import iam_policy_cmd
     from .cli_sim import simulate_cmd, sweep_cmd
 
     cli.add_command(simulate_cmd, name="simulate")
     cli.add_command(sweep_cmd, name="sweep")
     cli.add_command(activator_cmd, name="activator")
     cli.add_command(explain_cmd, name="explain")
+    cli.add_command(iam_policy_cmd, name="iam-policy")
 
 
 _register_lab()

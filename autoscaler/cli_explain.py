@@ -65,7 +65,8 @@ def explain_cmd(
         except KeyError as exc:
             fail(f"--pool: {exc.args[0]}")
     try:
-        memory = load_pool_memory(state_file, pool) if state_file else None
+        backoff_max = config.controller.provider_backoff_max
+        memory = load_pool_memory(state_file, pool, backoff_max) if state_file else None
         result = explain(pool, parse_signals(signals, pool), replicas, ready, memory=memory)
     except ExplainError as exc:
         fail(str(exc))

@@ -16,19 +16,104 @@ from rich.console import Console
 from rich.table import Table
 
 from .cli_options import (
+    MAX_SPEEDUP,
+    config_errors,
+    duration,
+    fail,
     fraction,
     output_file,
     output_folder,
+    plain,
     positive_number,
-    seconds,
     write_json,
 )
-from .config import ConfigError, Pool, load_config
+from .config import Config, ConfigError, Pool, load_config
 from .sim.engine import SimulationError
-from .sim.run import COMPARE_CHOICES, SimulationReport, simulate
-from .sim.traces import FORMATS, TraceError
+from .sim.run import COMPARE_CHOICES, SimulationReport, load_trace, pick_pool, simulate
+from .sim.traces import FORMATS, Trace, TraceError
 
 console = Console(stderr=True)
+
+tick_option = duration(0.01, 3600.0)
+"""`--tick`: the simulated controller interval, 10ms to 1h."""
+MAX_REPEAT = 100_000
+MAX_REQUESTS = 10_000_000
+"""The most requests one replay holds (--repeat times the trace's): about a gigabyte of
+arrays per policy run, more than any real trace of one pool over weeks."""
+MAX_TICKS = 20_000_000
+"""The most controller ticks one replay may span (its length over --tick): 231 days at a
+1 s tick, minutes of work per policy."""
+MAX_WORKERS = max(256, os.cpu_count() or 1)
+
+
+def replay_size(
+    raw: Trace,
+    speedup: float,
+    repeat: int,
+    tick: float,
+    speedup_name: str = "--speedup",
+    repeat_name: str = "--repeat",
+) -> None:
+    """Refuse, before anything is allocated or simulated, a replay too large to run: more
+    than MAX_REQUESTS requests or MAX_TICKS ticks. `raw`: the trace as read (no speed-up,
+    no repeat); the names: where the speed-up and repeat came from, for the message."""
+    n = len(raw.arrivals)
+    if n == 0:
+        return
+    if repeat > 1 and n * repeat > MAX_REQUESTS:
+        fail(
+            f"{repeat_name} {repeat}: the trace's {n:,} requests replayed {repeat:,} times "
+            f"would be {n * repeat:,} requests, more than the {MAX_REQUESTS:,} a run can hold; "
+            f"repeat it {max(1, MAX_REQUESTS // n)} times or fewer"
+        )
+    arrivals = raw.arrivals / speedup
+    span = float(arrivals[-1])
+    if repeat > 1:
+        gap = float((arrivals[-1] - arrivals[0]) / (n - 1)) if n > 1 else 1.0
+        span = (span + gap) * repeat
+    ticks = span / tick
+    if ticks > MAX_TICKS:
+        fail(
+            f"the replay would span {span / 3600:,.1f} simulated hours ({speedup_name} "
+            f"{speedup:g}, {repeat_name} {repeat}): at a tick of {tick:g}s that is "
+            f"{ticks:,.0f} ticks, more than {MAX_TICKS:,}; give a longer --tick, a larger "
+            "speed-up (--speedup) or fewer repeats (--repeat)"
+        )
+
+
+def _replay_settings(
+    pool: Pool, speedup: float | None, repeat: int | None
+) -> tuple[float, int, str, str]:
+    """The speed-up and repeat a replay uses (the option's, else the pool's trace's) and
+    where each came from."""
+    configured = pool.simulation.trace if pool.simulation else None
+    where = f"pool {pool.name!r} simulation.trace"
+    if speedup is not None:
+        speed, speed_name = speedup, "--speedup"
+    else:
+        speed = configured.speedup if configured else 1.0
+        speed_name = f"{where}.speedup"
+    if repeat is not None:
+        times, times_name = repeat, "--repeat"
+    else:
+        times = configured.repeat if configured else 1
+        times_name = f"{where}.repeat"
+    return speed, times, speed_name, times_name
+
+
+def _raw_trace(
+    config: Config, pool: Pool, trace_path: str | None, trace_format: str | None
+) -> Trace:
+    """The trace a replay starts from, as read: no speed-up and no repeat yet."""
+    return load_trace(pool, trace_path, trace_format, 1.0, 1, config)
+
+
+def _load(config_file: str) -> Config:
+    try:
+        return load_config(config_file)
+    except ConfigError as exc:
+        config_errors(exc)
+        sys.exit(2)
 
 
 def results_table(report: SimulationReport, title: str) -> Table:
@@ -106,13 +191,20 @@ def _compare(text: str) -> list[str]:
     "keepalive-faas-20m, keepalive (all four) or keepalive-<duration> (e.g. keepalive-45s)",
 )
 @click.option(
-    "--tick", callback=seconds, help="controller interval: seconds or e.g. 5s (default: config)"
+    "--tick",
+    callback=tick_option,
+    help="controller interval: seconds or e.g. 5s, 10ms to 1h (default: config)",
 )
-@click.option("--speedup", callback=positive_number, help="replay the trace this many times faster")
+@click.option(
+    "--speedup",
+    callback=positive_number,
+    help=f"replay the trace this many times faster (above 0, at most {MAX_SPEEDUP:,.0f})",
+)
 @click.option(
     "--repeat",
-    type=click.IntRange(min=1),
-    help="replay the trace this many times back to back",
+    type=click.IntRange(1, MAX_REPEAT),
+    help=f"replay the trace this many times back to back (1 to {MAX_REPEAT:,}, and at most "
+    f"{MAX_REQUESTS:,} requests in all)",
 )
 @click.option(
     "--json",
@@ -140,12 +232,20 @@ def simulate_cmd(
 ) -> None:
     """Replay a workload trace through the pool's policy and compare it with HPA, KEDA,
     KPA and a clairvoyant oracle: GPU-hours, cost, queue wait and SLO attainment."""
+    config = _load(config_file)
     try:
-        config = load_config(config_file)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
-    try:
+        # The size of the replay is checked before it is built: the trace is read twice
+        # (here and in simulate), which costs little next to simulating it.
+        pool = pick_pool(config, pool_name)
+        speed, times, speed_name, times_name = _replay_settings(pool, speedup, repeat)
+        replay_size(
+            _raw_trace(config, pool, trace_path, trace_format),
+            speed,
+            times,
+            tick or config.controller.interval,
+            speed_name,
+            times_name,
+        )
         with console.status("simulating") as status:
             report = simulate(
                 config,
@@ -160,8 +260,7 @@ def simulate_cmd(
                 progress=lambda name: status.update(f"simulating {name}"),
             )
     except (SimulationError, TraceError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        fail(plain(exc))
     data = report.to_dict()
     if json_out == "-":
         click.echo(json.dumps(data, indent=2))
@@ -240,17 +339,17 @@ def _floors(text: str | None, pool: Pool) -> list[int] | None:
 )
 @click.option(
     "--workers",
-    type=click.IntRange(min=1),
+    type=click.IntRange(1, MAX_WORKERS),
     default=os.cpu_count() or 1,
     show_default=True,
-    help="parallel processes",
+    help="parallel processes (no more are started than there are variants)",
 )
 @click.option("--trace", "trace_path")
 @click.option("--trace-format", type=click.Choice(FORMATS))
 @click.option("--pool", "pool_name")
-@click.option("--tick", callback=seconds)
-@click.option("--speedup", callback=positive_number)
-@click.option("--repeat", type=click.IntRange(min=1))
+@click.option("--tick", callback=tick_option, help="as for simulate: 10ms to 1h")
+@click.option("--speedup", callback=positive_number, help="as for simulate")
+@click.option("--repeat", type=click.IntRange(1, MAX_REPEAT), help="as for simulate")
 @click.option(
     "--json",
     "json_out",
@@ -281,7 +380,6 @@ def sweep_cmd(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from .sim.engine import workload
-    from .sim.run import load_trace, pick_pool
     from .sim.sweep import (
         TraceSpec,
         best_per_family,
@@ -293,18 +391,18 @@ def sweep_cmd(
         tuning_variants,
     )
 
-    try:
-        config = load_config(config_file)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+    config = _load(config_file)
     if not params and not tune and not keepalive:
-        click.echo("error: give --param PATH=V1,V2 (repeatable), --tune or --keepalive", err=True)
-        sys.exit(2)
+        fail("give --param PATH=V1,V2 (repeatable), --tune or --keepalive")
+    interval = tick or config.controller.interval
     try:
         pool = pick_pool(config, pool_name)
-        trace = load_trace(pool, trace_path, trace_format, speedup, repeat, config)
-        work = workload(pool, trace)
+        # Each --param is parsed before the trace is read, so a typo fails at once.
+        parsed = [parse_param(p) for p in params]
+        speed, times, speed_name, times_name = _replay_settings(pool, speedup, repeat)
+        raw = _raw_trace(config, pool, trace_path, trace_format)
+        replay_size(raw, speed, times, interval, speed_name, times_name)
+        work = workload(pool, raw.transformed(speed, times))
         configured = pool.simulation.trace if pool.simulation else None
         spec = TraceSpec(
             trace_path
@@ -314,11 +412,11 @@ def sweep_cmd(
                 else "bundled:azure-llm-code-sample"
             ),
             trace_format or (configured.format if configured else None),
-            speedup if speedup is not None else (configured.speedup if configured else 1.0),
-            repeat if repeat is not None else (configured.repeat if configured else 1),
+            speed,
+            times,
             pool.name,
         )
-        variants = grid(pool, [parse_param(p) for p in params]) if params else []
+        variants = grid(pool, parsed) if parsed else []
         if tune:
             variants += tuning_variants(
                 pool, work.slots_per_replica, work.batch, _floors(floors, pool)
@@ -328,9 +426,8 @@ def sweep_cmd(
                 variants = grid(pool, [])
             variants += keepalive_variants(pool)
     except (SimulationError, TraceError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    interval = tick or config.controller.interval
+        fail(plain(exc))
+    workers = min(workers, max(1, len(variants)))
     columns = (
         *Progress.get_default_columns()[:1],
         BarColumn(),

@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from policies.composite import CompositeConfig
+from policies.gpu_utilization import GpuUtilizationConfig
+from policies.hpa import HpaConfig
 from policies.idle_gaps import summary
 from policies.queueing import QueueingConfig
 
@@ -31,6 +33,47 @@ from .types import Decision, Observation, Recommendation
 
 class ExplainError(ValueError):
     """Bad command-line input for explain; the message says what to fix."""
+
+
+MAX_REPLICAS = 100_000
+"""The most `--replicas` explain takes (or the pool's `max`, where that is larger)."""
+MAX_SIGNAL = 1e12
+"""The largest signal value explain takes: far above any real queue, rate or count."""
+
+
+def utilization_signals(pool: Pool) -> set[str]:
+    """The pool's signals that are a utilization, a fraction 0..1: those a `gpu-utilization`
+    policy or an HPA `target_utilization` metric reads, and any named `*utilization*`
+    (the simulator's `gpu_utilization`)."""
+    names = {n for n in (*pool.signals, *SIMULATED_SIGNALS) if "utilization" in n}
+    stack: list[Any] = [pool.policy]
+    while stack:
+        policy = stack.pop()
+        if isinstance(policy, GpuUtilizationConfig):
+            names.add(policy.signal)
+        elif isinstance(policy, HpaConfig):
+            names |= {m.signal for m in policy.metrics if m.target_utilization is not None}
+        elif isinstance(policy, CompositeConfig):
+            stack.extend(policy.policies)
+    return names
+
+
+def _utilization(name: str, text: str) -> float:
+    """A utilization as a fraction: 0.7, or a percentage '70%'."""
+    shown = f"--signal {name}={text}"
+    allowed = f"{name} is a utilization: write a fraction from 0 to 1, e.g. 0.7, or '70%'"
+    value = text.strip()
+    scale = 1.0
+    if value.endswith("%"):
+        value, scale = value[:-1], 0.01
+    try:
+        parsed = float(value) * scale
+    except ValueError:
+        raise ExplainError(f"{shown}: {text!r} is not a number; {allowed}") from None
+    if not math.isfinite(parsed) or not 0 <= parsed <= 1:
+        hint = f" ({parsed / 100:g} or '{parsed:g}%'?)" if scale == 1 and 1 < parsed <= 100 else ""
+        raise ExplainError(f"{shown}: out of range{hint}; {allowed}")
+    return parsed
 
 
 @dataclass(frozen=True)
@@ -65,10 +108,13 @@ class Explanation:
 
 
 def parse_signals(pairs: tuple[str, ...], pool: Pool) -> dict[str, float]:
-    """`name=value` pairs, checked against the pool's declared signals."""
+    """`name=value` pairs, checked against the pool's declared signals: each a finite
+    number from 0 to MAX_SIGNAL; a utilization (`utilization_signals`) a fraction from 0
+    to 1 (or a percentage, '70%')."""
     known = set(pool.signals)
     if pool.target.kind == "simulated":
         known |= set(SIMULATED_SIGNALS)
+    fractions = utilization_signals(pool)
     values: dict[str, float] = {}
     for pair in pairs:
         name, sep, text = pair.partition("=")
@@ -80,31 +126,35 @@ def parse_signals(pairs: tuple[str, ...], pool: Pool) -> dict[str, float]:
                 f"--signal {name}: pool {pool.name!r} has no signal {name!r} "
                 f"(its signals: {', '.join(sorted(known)) or 'none'})"
             )
+        if name in values:
+            raise ExplainError(f"--signal {name}: given twice; give each signal once")
+        if name in fractions:
+            values[name] = _utilization(name, text)
+            continue
         try:
             value = float(text)
         except ValueError:
             raise ExplainError(f"--signal {name}: {text!r} is not a number") from None
-        if not math.isfinite(value) or value < 0:
-            raise ExplainError(f"--signal {name}: {text!r} must be a finite number >= 0")
+        if not math.isfinite(value) or not 0 <= value <= MAX_SIGNAL:
+            raise ExplainError(
+                f"--signal {name}: {text!r} must be a finite number >= 0 and at most {MAX_SIGNAL:g}"
+            )
         values[name] = value
     return values
 
 
-def load_pool_memory(path: str | Path, pool: Pool) -> PoolMemory:
-    """The pool's memory in a controller state file (empty when the pool is not in it)."""
+def load_pool_memory(path: str | Path, pool: Pool, backoff_max: float | None = None) -> PoolMemory:
+    """The pool's memory in a controller state file (empty when the pool is not in it).
+    The whole file is checked as `run --state` checks it (autoscaler/state_schema.py);
+    `backoff_max`: the controller's `provider_backoff_max` (at least its default)."""
     try:
-        data = load_state(Path(path))
+        data = load_state(Path(path), backoff_max=backoff_max)
     except ValueError as exc:
         raise ExplainError(f"--state: {exc}") from None
     entry = data.get(pool.name)
     if entry is None:
         return PoolMemory()
-    if not isinstance(entry, Mapping):
-        raise ExplainError(f"--state {path}: pool {pool.name!r} is not a JSON object")
-    try:
-        return PoolMemory.from_dict(entry)
-    except (TypeError, ValueError) as exc:
-        raise ExplainError(f"--state {path}: pool {pool.name!r}: {exc}") from None
+    return PoolMemory.from_dict(entry)
 
 
 def last_tick(memory: PoolMemory) -> float:
@@ -155,8 +205,12 @@ def explain(
 ) -> Explanation:
     """`memory`: the pool's stored memory (from a state file); then `now` defaults to its
     last tick. Without it the planner starts empty at `now` (default 0)."""
-    if replicas < 0:
-        raise ExplainError(f"--replicas must be >= 0, got {replicas}")
+    limit = max(MAX_REPLICAS, pool.max)
+    if not 0 <= replicas <= limit:
+        raise ExplainError(
+            f"--replicas must be between 0 and {limit:,} (pool {pool.name!r} has max "
+            f"{pool.max}), got {replicas}"
+        )
     ready = replicas if ready is None else ready
     if not 0 <= ready <= replicas:
         raise ExplainError(f"--ready must be between 0 and --replicas ({replicas}), got {ready}")

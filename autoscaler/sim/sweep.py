@@ -16,14 +16,17 @@ from __future__ import annotations
 import itertools
 import multiprocessing
 import os
+import signal
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from autoscaler.config import Pool
+from autoscaler.config.loader import issues_from
 
 from .baselines import FAMILIES, KEEPALIVE_GRID, fixed_keepalive, tuning_grid
 from .engine import SimulationError, run_policy, workload
@@ -52,19 +55,36 @@ class Variant:
 
 
 def parse_param(text: str) -> tuple[str, list[Any]]:
+    """`PATH=V1,V2,...`: a dotted path into the pool (list items by index) and its values,
+    each read as YAML (0.8, 30s, true, null)."""
     path, sep, values = text.partition("=")
-    if not sep or not path.strip() or not values.strip():
+    path = path.strip()
+    if not sep or not path or not values.strip():
         raise SimulationError(
             f"--param {text!r}: write PATH=V1,V2,... e.g. policy.max_utilization=0.7,0.8,0.9"
         )
-    return path.strip(), [yaml.safe_load(v) for v in values.split(",")]
+    if any(not part.strip() for part in path.split(".")):
+        raise SimulationError(
+            f"--param {text!r}: {path!r} is not a field path; write names joined by dots, "
+            "e.g. policy.max_utilization"
+        )
+    parsed = []
+    for v in values.split(","):
+        try:
+            parsed.append(yaml.safe_load(v))
+        except yaml.YAMLError:
+            raise SimulationError(
+                f"--param {text!r}: {v.strip()!r} is not a value; write numbers, durations "
+                "(30s), true/false or words, separated by commas"
+            ) from None
+    return path, parsed
 
 
 def set_path(data: dict[str, Any], path: str, value: Any) -> None:
     parts = path.split(".")
     node: Any = data
     for i, part in enumerate(parts[:-1]):
-        key: Any = int(part) if isinstance(node, list) else part
+        key: Any = _index(path, parts[: i + 1], node) if isinstance(node, list) else part
         try:
             child = node[key]
         except (KeyError, IndexError, TypeError):
@@ -79,11 +99,34 @@ def set_path(data: dict[str, Any], path: str, value: Any) -> None:
         node = child
     last = parts[-1]
     if isinstance(node, list):
-        node[int(last)] = value
+        index = _index(path, parts, node)
+        if not -len(node) <= index < len(node):
+            raise SimulationError(f"--param {path}: {path} does not exist")
+        node[index] = value
     elif isinstance(node, dict):
         node[last] = value
     else:
         raise SimulationError(f"--param {path}: cannot set a field on {type(node).__name__}")
+
+
+def _index(path: str, parts: list[str], node: list[Any]) -> int:
+    """A list position in a --param path (`policy.policies.0`)."""
+    try:
+        return int(parts[-1])
+    except ValueError:
+        where = ".".join(parts[:-1])
+        raise SimulationError(
+            f"--param {path}: {where} is a list of {len(node)}; write a position from 0 "
+            f"to {len(node) - 1} instead of {parts[-1]!r}"
+        ) from None
+
+
+def plain_error(error: BaseException) -> str:
+    """A pool's validation error as `field: problem; ...` in the configuration's own
+    words (never pydantic's wording and URLs)."""
+    if isinstance(error, ValidationError):
+        return "; ".join(f"pool field {issue}" for issue in issues_from(error, {}))
+    return str(error)
 
 
 def _dump(pool: Pool) -> dict[str, Any]:
@@ -94,16 +137,21 @@ def _dump(pool: Pool) -> dict[str, Any]:
     return data
 
 
-def _check(data: dict[str, Any], label: str) -> dict[str, Any]:
+def _check(data: dict[str, Any], label: str, what: str = "variant") -> dict[str, Any]:
+    """`data` if it is a valid pool; else a SimulationError naming `what` (`--param`,
+    `variant`) and `label`, each field and the bound it breaks."""
     try:
         Pool.model_validate(data)
     except Exception as exc:
-        raise SimulationError(f"variant {label}: {exc}") from None
+        raise SimulationError(f"{what} {label}: {plain_error(exc)}") from None
     return data
 
 
-def grid(pool: Pool, params: Sequence[tuple[str, list[Any]]]) -> list[Variant]:
-    """Every combination of the parameter values, applied to the pool."""
+def grid(
+    pool: Pool, params: Sequence[tuple[str, list[Any]]], what: str = "--param"
+) -> list[Variant]:
+    """Every combination of the parameter values, applied to the pool. `what` names them
+    in errors: `--param` (the user's) or `variant` (a built-in grid)."""
     base = _dump(pool)
     variants = []
     for combo in itertools.product(*(values for _, values in params)):
@@ -111,7 +159,9 @@ def grid(pool: Pool, params: Sequence[tuple[str, list[Any]]]) -> list[Variant]:
         label = ", ".join(f"{p}={v}" for (p, _), v in zip(params, combo, strict=True))
         for (path, _), value in zip(params, combo, strict=True):
             set_path(data, path, value)
-        variants.append(Variant(pool.policy.type, label or "as configured", _check(data, label)))
+        named = f"{what} values" if what == "--param" and len(params) > 1 else what
+        checked = _check(data, label, named) if params else _check(data, "as configured")
+        variants.append(Variant(pool.policy.type, label or "as configured", checked))
     return variants
 
 
@@ -175,7 +225,7 @@ def tuning_variants(
     variants = []
     for floor in floors:
         note = "" if floor == pool.min else f"min={floor}"
-        for v in grid(pool, _own_knobs(pool)):
+        for v in grid(pool, _own_knobs(pool), what="variant"):
             own = "" if v.label == "as configured" else v.label
             label = ", ".join(x for x in (note, own) if x) or v.label
             variants.append(Variant(v.family, label, _check(_with_floor(v.pool, floor), label)))
@@ -199,7 +249,7 @@ def keepalive_variants(pool: Pool, seconds: Sequence[float] = KEEPALIVE_GRID) ->
         try:
             data = fixed_keepalive(pool, float(s))
         except ValueError as exc:
-            raise SimulationError(str(exc)) from None
+            raise SimulationError(f"{label}: {plain_error(exc)}") from None
         data["target"] = {"kind": "simulated"}
         data["signals"] = {}
         variants.append(Variant("keepalive", label, _check(data, label)))
@@ -219,6 +269,28 @@ def run_variant(variant: Variant, spec: TraceSpec, tick: float) -> dict[str, Any
     return {**run.metrics, "family": variant.family, "variant": variant.label}
 
 
+def _ignore_interrupts() -> None:
+    """In a worker: Ctrl-C is for the parent, which stops the workers itself (no worker
+    prints a traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Drop the variants not started and end the running ones now (not after they finish,
+    as shutdown alone would)."""
+    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
+    if terminate is not None:
+        terminate()
+        return
+    # Before shutdown, which forgets them.
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.join(5)
+
+
 def run_all(
     variants: Sequence[Variant],
     spec: TraceSpec,
@@ -226,8 +298,10 @@ def run_all(
     workers: int,
     progress: Callable[[dict[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every variant on `workers` processes (1: in this process)."""
+    """Run every variant on `workers` processes (1: in this process; never more than there
+    are variants). On any error, Ctrl-C included, the workers are stopped at once."""
     results: list[dict[str, Any]] = []
+    workers = min(workers, len(variants))
     if workers <= 1:
         for v in variants:
             results.append(run_variant(v, spec, tick))
@@ -235,12 +309,17 @@ def run_all(
                 progress(results[-1])
         return results
     context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
+    try:
         futures = [pool.submit(run_variant, v, spec, tick) for v in variants]
         for future in as_completed(futures):
             results.append(future.result())
             if progress:
                 progress(results[-1])
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown()
     order = {v.label: i for i, v in enumerate(variants)}
     return sorted(results, key=lambda r: order.get(r["variant"], 0))
 

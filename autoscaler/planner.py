@@ -93,6 +93,11 @@ def _rules(d: DirectionBehavior) -> ScalingRules:
     return ScalingRules(d.stabilization_window, policies, d.select)
 
 
+MAX_ERROR_CHARS = 4_096
+"""The provider error kept in memory is cut to this many characters when written out (a
+state file, a pool's status): the reader bounds it."""
+
+
 @dataclass(frozen=True, slots=True)
 class PoolMemory:
     """Everything the planner (and the pool's policy) remembers between ticks."""
@@ -120,7 +125,7 @@ class PoolMemory:
             "zero_since": self.zero_since,
             "backoff_until": self.backoff_until,
             "backoff_seconds": self.backoff_seconds,
-            "last_error": self.last_error,
+            "last_error": None if self.last_error is None else self.last_error[:MAX_ERROR_CHARS],
             "actions": self.actions,
             "policy": self.policy,
             "started_at": self.started_at,
@@ -129,6 +134,9 @@ class PoolMemory:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> PoolMemory:
+        """From what `to_dict` wrote. Memory read from outside is checked first
+        (autoscaler/state_schema.py): this converts, it does not validate."""
+
         def history(key: str) -> History:
             # In time order, which the planner's compaction relies on.
             return tuple(sorted((float(t), int(n)) for t, n in data.get(key) or ()))

@@ -41,6 +41,7 @@ from autoscaler.pool_sources import FilePools, LoadedPools, PoolProblem, PoolSou
 from autoscaler.providers import CapacityProvider, build_providers
 from autoscaler.record import LogRecorder, Recorder, Recorders
 from autoscaler.state import load_state, save_state
+from autoscaler.state_schema import StateInvalid, validate_pool_memory
 
 log = logging.getLogger("autoscaler.process")
 
@@ -123,7 +124,15 @@ class Process:
         self.recorders = list(recorders)
         self.chores = list(chores)
         self._provider_factory = providers
-        self.memory = load_state(settings.state) if settings.state else {}
+        self.memory = (
+            load_state(
+                settings.state,
+                now=self.clock.now(),
+                backoff_max=settings.file.controller.provider_backoff_max,
+            )
+            if settings.state
+            else {}
+        )
         self._nudged = threading.Event()
         """Set to end the wait before the next round early: by `stop`, or by a source that
         saw a pool at zero get demand (`wake`)."""
@@ -204,12 +213,26 @@ class Process:
         epoch = self._request_epoch()
         remembered = {
             n: {**m, "actions": max(int(m.get("actions") or 0), epoch)}
-            for n, m in self.loaded.memory.items()
+            for n, m in self._status_memory(config).items()
         }
         remembered.update(self.memory)
         self.controller.restore({n: m for n, m in remembered.items() if n in names})
         freeze_long_lived()
         log.info("scaling %d pool(s): %s", len(names), ", ".join(sorted(names)))
+
+    def _status_memory(self, config: Config) -> dict[str, dict[str, Any]]:
+        """The planner memory in the pools' status that passes the state file's schema;
+        any other is dropped with a warning (the pool starts afresh, which is safe)."""
+        now, backoff_max = self.clock.now(), config.controller.provider_backoff_max
+        kept = {}
+        for name, memory in self.loaded.memory.items():
+            try:
+                validate_pool_memory(memory, now, backoff_max, "status.plannerMemory")
+            except StateInvalid as exc:
+                log.warning("AutoscalingPool %s: %s; starting afresh", name, exc)
+                continue
+            kept[name] = memory
+        return kept
 
     def _request_epoch(self) -> int:
         """Where new request-id sequences start: 0 with a state file (the sequence goes on

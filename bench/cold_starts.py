@@ -49,6 +49,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from autoscaler.config import Pool, load_config
 from autoscaler.sim.baselines import KEEPALIVE, KEEPALIVE_GRID
 from autoscaler.sim.engine import workload
+from autoscaler.sim.idle_analysis import analyse
 from autoscaler.sim.run import oracle_metrics
 from autoscaler.sim.sparse import describe
 from autoscaler.sim.sweep import (
@@ -70,7 +71,7 @@ TRACES = ROOT.parent / "shared" / "traces"
 # Where the sparse cases' source traces are (autoscaler/sim/sparse.py); workers inherit it.
 os.environ.setdefault("AUTOSCALER_TRACES", str(TRACES))
 EXAMPLE = "examples/llm-serving.yaml"
-SPARSE = ("azure-code", "alibaba-gpu")
+SPARSE = ("azure-code", "alibaba-gpu", "periodic-eval")
 DENSE = ("AzureLLMInferenceTrace_conv.csv", "AzureLLMInferenceTrace_code.csv")
 SLO_MISS_COSTS = (0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 """What tuning ours tries: the price of one request missing the SLO, dollars."""
@@ -213,6 +214,7 @@ def sparse_case(name: str, activator: bool, workers: int, fixed_only: bool) -> d
         "tick_s": config.controller.interval,
         "wall_s": round(time.perf_counter() - started, 1),
         "oracle": slim({**oracle_metrics(work), "family": "oracle", "variant": "oracle"}),
+        "idle_gaps": analyse(work, config.controller.interval),
         "variants": results,
         "fixed_front": [r["variant"] for r in fixed_front],
         "front": [r["variant"] for r in everything],
@@ -295,6 +297,12 @@ def print_case(c: dict[str, Any]) -> None:
         print(f"  {label:<36} {r['gpu_hours']:>8.2f} {r['misses']:>7} "
               f"{r['slo_attainment']:>8.2%} {r['cold_starts']:>5} {r['lost_at_zero']:>5} "
               f"{r['timed_out']:>4}  {mark}")  # fmt: skip
+    g = c["idle_gaps"]
+    hazard = ", ".join(f"{t}s {h:.0%}" for t, h in g["hazard"].items() if h is not None)
+    print(f"  idle gaps: {g['gaps']}, histogram CV {g['cv']} (representative >= 2), lag-1 "
+          f"correlation of log gaps {g['lag1_log_corr']}; P(gap ends within "
+          f"{g['window_s']:g}s | idle τ): {hazard}; "
+          f"{'falling' if g['falling'] else 'not falling'} with τ")  # fmt: skip
     o = c.get("ours")
     if o:
         d, b = o["defaults"], o["best"]

@@ -178,6 +178,23 @@ def cold_starts(d: dict[str, Any]) -> list[str]:
                      "", "clairvoyant zero-wait schedule"])
     out += _table(["case", "policy", "GPU-h", "SLO misses", "cold starts", "on front",
                    "vs fixed keep-alive"], rows)
+    gaps = {c["case"]: c["idle_gaps"] for c in d["cases"] if c.get("idle_gaps")}
+    if gaps:
+        taus = ("60", "300", "900", "1800")
+        out += ["", "What the idle gaps allow (autoscaler/sim/idle_analysis.py): a keep-alive "
+                "that knows only the time idle τ is a fixed keep-alive or a mix of them, so it "
+                "can beat the best fixed one only where gap ends are predictable: a peaked "
+                "histogram (CV ≥ 2), a hazard P(gap ends within one startup and a tick | idle "
+                "τ) that rises again with τ (what a pre-warm acts on), or a gap that predicts "
+                "the next (serial correlation). `periodic-eval` is the synthetic schedule that "
+                "has them; the cases derived from the real traces do not.", ""]
+        out += _table(
+            ["case", "gaps", "histogram CV", "lag-1 corr. (log)"]
+            + [f"hazard at τ={t}s" for t in taus] + ["hazard falls with τ"],
+            [[name, g["gaps"], g["cv"], g["lag1_log_corr"]]
+             + ["n/a" if g["hazard"].get(t) is None else f"{g['hazard'][t]:.0%}" for t in taus]
+             + [_yes(bool(g["falling"]))] for name, g in gaps.items()],
+        )  # fmt: skip
     if d.get("dense"):
         out += ["", f"Dense traces (ours tuned as `sweep --tune` tunes it; target ≤ "
                 f"{t['dense_vs_oracle']:g}× the oracle at ≥ {t['dense_slo']:.0%} in SLO):", ""]

@@ -13,7 +13,8 @@ keep-alive window and a pre-warm time from it. This module does that for a servi
   with each bin's sum and sum of squares (so a bin's gaps are placed by their mean and
   spread, not smeared over a bin a quarter wide). The weights halve when they pass
   `MAX_WEIGHT`, so the model follows a changing pattern and never grows. It also keeps how
-  many requests the first `startup` seconds of a burst bring (an EWMA over bursts) and a
+  many requests the first `startup` seconds of a burst bring and its peak demand in slots
+  over the first `PEAK_STARTUPS` startups (EWMAs over bursts), and a
   24-bin hour-of-day (UTC) record of the hours in which bursts started, decayed by day.
 - **The decision** (`decide`, in keep_alive.py), while the pool has been idle for τ
   seconds: over the next reaction window W = startup + one tick (a pool at zero when it
@@ -39,7 +40,9 @@ from __future__ import annotations
 import math
 from bisect import bisect_right
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt
 
 FIRST_EDGE = 15.0
 """Seconds: gaps shorter than this share the first bin (a tick is 15 s by default)."""
@@ -68,6 +71,10 @@ DAILY_MIN_SHARE = 0.5
 """...and on most of the recent days seen..."""
 DAILY_MAX_BUSY_HOURS = 6.0
 """...in a pool whose bursts start in at most this many hours of a day on average."""
+PEAK_STARTUPS = 2.0
+"""A burst's peak demand is taken over its first this-many startups: requests held at zero
+reach the pool's queue only once a replica is up."""
+MAX_PEAK_SLOTS = 1e6
 MAX_TICK = 60.0
 """Seconds: the time to the next call is taken to be the time since the last, at most this."""
 PRIOR_GAPS = 3.0
@@ -101,7 +108,42 @@ def fresh(now: float, work: bool) -> dict[str, Any]:
         "days": 1.0,
         "day": int(now // DAY),
         "last_start": None,
+        "burst_peak": 0.0,
+        "peak": None,
     }
+
+
+_Count = Annotated[StrictFloat, Field(ge=0, le=MAX_WEIGHT)]
+_Amount = Annotated[StrictFloat, Field(ge=0)]
+_At = Annotated[StrictFloat, Field(ge=0)]
+
+
+class StoredModel(BaseModel):
+    """The model as `fresh` and `observe` build it, for checking one read back from outside
+    (a state file, a pool's status) before it is used: every field there, of its type, a
+    finite number within its range, lists of their fixed lengths. Times are seconds >= 0;
+    whether they lie in the future is for the reader to check (it knows the time)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    gaps: StrictInt = Field(ge=0)
+    bins: list[_Count] = Field(min_length=BINS, max_length=BINS)
+    sums: list[_Amount] = Field(min_length=BINS, max_length=BINS)
+    squares: list[_Amount] = Field(min_length=BINS, max_length=BINS)
+    overflow: _Count
+    concentrated: StrictBool
+    since: _At | None
+    whole: StrictBool
+    burst_at: _At | None
+    burst_requests: _Amount
+    requests: _Amount | None
+    hours: list[_Amount] = Field(min_length=24, max_length=24)
+    days: _Amount
+    day: StrictInt = Field(ge=0)
+    last_start: _At | None
+    # added with burst-sized warm capacity; models stored before it lack them
+    burst_peak: _Amount = 0.0
+    peak: _Amount | None = None
 
 
 def observe(
@@ -111,10 +153,11 @@ def observe(
     rate: float,
     dt: float,
     startup: float,
+    demand: float = 0.0,
 ) -> Mapping[str, Any]:
     """The model after one call. `work`: anything arrives, waits or runs; `rate`: arrivals
-    per second; `dt`: seconds since the last call. Returns `state` itself when nothing
-    changed (most calls), else a new mapping."""
+    per second; `dt`: seconds since the last call; `demand`: slots wanted now (waiting and
+    running). Returns `state` itself when nothing changed (most calls), else a new mapping."""
     if not state or len(state.get("bins") or ()) != BINS:  # none yet, or not this model's
         return fresh(now, work)
     s: dict[str, Any] | None = None
@@ -134,6 +177,7 @@ def observe(
                 _record_gap(s, now - since)
             s["since"] = None
             s["burst_at"] = now
+            s["burst_peak"] = demand
             s["burst_requests"] = rate * min(dt, startup)
             if startup <= 0:
                 _fold_burst(s)
@@ -144,17 +188,31 @@ def observe(
                 hours[hour % 24] += 1.0
                 s["hours"] = hours
             s["last_start"] = now
-        elif state["burst_at"] is not None:  # the burst's first startup seconds
-            s = dict(state) if s is None else s
-            s["burst_requests"] = state["burst_requests"] + rate * dt
-            if now - state["burst_at"] >= startup:
-                _fold_burst(s)
+        else:
+            if state["burst_at"] is not None:  # the burst's first startup seconds
+                s = dict(state) if s is None else s
+                s["burst_requests"] = state["burst_requests"] + rate * dt
+                if now - state["burst_at"] >= startup:
+                    _fold_burst(s)
+            last = state["last_start"]
+            if (
+                last is not None
+                and now - last <= PEAK_STARTUPS * startup
+                and demand > state.get("burst_peak", 0.0)
+            ):  # its peak over the first startups (held requests reach the pool after one)
+                s = dict(state) if s is None else s
+                s["burst_peak"] = demand
     elif since is None:  # work stopped: an idle period starts
         s = dict(state) if s is None else s
         s["since"] = now
         s["whole"] = True
         if state["burst_at"] is not None:
             _fold_burst(s)
+        seen = state.get("burst_peak", 0.0)
+        if seen > 0:  # the burst is over: fold its peak into the EWMA
+            old = state.get("peak")
+            s["peak"] = seen if old is None else old + BURST_EWMA * (seen - old)
+            s["burst_peak"] = 0.0
     return state if s is None else s
 
 
@@ -329,6 +387,15 @@ def burst_requests(state: Mapping[str, Any]) -> float:
     """Requests a burst brings in its first startup seconds: learned, at least 1."""
     learned = state.get("requests")
     return 1.0 if learned is None or learned < 1.0 else float(learned)
+
+
+def burst_replicas(state: Mapping[str, Any], per_replica: int) -> int:
+    """Replicas that hold a burst's usual peak (EWMA of the slots wanted at once over its
+    first `PEAK_STARTUPS` startups), at least 1."""
+    peak = state.get("peak")
+    if not peak or per_replica <= 0:
+        return 1
+    return max(1, math.ceil(min(float(peak), MAX_PEAK_SLOTS) / per_replica - 1e-9))
 
 
 def daily_share(state: Mapping[str, Any], hour: int) -> float:

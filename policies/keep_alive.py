@@ -18,6 +18,7 @@ from autoscaler.units import Seconds
 from .idle_gaps import (
     DAILY_MIN_SHARE,
     MAX_TICK,
+    burst_replicas,
     burst_requests,
     conditional,
     daily_share,
@@ -73,8 +74,11 @@ def decide(
     current: int,
     startup: float,
     dt: float,
+    per_replica: int = 0,
 ) -> tuple[int, str]:
-    """0 or 1 replica for an idle pool, and the reason naming what decided it."""
+    """The replicas for an idle pool (0, 1, or as many as a burst's usual peak needs when
+    its expected misses pay for all of them: burst headroom from zero), and the reason
+    naming what decided it. `per_replica`: slots a replica serves at once."""
     since = state["since"]
     tau = 0.0 if since is None else max(0.0, now - since)
     window = startup + min(max(dt, 0.0), MAX_TICK)
@@ -96,10 +100,15 @@ def decide(
                 if soon is not None:
                     return 1, f"keep-alive: {verdict}, but a pre-warm is due in {soon:.0f}s -> 1"
         if warm:
+            size, sized = 1, ""
+            k = burst_replicas(state, per_replica)
+            if k > 1 and miss * p >= k * d.cost_per_second * held:
+                size = k
+                sized = f", burst peak {state['peak']:.3g} slots"
             if current > 0:
-                return 1, f"keep-alive: {verdict} -> 1"
+                return size, f"keep-alive: {verdict}{sized} -> {size}"
             if d.prewarm:
-                return 1, f"pre-warm: {verdict}; startup {startup:g}s -> 1"
+                return size, f"pre-warm: {verdict}{sized}; startup {startup:g}s -> {size}"
             verdict += " (pre-warm off)"
         let_go = f"let go: {verdict} -> 0"
     else:

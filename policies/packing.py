@@ -56,6 +56,7 @@ class PackingConfig(PolicyConfig):
     )
     slots_per_replica: int = Field(
         gt=0,
+        le=1_000_000,
         validation_alias=AliasChoices("slots_per_replica", "units_per_replica"),
         description="units (GPUs) one replica (node) has; `units_per_replica` also loads",
     )

@@ -16,9 +16,9 @@ policy instead:
    seen over one startup, when that is more than the forecast (burst_headroom.py), so the
    first minutes of a burst find warm slots;
 6. with a `keep_alive` section, learns the pool's idle gaps instead (idle_gaps.py): when it
-   would say 0 it keeps one replica warm or lets the pool go by expected cost, and it
-   pre-warms one replica a startup ahead of a gap's likely end or a recurring hour of the
-   day. The planner's scale-to-zero delay is then not added on top.
+   would say 0 it keeps the pool warm or lets it go by expected cost, and it pre-warms a
+   startup ahead of a gap's likely end or a recurring hour of the day (one replica, or as
+   many as a burst's usual peak needs when the misses they avoid pay for them). The planner's scale-to-zero delay is then not added on top.
 
 The configuration and the decider are both here. Like every policy it is pure: it never
 does I/O or reads a clock (time arrives as `observation.now`), and what it remembers (the
@@ -158,6 +158,11 @@ class QueueingPolicy:
         self.per_replica_note = f" / {config.slots_per_replica} per replica -> "
         self.keep_alive = config.keep_alive.build() if config.keep_alive is not None else None
         self.burst_quantile = config.burst_quantile
+        self.kept_on_hold = [
+            name
+            for name, used in (("idle", self.keep_alive), ("growth", self.burst_quantile))
+            if used is not None
+        ]
 
     def recommend(self, observation: Observation, memory: Mapping[str, Any]) -> Recommendation:
         s = observation.signals
@@ -167,7 +172,7 @@ class QueueingPolicy:
                     observation, "queueing", missing(observation, self.required)
                 )
                 # the learned gaps and growth outlive a missing signal (the forecast restarts)
-                kept = {k: memory[k] for k in ("idle", "growth") if k in memory}
+                kept = {k: memory[k] for k in self.kept_on_hold if k in memory}
                 if kept:
                     return Recommendation(held.desired, held.reason, kept, hold=True)
                 return held
@@ -202,11 +207,13 @@ class QueueingPolicy:
             at = memory.get("at")
             dt = min(now - float(at), MAX_TICK) if at is not None and now > float(at) else 0.0
             idle = queue <= 0 and in_flight <= 0 and rate <= 0
-            state = observe(memory.get("idle"), now, not idle, rate, dt, startup)
+            state = observe(memory.get("idle"), now, not idle, rate, dt, startup, queue + in_flight)
             new_memory["idle"] = state
             if idle:
                 current = observation.current_replicas
-                desired, why = decide(keep_alive, state, now, current, startup, dt)
+                desired, why = decide(
+                    keep_alive, state, now, current, startup, dt, self.slots_per_replica
+                )
                 return Recommendation(
                     desired, f"queueing: nothing waiting, running or arriving; {why}", new_memory
                 )

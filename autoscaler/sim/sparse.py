@@ -23,6 +23,13 @@ bit):
   of 03:00 to 08:00. 2,487 requests over 14 days: 7.4 an hour, median gap 4.2 min, one gap
   in ten over 20 min, 267 over 20 min, the longest 2 hours.
 
+- `periodic-eval` -- not a real schedule, a demonstration of what the others lack: an
+  evaluation job every 30 min (each run starting up to 60 s early or late, by hash of its
+  number), sending the next 40 requests of the Azure code trace at their own spacing (their
+  tokens kept), for 12 hours: 960 requests in 24 runs. Its idle gaps are peaked (about 29
+  min each), so their end can be predicted; the real-derived cases' gaps are not (their
+  hazard falls with the time idle: autoscaler/sim/idle_analysis.py).
+
 `sparse_trace("azure-code")` builds one (`read_trace("sparse:azure-code")` too, so every
 `--trace` option takes `sparse:NAME`); `python -m autoscaler.sim.sparse NAME` prints its
 properties and can write it as a generic CSV (`--csv FILE`). The source traces are looked
@@ -56,6 +63,15 @@ AZURE_SALT = "azure-code/0"
 ALIBABA_DAYS = 14
 """Days of the Alibaba window (from its start) whose GPU task submissions are requests."""
 DAY = 86_400.0
+EVAL_EVERY = 1_800.0
+"""periodic-eval: seconds between evaluation runs..."""
+EVAL_JITTER = 60.0
+"""...each starting up to this many seconds early or late (by hash of its number)..."""
+EVAL_BATCH = 40
+"""...and sending this many requests of the code trace..."""
+EVAL_HOURS = 12.0
+"""...over this many hours."""
+EVAL_SALT = "periodic-eval/0"
 
 
 def keep(arrivals: np.ndarray, shares: int, salt: str, share: int = 0) -> np.ndarray:
@@ -105,6 +121,39 @@ def alibaba_serving(jobs: Trace, tokens: Trace, days: float = ALIBABA_DAYS) -> T
     )
 
 
+def periodic_eval(
+    code: Trace,
+    every: float = EVAL_EVERY,
+    batch: int = EVAL_BATCH,
+    hours: float = EVAL_HOURS,
+    salt: str = EVAL_SALT,
+) -> Trace:
+    """An evaluation job every `every` seconds (started up to `EVAL_JITTER` s early or late,
+    by hash), each sending the next `batch` requests of the code trace at their own spacing
+    (tokens kept), for `hours` hours. The schedule is invented; the requests are real."""
+    assert code.input_tokens is not None and code.output_tokens is not None
+    runs = int(hours * 3600 // every)
+    arrivals: list[float] = []
+    rows: list[int] = []
+    for k in range(runs):
+        digest = hashlib.blake2b(f"{salt}:{k}".encode(), digest_size=8).digest()
+        jitter = (int.from_bytes(digest, "big") / 2**64 * 2 - 1) * EVAL_JITTER
+        first = (k * batch) % (len(code) - batch)
+        spacing = code.arrivals[first : first + batch] - code.arrivals[first]
+        arrivals.extend((k * every + jitter + spacing).tolist())
+        rows.extend(range(first, first + batch))
+    at = np.asarray(arrivals)
+    index = np.asarray(rows)
+    order = np.argsort(at, kind="stable")
+    return Trace(
+        f"sparse:periodic-eval (every {every / 60:g} min, {batch} requests, synthetic schedule)",
+        at[order] - at[order][0],
+        None,
+        code.input_tokens[index[order]],
+        code.output_tokens[index[order]],
+    )
+
+
 def traces_dir() -> Path:
     """Where the source traces are: $AUTOSCALER_TRACES, else ../shared/traces from the
     working directory, else next to the project."""
@@ -151,6 +200,13 @@ CASES: dict[str, SparseCase] = {
         lambda d: alibaba_serving(
             _source(d, ALIBABA_PODS, "alibaba-gpu"), _source(d, AZURE_CODE, "azure-llm")
         ),
+    ),
+    "periodic-eval": SparseCase(
+        "periodic-eval",
+        f"synthetic schedule, real requests: an evaluation run every {EVAL_EVERY / 60:g} "
+        f"min (+-{EVAL_JITTER:g} s) sending the next {EVAL_BATCH} requests of the Azure code "
+        "trace at their own spacing",
+        lambda d: periodic_eval(_source(d, AZURE_CODE, "azure-llm")),
     ),
 }
 

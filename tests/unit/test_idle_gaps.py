@@ -535,3 +535,52 @@ def test_a_replica_is_kept_when_a_prewarm_would_be_due_within_a_startup():
     # at zero, the same moment is a plain wait: nothing is up to keep
     desired, reason = keep_alive.decide(decider, state, since + 75, 0, STARTUP, 15.0)
     assert desired == 0 and reason.startswith("let go: idle 75s, P(work within 135s) 0%")
+
+
+# --- burst-sized warm capacity ----------------------------------------------------------
+class Demanding(Served):
+    """A Served pool whose bursts also queue: `demand(t)` slots wanted at time t."""
+
+    def __init__(self, demand: Callable[[float], float], **kw) -> None:
+        super().__init__(**kw)
+        self.demand = demand
+
+    def at(self, now: float, rate: float) -> tuple[int, str]:
+        wanted = self.demand(now) if rate > 0 else 0.0
+        signals = {"queue": max(0.0, wanted - 8), "in_flight": min(wanted, 8.0),
+                   "arrival_rate": rate}  # fmt: skip
+        o = Observation("p", now, self.current, self.current, signals, startup_seconds=self.startup)
+        rec = self.policy.recommend(o, self.memory)
+        self.memory = rec.memory
+        self.log.append((now, rate, self.current, rec.desired, rec.reason))
+        self.current = rec.desired
+        return rec.desired, rec.reason
+
+
+def test_a_burst_that_needs_five_replicas_is_prewarmed_with_five():
+    # every 10 minutes a burst wanting 40 slots at once (8 a replica): 5 replicas
+    pool = Demanding(lambda t: 40.0, policy={**Q, "keep_alive": {**KEEP, "slo_miss_cost": 5}})
+    pool.run(regular, ticks(0, 600 * 30 - 15))
+    assert idle_gaps.burst_replicas(pool.memory["idle"], 8) == 5
+    pool.log.clear()
+    pool.run(regular, ticks(600 * 30, 600 * 31))
+    prewarms = [(t, d, r) for t, _, _, d, r in pool.log if r and "pre-warm: idle" in r]
+    assert prewarms and all(d == 5 and "burst peak 40 slots" in r for _, d, r in prewarms)
+
+
+def test_a_burst_peak_not_worth_its_replicas_prewarms_one():
+    # the same bursts, but a miss priced so that five warm replicas cost more than it saves
+    pool = Demanding(lambda t: 40.0, policy={**Q, "keep_alive": {**KEEP, "slo_miss_cost": 0.012}})
+    pool.run(regular, ticks(0, 600 * 31))
+    prewarms = [(d, r) for _, _, _, d, r in pool.log if r and "pre-warm: idle" in r]
+    assert prewarms and all(d == 1 and "burst peak" not in r for d, r in prewarms)
+
+
+def test_a_model_stored_before_burst_peaks_still_loads_and_decides():
+    pool = Served()
+    pool.run(regular, ticks(0, 600 * 10))
+    old = {k: v for k, v in pool.memory["idle"].items() if k not in ("burst_peak", "peak")}
+    idle_gaps.StoredModel.model_validate(old)
+    assert idle_gaps.burst_replicas(old, 8) == 1
+    pool.memory = {**pool.memory, "idle": old}
+    pool.run(regular, ticks(600 * 10 + 15, 600 * 12))  # no KeyError, decides as before

@@ -180,14 +180,22 @@ def test_default_render_is_the_hardened_controller_with_its_flags_and_nothing_mo
     assert found == {
         "CustomResourceDefinition": [f"{PLURAL}.{GROUP}"],
         "ServiceAccount": ["ea-autoscaler"],
-        "ClusterRole": ["autoscaler-ea-autoscaler-nodes", "autoscaler-ea-autoscaler-workloads"],
-        "ClusterRoleBinding": ["autoscaler-ea-autoscaler-nodes"],
+        "ClusterRole": ["autoscaler-ea-autoscaler-workloads"],  # bound per namespace only
         "ConfigMap": ["ea-autoscaler-config"],
         "Role": ["ea-autoscaler-leader"],
         "RoleBinding": ["ea-autoscaler-leader", "ea-autoscaler-workloads"],
         "Deployment": ["ea-autoscaler"],
         "Service": ["ea-autoscaler-metrics"],
         "PodDisruptionBudget": ["ea-autoscaler"],
+        # What RBAC cannot narrow (tests/kube/test_least_privilege.py).
+        "ValidatingAdmissionPolicy": [
+            "autoscaler-ea-autoscaler-jobs",
+            "autoscaler-ea-autoscaler-pods",
+        ],
+        "ValidatingAdmissionPolicyBinding": [
+            "autoscaler-ea-autoscaler-jobs",
+            "autoscaler-ea-autoscaler-pods",
+        ],
     }
     deployment = one(objs, "Deployment")
     assert deployment["spec"]["replicas"] == 2
@@ -216,7 +224,7 @@ def test_default_render_is_the_hardened_controller_with_its_flags_and_nothing_mo
     assert "annotations" not in sa["metadata"]
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "ea-autoscaler"
     assert_least_privilege(objs)
-    for binding in kinds(objs)["RoleBinding"] + kinds(objs)["ClusterRoleBinding"]:
+    for binding in kinds(objs)["RoleBinding"]:
         assert binding["subjects"] == [
             {"kind": "ServiceAccount", "name": "ea-autoscaler", "namespace": "autoscaler"}
         ]
@@ -547,7 +555,8 @@ def check_installed_objects(
         binding = rbac_v1.read_namespaced_role_binding("ea-autoscaler-workloads", where)
         assert binding.role_ref.name == f"{ns}-ea-autoscaler-workloads"
     rbac_v1.read_cluster_role(f"{ns}-ea-autoscaler-workloads")
-    rbac_v1.read_cluster_role_binding(f"{ns}-ea-autoscaler-nodes")
+    bindings = [b.metadata.name for b in rbac_v1.list_cluster_role_binding().items]
+    assert not [n for n in bindings if n.startswith(f"{ns}-ea-autoscaler")], bindings
     crd = k.ApiextensionsV1Api(kube_api).read_custom_resource_definition(f"{PLURAL}.{GROUP}")
     assert crd.spec.names.kind == "AutoscalingPool"
     deployment = apps_v1.read_namespaced_deployment("ea-autoscaler", ns)
@@ -579,7 +588,8 @@ def check_rbac(
         assert status(core.create_namespaced_event, where, event) == 200
         assert allowed(authz, "patch", "autoscalingpools", where, group=GROUP, subresource="status")
         assert allowed(authz, "create", "jobs", where, group="batch")
-        assert allowed(authz, "create", "pods", where, subresource="eviction")
+        # Evictions drain nodes: only with rbac.nodeProvisioning.
+        assert not allowed(authz, "create", "pods", where, subresource="eviction")
         # Never the workload's spec, never Secrets.
         assert not allowed(authz, "patch", "deployments", where, group="apps")
         assert status(core.list_namespaced_secret, where) == 403
@@ -600,7 +610,7 @@ def check_rbac(
     assert not allowed(authz, "create", "events", foreign)
     assert not allowed(authz, "list", "secrets", "")  # cluster-wide: no
 
-    # Nodes are cluster-scoped: read and patch (cordon), never delete.
-    assert status(core.list_node) == 200
-    assert allowed(authz, "patch", "nodes")
+    # Nodes are cluster-scoped: nothing without rbac.nodeProvisioning.
+    assert status(core.list_node) == 403
+    assert not allowed(authz, "patch", "nodes")
     assert not allowed(authz, "delete", "nodes")

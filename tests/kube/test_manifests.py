@@ -108,8 +108,7 @@ def test_kustomize_base_builds_the_hardened_controller(tmp_path: Path) -> None:
     assert found == {
         "CustomResourceDefinition": [f"{PLURAL}.{GROUP}"],
         "ServiceAccount": ["elastic-autoscaler"],
-        "ClusterRole": ["elastic-autoscaler-nodes", "elastic-autoscaler-workloads"],
-        "ClusterRoleBinding": ["elastic-autoscaler-nodes"],
+        "ClusterRole": ["elastic-autoscaler-workloads"],
         "Role": ["elastic-autoscaler-leader"],
         "RoleBinding": ["elastic-autoscaler-leader", "elastic-autoscaler-workloads"],
         "Deployment": ["elastic-autoscaler"],
@@ -128,7 +127,7 @@ def test_kustomize_base_builds_the_hardened_controller(tmp_path: Path) -> None:
         "run", "--crd-pools", "--leader-elect", "--health-port", "8081", "--metrics-port", "8080",
     ]  # fmt: skip
     assert_least_privilege(objs)
-    for binding in kinds(objs)["RoleBinding"] + kinds(objs)["ClusterRoleBinding"]:
+    for binding in kinds(objs)["RoleBinding"]:
         assert binding["subjects"] == [
             {
                 "kind": "ServiceAccount",
@@ -205,7 +204,7 @@ def test_base_rbac_is_the_charts_rbac(tmp_path: Path) -> None:
 
     base = kustomize(BASE, tmp_path)
     chart = helm_template(tmp_path)
-    for suffix in ("-workloads", "-leader", "-nodes"):
+    for suffix in ("-workloads", "-leader"):
         assert rules(base, suffix) == rules(chart, suffix), suffix
     base_pod = one(base, "Deployment")["spec"]["template"]["spec"]
     chart_pod = one(chart, "Deployment")["spec"]["template"]["spec"]

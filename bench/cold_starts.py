@@ -302,7 +302,9 @@ def print_case(c: dict[str, Any]) -> None:
     print(f"  idle gaps: {g['gaps']}, histogram CV {g['cv']} (representative >= 2), lag-1 "
           f"correlation of log gaps {g['lag1_log_corr']}; P(gap ends within "
           f"{g['window_s']:g}s | idle τ): {hazard}; "
-          f"{'falling' if g['falling'] else 'not falling'} with τ")  # fmt: skip
+          f"{'rises again' if g['rises'] else 'does not rise'} with τ; best misses ÷ fixed "
+          f"with a keep-alive chosen in hindsight per context: "
+          f"{g['hindsight_context_best_ratio']}")  # fmt: skip
     o = c.get("ours")
     if o:
         d, b = o["defaults"], o["best"]

@@ -187,13 +187,21 @@ def cold_starts(d: dict[str, Any]) -> list[str]:
                 "histogram (CV ≥ 2), a hazard P(gap ends within one startup and a tick | idle "
                 "τ) that rises again with τ (what a pre-warm acts on), or a gap that predicts "
                 "the next (serial correlation). `periodic-eval` is the synthetic schedule that "
-                "has them; the cases derived from the real traces do not.", ""]
+                "has them; the cases derived from the real traces do not. The last column "
+                "bounds what hour-of-day or previous-gap learning could add: a keep-alive "
+                "chosen in hindsight for each hour (traces of 3 days or more) or each class "
+                "of the previous gap, on a simple cost model of the gaps, against one fixed "
+                "keep-alive at equal warm hours (idle_analysis.py `context_bounds`).", ""]
         out += _table(
             ["case", "gaps", "histogram CV", "lag-1 corr. (log)"]
-            + [f"hazard at τ={t}s" for t in taus] + ["hazard falls with τ"],
+            + [f"hazard at τ={t}s" for t in taus]
+            + ["hazard rises again", "best ÷ fixed, keep-alive per context in hindsight"],
             [[name, g["gaps"], g["cv"], g["lag1_log_corr"]]
              + ["n/a" if g["hazard"].get(t) is None else f"{g['hazard'][t]:.0%}" for t in taus]
-             + [_yes(bool(g["falling"]))] for name, g in gaps.items()],
+             + [_yes(bool(g["rises"]))]
+            + [", ".join(f"{k.replace('_', ' ')} {v}" for k, v in
+                         (g.get("hindsight_context_best_ratio") or {}).items()) or "n/a"]
+             for name, g in gaps.items()],
         )  # fmt: skip
     if d.get("dense"):
         out += ["", f"Dense traces (ours tuned as `sweep --tune` tunes it; target ≤ "

@@ -320,6 +320,11 @@ def _plan_stale(
 ) -> tuple[Decision, PoolMemory]:
     since = memory.stale_since if memory.stale_since is not None else now
     memory = _with(memory, stale_since=since, policy=rec.memory)
+    if not rec.hold and bounded > 0 and memory.zero_since is not None:
+        # the signals still read want capacity: the pool is not idle, so the countdown to
+        # zero starts again when they next say 0 (else a replica launched during a stale
+        # spell would go the moment it is ready)
+        memory = _with(memory, zero_since=None)
     listed = ", ".join(f"{name} ({why})" for name, why in sorted(stale.items()))
     reason = f"hold: signal {listed} stale for {now - since:.0f}s; no scale-down"
     target = current

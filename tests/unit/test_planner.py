@@ -74,6 +74,32 @@ def test_any_demand_resets_the_zero_delay():
     assert pool.at(750, 0) == 0
 
 
+def test_demand_seen_while_a_signal_is_stale_resets_the_zero_delay_too():
+    # at zero a pod metric has no pods to read: every tick is a stale hold, and a request
+    # arriving scales up through "other signals scale up"; the replica it launched must get
+    # the full delay once ready, not go at once because the countdown began before
+    pool = Pool(PlanSpec(0, 10, ScalingRules(), ScalingRules(), scale_to_zero_after_seconds=300),
+                1)
+    pool.at(0, 0)
+    assert pool.at(300, 0) == 0
+    stale = {"gpu_utilization": "no value"}
+    assert pool.at(400, 0, stale) == 0
+    assert pool.at(1000, 1, stale) == 1
+    assert "other signals scale up" in pool.reason
+    assert pool.at(1120, 0) == 1  # ready, idle: the countdown starts now
+    assert "scale to zero in 300s" in pool.reason
+    assert pool.at(1419, 0) == 1
+    assert pool.at(1420, 0) == 0
+
+
+def test_a_stale_hold_without_demand_keeps_the_countdown():
+    pool = Pool(PlanSpec(0, 10, ScalingRules(), ScalingRules(), scale_to_zero_after_seconds=300),
+                1)
+    pool.at(0, 0)
+    assert pool.at(100, 0, {"gpu_utilization": "no value"}) == 1
+    assert pool.at(300, 0) == 0
+
+
 def test_scale_from_zero_is_immediate():
     pool = Pool(PlanSpec(0, 10, ScalingRules(60), ScalingRules(300)), 0)
     assert pool.at(0, 3) == 3

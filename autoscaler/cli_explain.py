@@ -127,6 +127,11 @@ def _print_learned_gaps(console: Console, entry: dict[str, object]) -> None:
         f"p50 {secs(learned['p50'])}, p90 {secs(learned['p90'])}; CV {learned['cv']:g}, "
         f"{trusted}; a burst brings ~{learned['burst_requests']:g} requests in its first "
         "startup"
+        + (
+            f" and wants ~{learned['burst_peak_slots']:g} slots at once at its peak"
+            if learned.get("burst_peak_slots")
+            else ""
+        )
     )
     hours = learned["top_hours"]
     if isinstance(hours, list) and hours:

@@ -442,6 +442,7 @@ def summary(state: Mapping[str, Any], min_gaps: int) -> dict[str, Any]:
         "representative": representative(state, min_gaps),
         "idle_since": state["since"],
         "burst_requests": round(burst_requests(state), 2),
+        "burst_peak_slots": None if not state.get("peak") else round(float(state["peak"]), 2),
         "top_hours": [
             {"hour": h, "days": round(hours[h], 2), "share": round(min(1.0, hours[h] / days), 2)}
             for h in top

@@ -470,6 +470,7 @@ def test_explain_shows_the_learned_gaps_from_a_state_file(tmp_path):
     served.run(regular, ticks(0, 600 * 20 - 15))
     config = tmp_path / "pools.yaml"
     config.write_text(
+        "installation: {id: test}\n"
         "pools:\n  - name: llm\n    target: {kind: simulated}\n    max: 4\n    startup: 2m\n"
         "    policy:\n      type: queueing\n      service_seconds: 2\n      slots_per_replica: 8\n"
         "      wait_slo: 1s\n      keep_alive: {replica_cost_per_hour: 4}\n"
@@ -562,6 +563,7 @@ def test_a_burst_that_needs_five_replicas_is_prewarmed_with_five():
     pool = Demanding(lambda t: 40.0, policy={**Q, "keep_alive": {**KEEP, "slo_miss_cost": 5}})
     pool.run(regular, ticks(0, 600 * 30 - 15))
     assert idle_gaps.burst_replicas(pool.memory["idle"], 8) == 5
+    assert idle_gaps.summary(pool.memory["idle"], 8)["burst_peak_slots"] == 40.0
     pool.log.clear()
     pool.run(regular, ticks(600 * 30, 600 * 31))
     prewarms = [(t, d, r) for t, _, _, d, r in pool.log if r and "pre-warm: idle" in r]

@@ -6,7 +6,9 @@ in the regions it names, and nothing else:
 
 - reads: DescribeInstances, DescribeAutoScalingGroups and GetMetricData have no
   resource-level permissions, so they are limited by `aws:RequestedRegion`;
-  GetQueueAttributes only on the configured queues' ARNs;
+  GetQueueAttributes only on the configured queues' ARNs; ReceiveMessage and
+  DeleteMessage (and GetQueueUrl, for a queue given by name) only on the node
+  provisioner's interruption queue;
 - launches (RunInstances, CreateFleet): only instances tagged at launch with this
   installation's owner tag and, for RunInstances, of the configured instance types; only
   from the configured launch templates (by ARN for an `lt-...` id, by the owner tag for a
@@ -159,6 +161,19 @@ class _Builder:
             arns.append(self._queue_arn(source, where))
         return arns
 
+    def interruption_queue(self) -> tuple[str, bool] | None:
+        """The ARN of `nodes.interruptions.queue`, and whether it is given by name only."""
+        nodes = self.config.nodes
+        if nodes is None or not nodes.enabled or nodes.interruptions is None:
+            return None
+        queue, where = nodes.interruptions.queue, "nodes.interruptions"
+        region = nodes.interruptions.region or nodes.region
+        if "://" not in queue:
+            _literal(queue, "queue name", where)
+            return self.arn("sqs", self.region(region, where), queue), True
+        source = SqsSource(queue_url=queue, region=region)
+        return self._queue_arn(source, where), False
+
     def metric_regions(self) -> list[str]:
         return [
             self.region(source.region, where)
@@ -215,6 +230,7 @@ def generate_policy(config: Config, options: IamOptions) -> GeneratedPolicy:
     launches = b.launches()
     groups = b.groups()
     queues = b.queue_arns()
+    interruptions = b.interruption_queue()
     metric_regions = b.metric_regions()
     roles = b.roles()
     if not (launches or groups or queues or metric_regions):
@@ -230,6 +246,16 @@ def generate_policy(config: Config, options: IamOptions) -> GeneratedPolicy:
     owner = Ownership(config.installation.id, config.installation.tag_prefix)
     statements: list[dict[str, Any]] = []
     statements += _read_statements(b, launches, groups, queues, metric_regions)
+    if interruptions is not None:
+        arn, by_name = interruptions
+        actions = ["sqs:ReceiveMessage", "sqs:DeleteMessage"]
+        statements.append(
+            _statement(
+                "ReceiveAndDeleteInterruptionNotices",
+                actions + (["sqs:GetQueueUrl"] if by_name else []),
+                [arn],
+            )
+        )
     statements += _launch_statements(b, launches, owner, roles)
     statements += _retire_statements(b, launches, groups, owner)
     statements += _iam_statements(b, launches, roles)

@@ -57,6 +57,7 @@ def pct(values: list[float], q: float) -> float:
 
 def static_config(backend_url: str) -> dict[str, Any]:
     return {
+        "installation": {"id": "bench"},
         "pools": [{
             "name": "bench",
             "target": {"kind": "simulated"},
@@ -320,6 +321,7 @@ def waking(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     activator = Activator(parse_config(yaml.safe_dump(front)), watch=False)
     asyncio.run_coroutine_threadsafe(activator.start(), loop).result(10)
     config = {
+        "installation": {"id": "bench"},
         "controller": {"interval": "15s"},
         "pools": [{
             "name": "bench",

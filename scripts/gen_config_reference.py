@@ -68,8 +68,42 @@ def field_type(field: object) -> str:
     base = type_name(field.annotation)  # type: ignore[attr-defined]
     for marker, unit in (("parse_duration", "duration"), ("parse_fraction", "fraction")):
         if marker in meta:
-            return base.replace("float", unit)
-    return base
+            base = base.replace("float", unit)
+            break
+    bounds = bounds_of(field)
+    return f"{base} ({bounds})" if bounds else base
+
+
+def _metadata(field: object) -> list[object]:
+    """The field's constraints and validators, also those inside `Annotated[...] | None`."""
+    found = list(getattr(field, "metadata", []))
+
+    def walk(annotation: object) -> None:
+        origin = typing.get_origin(annotation)
+        if origin is typing.Annotated:
+            for meta in typing.get_args(annotation)[1:]:
+                found.extend(getattr(meta, "metadata", None) or [meta])
+        elif origin in (typing.Union, types.UnionType):
+            for arg in typing.get_args(annotation):
+                walk(arg)
+
+    walk(field.annotation)  # type: ignore[attr-defined]
+    return found
+
+
+def bounds_of(field: object) -> str:
+    """`≥ 1, ≤ 10000` for a bounded number, `≤ 1d` for a bounded duration, else ''."""
+    parts = []
+    for meta in _metadata(field):
+        for attr, sign in (("ge", "≥"), ("gt", ">"), ("le", "≤"), ("lt", "<")):
+            value = getattr(meta, attr, None)
+            if isinstance(value, int | float) and type(meta).__name__ == attr.capitalize():
+                shown = str(int(value)) if float(value).is_integer() else f"{value:g}"
+                parts.append(f"{sign} {shown}")
+        schema = getattr(meta, "json_schema", None)  # a duration's WithJsonSchema
+        if isinstance(schema, dict) and "at most" in schema.get("description", ""):
+            parts.append("≤ " + schema["description"].rsplit("at most ", 1)[1])
+    return ", ".join(dict.fromkeys(parts))
 
 
 def default_of(field: object) -> str:

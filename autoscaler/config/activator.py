@@ -10,16 +10,40 @@ from __future__ import annotations
 import re
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
-from autoscaler.units import Seconds
+from .formats import (
+    NUMBER,
+    TEXT,
+    Namespace,
+    Timeout,
+    Whole,
+    number_or_text,
+    whole_number,
+)
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 _URL = re.compile(r"^https?://[^/\s?#]+/?$")
 
 
+Port = Annotated[
+    Annotated[int, Field(ge=1, le=65535), BeforeValidator(whole_number), Tag(NUMBER)]
+    | Annotated[str, Tag(TEXT)],
+    Discriminator(number_or_text),
+]
+
+
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class ActivatorBackend(_Model):
@@ -29,10 +53,10 @@ class ActivatorBackend(_Model):
     service: str | None = Field(
         None, description="Service whose ready EndpointSlice endpoints receive the requests"
     )
-    namespace: str | None = Field(
+    namespace: Namespace | None = Field(
         None, description="the Service's namespace; default: the pool target's namespace"
     )
-    port: Annotated[int, Field(ge=1, le=65535)] | str | None = Field(
+    port: Port | None = Field(
         None,
         description="the EndpointSlice port to use, by number or name; default: its first",
     )
@@ -85,19 +109,19 @@ class ActivatorSpec(_Model):
     models: list[str] = Field(
         default_factory=list, description="OpenAI `model` values routed here (JSON bodies)"
     )
-    max_queue: int = Field(
+    max_queue: Whole = Field(
         1000, ge=1, le=1_000_000, description="requests held at once; more get 503"
     )
-    hold_timeout: Seconds = Field(
+    hold_timeout: Timeout = Field(
         300.0, gt=0, le=3600, description="longest a request is held for an endpoint; then 504"
     )
-    retry_after: Seconds = Field(
+    retry_after: Timeout = Field(
         10.0, gt=0, le=3600, description="Retry-After sent with a 503 when the queue is full"
     )
-    concurrency_per_endpoint: int | None = Field(
+    concurrency_per_endpoint: (
+        Annotated[int, Field(ge=1, le=100_000), BeforeValidator(whole_number)] | None
+    ) = Field(
         None,
-        ge=1,
-        le=100_000,
         description="requests each endpoint is given at once (Knative's containerConcurrency; "
         "vLLM's max_num_seqs); more wait here in arrival order. Default: no limit, the "
         "backend queues them",

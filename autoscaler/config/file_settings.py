@@ -2,7 +2,10 @@
 
 With `--crd-pools` the file is optional and may hold settings only (`installation`,
 `controller`) and no `pools`: the AutoscalingPool objects supply them. Everything else in
-the file is validated exactly as `autoscaler validate` does, with every error listed.
+the file is validated exactly as `autoscaler validate` does, with every error listed; a
+file must name its `installation.id`. Without a file the installation id is `default`
+(NO_FILE_INSTALLATION): give every installation that shares a cluster or account a file
+with its own id.
 
 This module must never talk to a cluster.
 """
@@ -14,8 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from autoscaler.config import (
     Config,
     ConfigError,
@@ -24,15 +25,18 @@ from autoscaler.config import (
     Pool,
     load_config,
 )
-from autoscaler.config.loader import interpolate
+from autoscaler.config.loader import interpolate, read_yaml
 from autoscaler.config.nodes import NodeProvisioning
+
+NO_FILE_INSTALLATION = Installation(id="default")
+"""The installation of a process started without a configuration file (`--crd-pools`)."""
 
 
 @dataclass(frozen=True)
 class FileSettings:
     """What a file gives the process: settings, its pools (maybe none) and its folder."""
 
-    installation: Installation = field(default_factory=Installation)
+    installation: Installation = NO_FILE_INSTALLATION
     controller: ControllerSettings = field(default_factory=ControllerSettings)
     pools: tuple[Pool, ...] = ()
     base_dir: Path | None = None
@@ -66,10 +70,10 @@ def load_settings(path: str | None, pools_optional: bool) -> FileSettings:
         if not (pools_optional and _only_pools_missing(exc)):
             raise
     # Everything but `pools` validated above, so these cannot fail on the same data.
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    data = read_yaml(Path(path).read_text(encoding="utf-8"), path, {}, []) or {}
     data = interpolate(data, os.environ, (), [])
     return FileSettings(
-        Installation.model_validate(data.get("installation") or {}),
+        Installation.model_validate(data["installation"]),
         ControllerSettings.model_validate(data.get("controller") or {}),
         (),
         Path(path).resolve().parent,

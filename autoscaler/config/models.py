@@ -8,14 +8,35 @@ scale to zero, what to do on stale signals) and, for simulation, its `simulation
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    field_validator,
+    model_validator,
+)
 
-from autoscaler.units import Seconds
 from policies import AnyPolicyConfig
 
 from .activator import ActivatorSpec
+from .formats import (
+    MAX_REPLICAS,
+    LongWindow,
+    Real,
+    ReplicaCount,
+    Timeout,
+    Whole,
+    Window,
+    at,
+    check,
+    dns_subdomain,
+    label_value,
+    odd_numbers,
+)
 from .nodes import NodeProvisioning
 from .simulation import Simulation
 from .sources import SignalSpec
@@ -38,28 +59,22 @@ SIMULATED_SIGNALS = (
 activator holds while the pool has no ready replica)."""
 
 
-def at(subpath: str, message: str) -> ValueError:
-    """An error for a field below the validated model; the loader appends `subpath` to
-    the path it reports (pydantic gives model validators no way to set one)."""
-    return ValueError(f"@{subpath}@ {message}")
-
-
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class RateLimit(_Model):
     """At most `value` replicas (`pods`) or `value` percent (`percent`) per `period`."""
 
     type: Literal["pods", "percent"]
-    value: float = Field(gt=0)
-    period: Seconds = Field(gt=0)
+    value: Real = Field(gt=0, le=MAX_REPLICAS, description="replicas, or percent")
+    period: Window = Field(gt=0)
 
 
 class DirectionBehavior(_Model):
     """Stabilization window and rate limits for one direction."""
 
-    stabilization_window: Seconds = 0.0
+    stabilization_window: Window = 0.0
     rate_limits: list[RateLimit] = Field(default_factory=list)
     select: Literal["max", "min", "disabled"] = Field(
         "max", description="which rate limit applies: the one allowing most change (max)"
@@ -70,8 +85,8 @@ class StaleBehavior(_Model):
     """What happens while a signal is stale: hold; after `fallback_after`, optionally go
     to `fallback_replicas` (never below the current count on its own)."""
 
-    fallback_after: Seconds | None = None
-    fallback_replicas: int | None = Field(None, ge=0)
+    fallback_after: Window | None = None
+    fallback_replicas: ReplicaCount | None = None
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> StaleBehavior:
@@ -87,10 +102,10 @@ class Behavior(_Model):
     scale_down: DirectionBehavior = Field(
         default_factory=lambda: DirectionBehavior(stabilization_window=300.0)
     )
-    cooldown: Seconds = Field(
+    cooldown: Window = Field(
         0.0, description="after any scale action, no scale-down for this long"
     )
-    scale_to_zero_after: Seconds = Field(
+    scale_to_zero_after: LongWindow = Field(
         300.0, description="the policy must ask for 0 this long before the pool goes 1 -> 0"
     )
     stale: StaleBehavior = Field(default_factory=StaleBehavior)
@@ -104,9 +119,11 @@ class Pool(_Model):
         description="unique pool name (lower case, digits, '-', '_', '.')",
     )
     target: AnyTarget = Field(description="what is scaled, selected by `kind`")
-    min: int = Field(0, ge=0, description="fewest replicas; 0 allows scale to zero")
-    max: int = Field(ge=1, description="most replicas")
-    startup: Seconds = Field(0.0, description="how long new capacity takes to become ready")
+    min: Whole = Field(
+        0, ge=0, le=MAX_REPLICAS, description="fewest replicas; 0 allows scale to zero"
+    )
+    max: Whole = Field(ge=1, le=MAX_REPLICAS, description="most replicas")
+    startup: Window = Field(0.0, description="how long new capacity takes to become ready")
     signals: dict[str, SignalSpec] = Field(
         default_factory=dict, description="named signals and their sources"
     )
@@ -122,6 +139,20 @@ class Pool(_Model):
         description="route and hold this pool's requests in `autoscaler activator`, so it "
         "can serve from zero replicas",
     )
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _numbers_written_as_numbers(
+        cls, data: Any, handler: ModelWrapValidatorHandler[Pool]
+    ) -> Pool:
+        """The backstop for numbers the pool's parts do not bound themselves (a policy's):
+        `true` read as 1, inf, or a magnitude no setting has."""
+        pool = handler(data)
+        if isinstance(data, dict):
+            odd = next(odd_numbers(pool, data), None)
+            if odd is not None:
+                raise at(*odd)
+        return pool
 
     @model_validator(mode="after")
     def _consistent(self) -> Pool:
@@ -167,35 +198,50 @@ PASS_THROUGH = Behavior(
 """No planner behavior on top of a baseline that carries its own."""
 
 
+TagPrefix = Annotated[str, check(dns_subdomain, "tag prefix (a DNS subdomain)")]
+
+
 class Installation(_Model):
-    """Who this autoscaler is: it touches only resources tagged with its `id`."""
+    """Who this autoscaler is: it touches only resources tagged with its `id`.
+
+    The id is required: two installations sharing one (say, both falling back to a
+    default) would each take the other's instances and workloads for their own."""
 
     id: str = Field(
-        "default",
         pattern=r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$",  # a valid label value
-        description="this installation's id; written into ownership tags and labels",
+        description="this installation's id, unique among installations that share a "
+        "cloud account or cluster; written into ownership tags and labels",
     )
-    tag_prefix: str = Field("elastic-autoscaler.io", description="prefix of ownership tags")
+    tag_prefix: TagPrefix = Field(
+        "elastic-autoscaler.io", max_length=100, description="prefix of ownership tags"
+    )
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _label_value(cls, value: Any) -> Any:
+        if isinstance(value, str) and value:
+            label_value(value)
+        return value
 
 
 class ControllerSettings(_Model):
     """How the controller ticks: its interval, deadlines and provider backoff."""
 
-    interval: Seconds = Field(15.0, gt=0, description="seconds between ticks")
-    observe_deadline: Seconds = Field(10.0, gt=0, description="overall deadline for reads")
-    source_timeout: Seconds = Field(5.0, gt=0, description="default per-source timeout")
-    act_deadline: Seconds = Field(
+    interval: Timeout = Field(15.0, gt=0, description="seconds between ticks")
+    observe_deadline: Timeout = Field(10.0, gt=0, description="overall deadline for reads")
+    source_timeout: Timeout = Field(5.0, gt=0, description="default per-source timeout")
+    act_deadline: Timeout = Field(
         120.0, gt=0, description="longest a tick waits for provider actions"
     )
-    provider_backoff: Seconds = Field(30.0, gt=0, description="first backoff after an error")
-    provider_backoff_max: Seconds = Field(600.0, gt=0)
+    provider_backoff: Window = Field(30.0, gt=0, description="first backoff after an error")
+    provider_backoff_max: Window = Field(600.0, gt=0)
 
 
 class Config(_Model):
     """A whole configuration file."""
 
     installation: Installation = Field(
-        default_factory=Installation, description="ownership: the id its resources are tagged with"
+        description="ownership: the id its resources are tagged with (required)"
     )
     controller: ControllerSettings = Field(
         default_factory=ControllerSettings, description="tick interval and deadlines"

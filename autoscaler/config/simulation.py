@@ -11,12 +11,21 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
-from autoscaler.units import Seconds
 from policies import AnyPolicyConfig
+
+from .formats import (
+    MAX_COST_PER_HOUR,
+    MAX_GPUS,
+    MAX_UNITS,
+    Real,
+    Timeout,
+    Whole,
+    Window,
+)
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _old_name_too(schema: dict[str, Any]) -> None:
@@ -33,21 +42,21 @@ class LlmService(_Model):
 
     model_config = ConfigDict(json_schema_extra=_old_name_too)
     type: Literal["llm"] = "llm"
-    slots_per_replica: int = Field(
+    slots_per_replica: Whole = Field(
         gt=0,
-        le=1_000_000,
+        le=MAX_UNITS,
         validation_alias=AliasChoices("slots_per_replica", "slots"),
         description="sequences one replica serves at once; `slots` (the old name) also loads",
     )
-    prefill_tokens_per_s: float = Field(gt=0)
-    decode_tokens_per_s: float = Field(gt=0, description="per sequence")
+    prefill_tokens_per_s: Real = Field(gt=0, le=1e9)
+    decode_tokens_per_s: Real = Field(gt=0, le=1e9, description="per sequence")
 
 
 class GpuBatchService(_Model):
     """Each job needs `num_gpu` GPUs for its duration on nodes of `gpus_per_node` GPUs."""
 
     type: Literal["gpu-batch"] = "gpu-batch"
-    gpus_per_node: int = Field(gt=0, le=1_000_000)
+    gpus_per_node: Whole = Field(gt=0, le=MAX_UNITS)
 
 
 class Trace(_Model):
@@ -55,19 +64,25 @@ class Trace(_Model):
 
     path: str
     format: Literal["azure-llm", "alibaba-gpu", "csv"] = "csv"
-    speedup: float = Field(1.0, gt=0, description="replay this many times faster")
-    repeat: int = Field(1, ge=1, description="replay the trace this many times back to back")
+    speedup: Real = Field(1.0, gt=0, le=1e6, description="replay this many times faster")
+    repeat: Whole = Field(
+        1, ge=1, le=10_000, description="replay the trace this many times back to back"
+    )
 
 
 class Simulation(_Model):
     """The pool as the simulator sees it."""
 
     service: Annotated[LlmService | GpuBatchService, Field(discriminator="type")]
-    cost_per_hour: float = Field(ge=0, description="per replica (or node), in your currency")
-    gpus_per_replica: int = Field(1, ge=0)
-    wait_slo: Seconds = Field(description="queue wait a request (or job) should stay within")
+    cost_per_hour: Real = Field(
+        ge=0,
+        le=MAX_COST_PER_HOUR,
+        description="per replica (or node), in your currency",
+    )
+    gpus_per_replica: Whole = Field(1, ge=1, le=MAX_GPUS)
+    wait_slo: Window = Field(description="queue wait a request (or job) should stay within")
     trace: Trace | None = None
-    signal_delay: Seconds = Field(0.0, description="delay of the metrics source")
+    signal_delay: Timeout = Field(0.0, description="delay of the metrics source")
     baselines: dict[str, AnyPolicyConfig] = Field(
         default_factory=dict,
         description="override the compared hpa/keda/kpa settings (keys: hpa, keda, kpa)",

@@ -9,21 +9,40 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from autoscaler.units import Seconds
+from .formats import (
+    MAX_GPUS,
+    LabelKey,
+    LongWindow,
+    Namespace,
+    Real,
+    Region,
+    Timeout,
+    Window,
+    positive,
+    whole_number,
+)
 
 
 class _Source(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    timeout: Seconds | None = Field(None, description="per-read timeout; default controller's")
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+    timeout: Timeout | None = Field(None, description="per-read timeout; default controller's")
 
 
 class StaticSource(_Source):
     """A fixed value: for tests, demos and `explain`."""
 
     type: Literal["static"] = "static"
-    value: float
+    value: Real = Field(ge=-1e15, le=1e15)
 
 
 Aggregate = Literal["single", "sum", "avg", "max", "min"]
@@ -128,12 +147,13 @@ class SqsSource(_Source):
 
     type: Literal["sqs"] = "sqs"
     queue_url: str = Field(description="https://sqs.<region>.amazonaws.com/<account>/<queue>")
-    region: str | None = Field(None, description="default: from the queue URL, else environment")
+    region: Region | None = Field(
+        None, description="default: from the queue URL, else environment"
+    )
     include_in_flight: bool = Field(True, description="add ApproximateNumberOfMessagesNotVisible")
     include_delayed: bool = Field(False, description="add ApproximateNumberOfMessagesDelayed")
-    poll_interval: Seconds | None = Field(
+    poll_interval: Annotated[Timeout, AfterValidator(positive)] | None = Field(
         None,
-        gt=0,
         description="read the queue at most this often (default: every tick); between reads "
         "its last reading stands, with the time it was read. SQS counts are approximate "
         "and every read is a billed request: with many queues and a short tick, a few "
@@ -156,12 +176,12 @@ class CloudWatchSource(_Source):
     metric_name: str = Field(min_length=1, description="e.g. nvidia_smi_utilization_gpu")
     dimensions: dict[str, str] = Field(default_factory=dict)
     statistic: str = Field("Average", description="Average, Sum, Minimum, Maximum, p90, ...")
-    period: Seconds = Field(60.0, description="seconds per datapoint: 1, 5, 10, 30 or k*60")
-    lookback: Seconds | None = Field(
+    period: Window = Field(60.0, description="seconds per datapoint: 1, 5, 10, 30 or k*60")
+    lookback: LongWindow | None = Field(
         None, description="how far back to look for a datapoint (default: 5 periods, >= 5m)"
     )
     unit: str | None = Field(None, description="only datapoints published with this unit")
-    region: str | None = Field(None, description="default: the environment (AWS_REGION)")
+    region: Region | None = Field(None, description="default: the environment (AWS_REGION)")
 
     @field_validator("statistic")
     @classmethod
@@ -230,10 +250,12 @@ class KubePendingSource(_Source):
 
     type: Literal["kube-pending-pods"] = "kube-pending-pods"
     kind: Literal["pending-pods", "job-backlog"] = "pending-pods"
-    namespace: str = "default"
+    namespace: Namespace = "default"
     selector: str = Field("", description="label selector, e.g. app=llm,tier!=canary")
     gpu_only: bool = Field(False, description="count only pods requesting `gpu_resource`")
-    gpu_resource: str = Field("nvidia.com/gpu", description="the extended resource of a GPU")
+    gpu_resource: LabelKey = Field(
+        "nvidia.com/gpu", description="the extended resource of a GPU"
+    )
     unschedulable_only: bool = Field(
         False, description="count only pods the scheduler marked Unschedulable"
     )
@@ -250,7 +272,9 @@ class NvmlSource(_Source):
 
     type: Literal["nvml"] = "nvml"
     metric: Literal["utilization", "memory"] = "utilization"
-    devices: list[Annotated[int, Field(ge=0)]] | None = Field(
+    devices: (
+        list[Annotated[int, Field(ge=0, le=MAX_GPUS - 1), BeforeValidator(whole_number)]] | None
+    ) = Field(
         None, description="GPU indices to average over; default: every GPU of the node"
     )
 
@@ -320,9 +344,9 @@ SOURCE_TYPES = (
 class SignalSpec(BaseModel):
     """A named signal of a pool and where it comes from."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
     source: AnySource
-    max_age: Seconds | None = Field(
+    max_age: Window | None = Field(
         None,
         description="a reading older than this is stale (default: 3 controller ticks, plus "
         "the source's poll_interval where it has one)",

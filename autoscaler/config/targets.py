@@ -7,21 +7,56 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
-from autoscaler.units import Seconds
+from .formats import (
+    MAX_PRICE,
+    MAX_REPLICAS,
+    MAX_UNITS,
+    AwsName,
+    ImageId,
+    LaunchTemplate,
+    LaunchTemplateVersion,
+    Namespace,
+    Price,
+    Region,
+    ReplicaCount,
+    SecurityGroupId,
+    SubnetId,
+    TextOr,
+    Timeout,
+    Whole,
+    Window,
+    at,
+    check,
+    dns_label,
+    dns_subdomain,
+    instance_type,
+    real_number,
+    whole_number,
+)
+
+DeploymentName = Annotated[str, check(dns_subdomain, "Deployment name")]
+StatefulSetName = Annotated[str, check(dns_label, "StatefulSet name")]
 
 
 class _Target(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class DeploymentTarget(_Target):
     """A Kubernetes Deployment, scaled through its scale subresource."""
 
     kind: Literal["deployment"] = "deployment"
-    namespace: str = "default"
-    name: str = Field(min_length=1, description="the Deployment's name")
+    namespace: Namespace = "default"
+    name: DeploymentName = Field(description="the Deployment's name")
     require_owner_label: bool = Field(
         True,
         description="scale it only if it has the label `<tag_prefix>/owner: <installation id>`",
@@ -32,8 +67,8 @@ class StatefulSetTarget(_Target):
     """A Kubernetes StatefulSet, scaled through its scale subresource."""
 
     kind: Literal["statefulset"] = "statefulset"
-    namespace: str = "default"
-    name: str = Field(min_length=1, description="the StatefulSet's name")
+    namespace: Namespace = "default"
+    name: StatefulSetName = Field(description="the StatefulSet's name")
     require_owner_label: bool = Field(
         True,
         description="scale it only if it has the label `<tag_prefix>/owner: <installation id>`",
@@ -44,15 +79,18 @@ class JobTarget(_Target):
     """Kubernetes Jobs created from a template as backlog grows; never deleted while running."""
 
     kind: Literal["job"] = "job"
-    namespace: str = "default"
+    namespace: Namespace = "default"
     template: dict[str, Any] | None = Field(None, description="a batch/v1 Job manifest")
     template_file: str | None = Field(None, description="path to a Job manifest (YAML)")
-    items_per_job: int = Field(
+    items_per_job: Whole = Field(
         1,
         gt=0,
+        le=MAX_UNITS,
         description="backlog items one Job takes (annotated on it); size the policy to match",
     )
-    keep_finished: int = Field(10, ge=0, description="finished Jobs kept for inspection")
+    keep_finished: Whole = Field(
+        10, ge=0, le=MAX_REPLICAS, description="finished Jobs kept for inspection"
+    )
     name_prefix: str | None = Field(
         None,
         pattern=r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$",
@@ -75,17 +113,17 @@ class AwsRetry(_Target):
     Throttled. Capacity errors are never retried in place: the next offering is tried.
     """
 
-    max_attempts: int = Field(4, ge=1, le=20, description="attempts per call in botocore")
-    backoff: Seconds = Field(1.0, description="first extra wait after botocore gives up")
-    backoff_rounds: int = Field(2, ge=0, le=10, description="extra rounds, each wait doubled")
+    max_attempts: Whole = Field(4, ge=1, le=20, description="attempts per call in botocore")
+    backoff: Timeout = Field(1.0, description="first extra wait after botocore gives up")
+    backoff_rounds: Whole = Field(2, ge=0, le=10, description="extra rounds, each wait doubled")
 
 
 class InstanceTypeOption(_Target):
     """An instance type with the prices that `order: cheapest` sorts by (USD per hour)."""
 
     type: str = Field(min_length=1, description="e.g. g6.12xlarge")
-    price: float | None = Field(None, ge=0, description="on-demand USD per hour")
-    spot_price: float | None = Field(None, ge=0, description="expected spot USD per hour")
+    price: Price | None = Field(None, description="on-demand USD per hour")
+    spot_price: Price | None = Field(None, description="expected spot USD per hour")
 
 
 class Ec2Target(_Target):
@@ -96,20 +134,34 @@ class Ec2Target(_Target):
     """
 
     kind: Literal["ec2"] = "ec2"
-    region: str | None = Field(None, description="default: the environment (AWS_REGION)")
-    launch_template: str | None = Field(None, description="launch template name or id (lt-...)")
-    launch_template_version: str = "$Default"
-    image_id: str | None = Field(None, description="AMI; inline spec, or overrides the template")
-    instance_types: list[str | InstanceTypeOption] = Field(
-        min_length=1, description="in priority order; with prices for `order: cheapest`"
+    region: Region | None = Field(None, description="default: the environment (AWS_REGION)")
+    launch_template: LaunchTemplate | None = Field(
+        None, description="launch template name or id (lt-...)"
     )
-    subnets: list[str] = Field(default_factory=list, description="in priority order")
-    security_groups: list[str] = Field(default_factory=list, description="security group ids")
-    instance_profile: str | None = Field(None, description="IAM instance profile name or ARN")
-    key_name: str | None = None
+    launch_template_version: LaunchTemplateVersion = "$Default"
+    image_id: ImageId | None = Field(
+        None, description="AMI (ami-...); inline spec, or overrides the template"
+    )
+    instance_types: list[TextOr[InstanceTypeOption]] = Field(
+        min_length=1,
+        description="in priority order; with prices for `order: cheapest`. A type the "
+        "built-in catalog lacks must be written as EC2 names types (family.size)",
+    )
+    subnets: list[SubnetId] = Field(
+        default_factory=list, description="subnet ids (subnet-...), in priority order"
+    )
+    security_groups: list[SecurityGroupId] = Field(
+        default_factory=list, description="security group ids (sg-...)"
+    )
+    instance_profile: AwsName | None = Field(
+        None, description="IAM instance profile name or ARN"
+    )
+    key_name: AwsName | None = None
     user_data: str | None = Field(None, description="plain text; encoded by the provider")
     market: Literal["on-demand", "spot", "spot-then-on-demand"] = "on-demand"
-    spot_max_price: float | None = Field(None, gt=0, description="USD per hour; default on-demand")
+    spot_max_price: (
+        Annotated[float, Field(gt=0, le=MAX_PRICE), BeforeValidator(real_number)] | None
+    ) = Field(None, description="USD per hour; default on-demand")
     order: Literal["priority", "cheapest"] = "priority"
     api: Literal["auto", "fleet", "run-instances"] = Field(
         "auto", description="auto: CreateFleet with a launch template, else RunInstances"
@@ -117,13 +169,27 @@ class Ec2Target(_Target):
     scale_in: Literal["terminate", "stop"] = Field(
         "terminate", description="`stop` keeps a warm pool of stopped instances"
     )
-    warm_pool_max: int | None = Field(
-        None, ge=0, description="with scale_in: stop, most stopped instances kept (default: max)"
+    warm_pool_max: ReplicaCount | None = Field(
+        None,
+        description="with scale_in: stop, most stopped instances kept (default: max)",
     )
-    unavailable_for: Seconds = Field(
+    unavailable_for: Window = Field(
         180.0, description="how long an offering that ran out of capacity is skipped"
     )
     retry: AwsRetry = Field(default_factory=AwsRetry)
+
+    @field_validator("instance_types")
+    @classmethod
+    def _instance_types(
+        cls, value: list[str | InstanceTypeOption]
+    ) -> list[str | InstanceTypeOption]:
+        for i, entry in enumerate(value):
+            name = entry if isinstance(entry, str) else entry.type
+            try:
+                instance_type(name)
+            except ValueError as exc:
+                raise at(f"[{i}]" if isinstance(entry, str) else f"[{i}].type", str(exc)) from None
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Ec2Target:
@@ -186,8 +252,8 @@ class AsgTarget(_Target):
     """An existing Auto Scaling group: SetDesiredCapacity within the group's own bounds."""
 
     kind: Literal["asg"] = "asg"
-    name: str = Field(min_length=1, description="the Auto Scaling group's name")
-    region: str | None = Field(None, description="default: the environment (AWS_REGION)")
+    name: AwsName = Field(description="the Auto Scaling group's name")
+    region: Region | None = Field(None, description="default: the environment (AWS_REGION)")
     require_owner_tag: bool = Field(
         True,
         description="change the group only if it carries <tag_prefix>/owner = installation id",
@@ -199,8 +265,9 @@ class SimulatedTarget(_Target):
     """An in-memory pool for simulation and tests."""
 
     kind: Literal["simulated"] = "simulated"
-    capacity_limit: int | None = Field(
-        None, ge=0, description="replicas the fake cloud can supply at most"
+    capacity_limit: (
+        Annotated[int, Field(ge=0, le=MAX_UNITS), BeforeValidator(whole_number)] | None
+    ) = Field(None, description="replicas the fake cloud can supply at most"
     )
 
 

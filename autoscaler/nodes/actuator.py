@@ -5,7 +5,8 @@ Every call is idempotent, so a command repeated by the next tick (or after a cra
 no harm: launches carry the plan's request id (tags and ClientToken), terminations a
 token per instance, cordons and labels converge on the node's state, an eviction of a
 pod already gone is fine. A failed command is an error in the result, and the others
-still run; a command left half done is decided again next tick from what is then seen.
+still run, except the drain and termination of a node whose cordon failed in the same
+tick; a command left half done is decided again next tick from what is then seen.
 
 This module must never decide: it does what the commands say, to the instances and
 Nodes they name, and nothing else.
@@ -58,6 +59,10 @@ class NodeTickResult:
     """node -> why it is not being removed now (PDB, do-not-disrupt, ...)."""
     unplaced: dict[str, str] = field(default_factory=dict)
     """pod -> why no node is planned for it."""
+    leaving: dict[str, str] = field(default_factory=dict)
+    """node (or instance) -> why and when it goes: EC2 said so (interruptions.py)."""
+    interruptions: dict[str, int] = field(default_factory=dict)
+    """queue messages read this tick, by kind (an interruption kind, `ignored`, `malformed`)."""
     errors: list[str] = field(default_factory=list)
     decide_seconds: float = 0.0
     """wall time of planning (`plan_nodes`: packing and every decision; no API calls)."""
@@ -67,6 +72,7 @@ class NodeTickResult:
         """Copy what the plan saw into the report."""
         self.pending, self.covered, self.packing = plan.pending, plan.covered, plan.packing
         self.in_flight, self.ready = list(plan.in_flight), list(plan.ready)
+        self.leaving = dict(plan.leaving)
 
 
 class Actuator:
@@ -78,11 +84,16 @@ class Actuator:
         self.pools = pools
 
     def carry_out(self, commands: Iterable[Command], result: NodeTickResult) -> None:
+        not_cordoned: set[str] = set()
         for command in commands:
+            if isinstance(command, Drain | Terminate) and command.node in not_cordoned:
+                continue  # its cordon just failed: evicting now could land pods back there
             try:
                 self._do(command, result)
             except ProviderError as exc:
                 _failed(command, exc, result)
+                if isinstance(command, Cordon):
+                    not_cordoned.add(command.node)
 
     def _do(self, command: Command, result: NodeTickResult) -> None:
         if isinstance(command, Unplaced):
@@ -94,7 +105,10 @@ class Actuator:
         elif isinstance(command, Label):
             self.drainer.label(command.node, command.labels, command.add_taints)
         elif isinstance(command, Cordon):
-            self.drainer.cordon(command.node)
+            if command.reason:
+                self.drainer.cordon(command.node, command.reason)
+            else:
+                self.drainer.cordon(command.node)
             result.cordoned.append(command.node)
         elif isinstance(command, CallOffDrain):
             self.drainer.uncordon(command.node, command.reason)

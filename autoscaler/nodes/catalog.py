@@ -1,14 +1,17 @@
 """What an EC2 GPU instance type offers, in the units packing uses (millicores, bytes).
 
-The built-in table (`CATALOG`, in autoscaler.config.nodes so that validating a config
+The built-in table (`CATALOG`, in autoscaler.config.catalog so that validating a config
 needs nothing from this package) has the usual NVIDIA types; a config entry's fields
-override it. Pure data: this module must never call AWS.
+override it. The configuration refuses a type the table lacks unless it is written as EC2
+names types and the entry gives its fields, offering the closest known type
+(`did_you_mean`). Pure data: this module must never call AWS.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from autoscaler.config.formats import did_you_mean
 from autoscaler.config.nodes import CATALOG, NodeInstanceType, instance_type_fields
 
 GIB = 1024**3
@@ -39,4 +42,4 @@ def resolve(entry: str | NodeInstanceType) -> InstanceSpec:
     return InstanceSpec(name, gpus, round(cpu * 1000), round(memory_gib * GIB), price)
 
 
-__all__ = ["CATALOG", "GIB", "InstanceSpec", "resolve"]
+__all__ = ["CATALOG", "GIB", "InstanceSpec", "did_you_mean", "resolve"]

@@ -9,7 +9,7 @@ anything, and a command must name only an instance we own or a Node matched to o
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .binpack import Packing
 from .inventory import Memory
@@ -39,9 +39,12 @@ class Label:
 
 @dataclass(frozen=True, slots=True)
 class Cordon:
-    """Mark a node empty past its TTL unschedulable, with our taint: its drain starts."""
+    """Mark a node unschedulable, with our taint: its drain starts. `reason` is the
+    taint's value: "" (written "true") for a node empty past its TTL, else the kind of
+    EC2 notice its instance got (inventory.INTERRUPTION_KINDS)."""
 
     node: str
+    reason: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,3 +111,5 @@ class NodePlan:
     in_flight: tuple[str, ...] = ()
     ready: tuple[str, ...] = ()
     packing: Packing | None = None
+    leaving: Mapping[str, str] = field(default_factory=dict)
+    """node (or instance) -> why it goes and when, for instances EC2 said go."""

@@ -34,10 +34,12 @@ class Drainer:
         """Our NoSchedule taint on a node being drained; it marks the cordon as ours."""
         return self.labels.key("disrupting")
 
-    def cordon(self, name: str) -> None:
-        ours = {"key": self.taint_key, "value": "true", "effect": "NoSchedule"}
-        self.update_taints(name, "cordon", add=[ours], unschedulable=True)
-        log.info("node %s: cordoned (empty past its TTL)", name)
+    def cordon(self, name: str, reason: str = "") -> None:
+        """Unschedulable, with our taint; its value is `reason` ("true" when empty: a node
+        empty past its TTL), replacing the value an earlier cordon of ours left."""
+        ours = {"key": self.taint_key, "value": reason or "true", "effect": "NoSchedule"}
+        self.update_taints(name, "cordon", add=[ours], remove=self.taint_key, unschedulable=True)
+        log.info("node %s: cordoned (%s)", name, reason or "empty past its TTL")
 
     def uncordon(self, name: str, why: str) -> None:
         self.update_taints(name, "un-cordon", remove=self.taint_key, unschedulable=False)

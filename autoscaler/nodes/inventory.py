@@ -16,7 +16,11 @@ labelled, is never touched. Each of our instances is in one state:
   overshoot, where a GPU node without its GPUs yet looks like CPU capacity, is what this
   avoids);
 - `ready`: a Ready Node advertising GPUs;
-- `draining`: a Node we cordoned (our taint on it).
+- `draining`: a Node we cordoned (our taint on it);
+- `leaving`: EC2 told us it goes (a spot interruption, a scheduled change, ...; see
+  interruptions.py): never capacity, its pods are placed elsewhere, and its Node is
+  cordoned with the notice's kind as our taint's value, which keeps the state across a
+  restart.
 
 Pure values and functions: this module must never call Kubernetes or AWS nor read a clock.
 """
@@ -33,7 +37,13 @@ from autoscaler.config.targets import Ec2Target
 from .binpack import Resources
 from .pending import PendingPod
 
-State = Literal["in-flight", "ready", "draining"]
+State = Literal["in-flight", "ready", "draining", "leaving"]
+
+INTERRUPTION_KINDS = frozenset(
+    {"spot-interruption", "rebalance-recommendation", "scheduled-change", "state-change"}
+)
+"""What an EC2 notice can say about an instance; each is our cordon taint's value on the
+Node of an instance leaving for that reason (an empty node past its TTL gets "true")."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +91,8 @@ class NodeView:
     """`{"key", "value", "effect"}` each, value "" when unset."""
     cordoned_by_us: bool = False
     """carries our `<prefix>/disrupting` taint: a drain of ours is in progress."""
+    cordon_reason: str = ""
+    """that taint's value: "true" (empty past its TTL) or an interruption kind."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +109,9 @@ class PodView:
     terminating: bool = False
     pending: PendingPod | None = None
     """set when the scheduler found no node for it (PodScheduled=False, Unschedulable)."""
+    placement: PendingPod | None = None
+    """its request, nodeSelector and tolerations, to place it anew when its node leaves
+    (None: its request alone)."""
 
     @property
     def namespace(self) -> str:
@@ -111,6 +126,19 @@ class Memory:
     """node -> when it was first seen without workload (seconds since the epoch)."""
     seen_ready: frozenset[str] = frozenset()
     """instances that were Ready GPU nodes once: a later NotReady is not a failed boot."""
+    leaving: Mapping[str, Leaving] = field(default_factory=dict)
+    """instance -> the EC2 notice that it goes (kept until the instance is gone)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Leaving:
+    """An instance EC2 said goes: why (one of INTERRUPTION_KINDS), since and until when."""
+
+    kind: str
+    since: float
+    """seconds since the epoch: when the notice was taken in (or found on the Node)."""
+    deadline: float | None = None
+    """when EC2 takes it (a spot interruption: 2 minutes after the notice); None: unknown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,16 +181,23 @@ def instance_id(provider_id: str | None) -> str | None:
 
 
 def classify(
-    instances: Iterable[OurInstance], nodes: Iterable[NodeView], pods: Iterable[PodView]
+    instances: Iterable[OurInstance],
+    nodes: Iterable[NodeView],
+    pods: Iterable[PodView],
+    leaving: Iterable[str] = (),
 ) -> list[Tracked]:
-    """Pair our instances with their Nodes (by providerID) and the pods bound there."""
+    """Pair our instances with their Nodes (by providerID) and the pods bound there;
+    instances in `leaving` (ids) are in state `leaving` whatever their Node says."""
+    gone = set(leaving)
     by_instance = {n.instance_id: n for n in nodes if n.instance_id is not None}
     tracked: list[Tracked] = []
     by_node: dict[str, Tracked] = {}
     for inst in instances:
         node = by_instance.get(inst.id)
         state: State = "in-flight"
-        if node is not None and node.cordoned_by_us:
+        if inst.id in gone:
+            state = "leaving"
+        elif node is not None and node.cordoned_by_us:
             state = "draining"
         elif node is not None and node.ready and node.allocatable.gpus > 0:
             state = "ready"

@@ -104,6 +104,7 @@ def node_view(node: Any, cordon_key: str) -> NodeView:
         labels=dict(node.metadata.labels or {}),
         taints=taints,
         cordoned_by_us=any(t["key"] == cordon_key for t in taints),
+        cordon_reason=next((t["value"] for t in taints if t["key"] == cordon_key), ""),
     )
 
 
@@ -130,14 +131,13 @@ def pod_view(pod: Any, labels: Labels) -> PodView:
     meta, spec = pod.metadata, pod.spec
     name = f"{meta.namespace}/{meta.name}"
     demand = demand_of(pod)
-    pending = None
-    if is_unschedulable(pod):
-        tolerations = tuple(
-            Toleration(t.key or "", t.operator or "Equal", t.value or "", t.effect or "")
-            for t in spec.tolerations or ()
-        )
-        selector = tuple(sorted((spec.node_selector or {}).items()))
-        pending = PendingPod(name, demand, selector, tolerations)
+    tolerations = tuple(
+        Toleration(t.key or "", t.operator or "Equal", t.value or "", t.effect or "")
+        for t in spec.tolerations or ()
+    )
+    selector = tuple(sorted((spec.node_selector or {}).items()))
+    placement = PendingPod(name, demand, selector, tolerations)
+    pending = placement if is_unschedulable(pod) else None
     return PodView(
         name=name,
         requests=demand,
@@ -146,6 +146,7 @@ def pod_view(pod: Any, labels: Labels) -> PodView:
         do_not_disrupt=forbids_disruption(pod, labels),
         terminating=meta.deletion_timestamp is not None,
         pending=pending,
+        placement=placement,
     )
 
 

@@ -15,7 +15,13 @@ commands to carry out (commands.py) and the memory for the next tick:
    do-not-disrupt pod `Hold`s it. A cordoned node is `Drain`ed of its workload, or
    `Terminate`d once empty; a do-not-disrupt pod calls the drain off (`CallOffDrain`).
    An instance not a Ready GPU node `registration_timeout` after launch, never Ready
-   before and running nothing is terminated.
+   before and running nothing is terminated;
+5. leaving instances (EC2 said they go: `memory.leaving`, or our cordon taint carrying an
+   interruption kind after a restart) are no capacity: their GPU pods are packed with the
+   pending ones (step 1), so a replacement launches in the same tick; the Node is
+   `Cordon`ed with the kind as reason and `Drain`ed of its workload at once (a
+   do-not-disrupt pod is left alone and `Hold`s it: the drain is never called off); once
+   no workload is left, or if it has no Node, the instance is `Terminate`d.
 
 The empty-since times and the instances seen Ready are the memory: a restart loses them,
 which only delays scale-down by one TTL, never hastens it.
@@ -45,7 +51,17 @@ from .commands import (
     Terminate,
     Unplaced,
 )
-from .inventory import Memory, Observed, PodView, Tracked, classify, pool_name, room_of
+from .inventory import (
+    INTERRUPTION_KINDS,
+    Leaving,
+    Memory,
+    Observed,
+    PodView,
+    Tracked,
+    classify,
+    pool_name,
+    room_of,
+)
 from .pending import INSTANCE_TYPE_LABEL, NodeShape, PendingPod, group
 
 EPHEMERAL_TAINTS = frozenset(
@@ -64,15 +80,17 @@ def plan_nodes(observed: Observed) -> NodePlan:
     """The commands of one tick and the memory for the next (see the module docstring)."""
     config = observed.config
     specs = {s.name: s for s in (resolve(entry) for entry in config.instance_types)}
-    tracked = classify(observed.instances, observed.nodes, observed.pods)
+    leaving = leaving_of(observed)
+    tracked = classify(observed.instances, observed.nodes, observed.pods, leaving)
     pending = pending_gpu_pods(observed.pods, config.namespaces)
-    packing, refused = _pack(observed, specs, tracked, pending)
+    displaced = displaced_pods(tracked, config.namespaces)
+    packing, refused = _pack(observed, specs, tracked, pending + displaced)
     commands: list[Command] = [
         Unplaced(pod, why) for pod, why in {**refused, **packing.unplaced}.items()
     ]
     commands += _launches(observed, packing)
     commands += _labels(config, tracked)
-    memory = _scale_down(observed, tracked, packing, commands)
+    memory = _scale_down(observed, tracked, packing, commands, leaving)
     return NodePlan(
         commands=tuple(commands),
         memory=memory,
@@ -81,6 +99,11 @@ def plan_nodes(observed: Observed) -> NodePlan:
         in_flight=tuple(t.name for t in tracked if t.state == "in-flight"),
         ready=tuple(t.name for t in tracked if t.state == "ready"),
         packing=packing,
+        leaving={
+            t.name: describe_leaving(leaving[t.instance.id], observed.now)
+            for t in tracked
+            if t.state == "leaving"
+        },
     )
 
 
@@ -94,6 +117,43 @@ def pending_gpu_pods(pods: Iterable[PodView], namespaces: Sequence[str] = ()) ->
         and p.pending.demand.gpus > 0
         and (not wanted or p.namespace in wanted)
     ]
+
+
+def leaving_of(observed: Observed) -> dict[str, Leaving]:
+    """Our instances EC2 said go: the memory's, and those whose Node carries our cordon
+    taint with an interruption kind (how a notice outlives a restart)."""
+    ours = {i.id for i in observed.instances}
+    out = {iid: why for iid, why in observed.memory.leaving.items() if iid in ours}
+    for node in observed.nodes:
+        iid = node.instance_id
+        if iid in ours and iid not in out and node.cordon_reason in INTERRUPTION_KINDS:
+            out[iid] = Leaving(node.cordon_reason, observed.now)
+    return out
+
+
+def displaced_pods(tracked: Iterable[Tracked], namespaces: Sequence[str] = ()) -> list[PendingPod]:
+    """The GPU workload pods (in `namespaces`) on leaving nodes and not yet on their way
+    out: they need room elsewhere, as pending pods do."""
+    wanted = set(namespaces)
+    return [
+        pod.placement or PendingPod(pod.name, pod.requests)
+        for item in tracked
+        if item.state == "leaving"
+        for pod in item.pods
+        if pod.workload
+        and not pod.terminating
+        and pod.requests.gpus > 0
+        and (not wanted or pod.namespace in wanted)
+    ]
+
+
+def describe_leaving(leaving: Leaving, now: float) -> str:
+    """Why an instance goes and when, for the tick's report."""
+    why = leaving.kind.replace("-", " ")
+    if leaving.deadline is None:
+        return why
+    left = leaving.deadline - now
+    return f"{why}: EC2 takes it in {left:.0f}s" if left > 0 else f"{why}: EC2 takes it now"
 
 
 def node_shape(config: NodeProvisioning, instance_type: str) -> NodeShape:
@@ -145,7 +205,9 @@ def _pack(
                 g.key for g in groups if by_name[g.pods[0]].can_run_on(labels, taints)
             )
             bins.append(Bin(item.name, room_of(item.node, item.pods), accepts))
-    max_new = max(0, config.max_nodes - len(tracked))
+    # Leaving instances do not count: their replacements may exceed max_nodes until EC2
+    # (or the drain) has taken them.
+    max_new = max(0, config.max_nodes - sum(1 for t in tracked if t.state != "leaving"))
     packing = pack(groups, [specs[n] for n in shapes], bins, max_new=max_new, reserved=reserved)
     return packing, refused
 
@@ -167,7 +229,7 @@ def _labels(config: NodeProvisioning, tracked: Sequence[Tracked]) -> list[Label]
     out = []
     for item in tracked:
         node = item.node
-        if node is None or item.state == "draining":
+        if node is None or item.state in ("draining", "leaving"):
             continue
         labels, taints = node_shape(config, item.instance.instance_type)
         missing = tuple(t for t in taints if t not in node.taints)
@@ -179,7 +241,11 @@ def _labels(config: NodeProvisioning, tracked: Sequence[Tracked]) -> list[Label]
 
 # -- scale-down --------------------------------------------------------------------------
 def _scale_down(
-    observed: Observed, tracked: Sequence[Tracked], packing: Packing, commands: list[Command]
+    observed: Observed,
+    tracked: Sequence[Tracked],
+    packing: Packing,
+    commands: list[Command],
+    leaving: Mapping[str, Leaving],
 ) -> Memory:
     """Append the scale-down commands, in instance order; return the new memory."""
     config, now = observed.config, observed.now
@@ -187,7 +253,10 @@ def _scale_down(
     seen_ready = set(observed.memory.seen_ready)
     for item in tracked:
         name = item.name
-        if item.state == "draining":
+        if item.state == "leaving":
+            empty_since.pop(name, None)
+            commands += _leave(item, leaving[item.instance.id])
+        elif item.state == "draining":
             commands += _drain(item, empty_since)
         elif item.state == "ready":
             seen_ready.add(item.instance.id)
@@ -209,7 +278,32 @@ def _scale_down(
     return Memory(
         empty_since={n: t for n, t in empty_since.items() if n in names},
         seen_ready=frozenset(seen_ready & {t.instance.id for t in tracked}),
+        leaving=dict(leaving),  # leaving_of kept only instances still ours
     )
+
+
+def _leave(item: Tracked, leaving: Leaving) -> list[Command]:
+    """A leaving instance: cordon (marked with why), drain at once, terminate once empty.
+
+    PDBs hold evictions (retried each tick) and do-not-disrupt pods are not evicted, but
+    neither un-cordons the node: it goes anyway.
+    """
+    why = leaving.kind.replace("-", " ")
+    if item.node is None:
+        return [_terminate(item, f"{why} before it registered a Node")]
+    out: list[Command] = []
+    if item.node.cordon_reason not in INTERRUPTION_KINDS:
+        out.append(Cordon(item.name, leaving.kind))
+    workload = [p for p in item.pods if p.workload]
+    blockers = [p for p in item.pods if p.do_not_disrupt]
+    evict = tuple(p.name for p in workload if not p.terminating and not p.do_not_disrupt)
+    if evict:
+        out.append(Drain(item.name, evict))
+    if blockers:
+        out.append(Hold(item.name, f"{_do_not_disrupt(blockers[0].name)}; {why}: kept cordoned"))
+    elif not workload:
+        out.append(_terminate(item, f"drained ({why})"))
+    return out
 
 
 def _drain(item: Tracked, empty_since: dict[str, float]) -> list[Command]:

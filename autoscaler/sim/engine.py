@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from autoscaler.clock import FakeClock, stopwatch
-from autoscaler.config import SIMULATED_SIGNALS, Config, ControllerSettings, Pool
+from autoscaler.config import SIMULATED_SIGNALS, Config, ControllerSettings, Installation, Pool
 from autoscaler.config.simulation import GpuBatchService
 from autoscaler.config.targets import SimulatedTarget
 from autoscaler.controller import Controller, TickResult
@@ -168,7 +168,9 @@ def sim_controller(
     """The production controller over `pool` run by `policy` as a simulated pool, ticking
     inline (no threads) with no recorder output."""
     config = Config(
-        controller=ControllerSettings(interval=tick_seconds), pools=[_sim_pool(pool, policy)]
+        installation=Installation(id="simulation"),
+        controller=ControllerSettings(interval=tick_seconds),
+        pools=[_sim_pool(pool, policy)],
     )
     return Controller(
         config,

@@ -50,7 +50,8 @@ def pool(name: str, urls: list[str] | None = None, service: str | None = None,
 
 
 def config(*pools: dict[str, Any]) -> Config:
-    return parse_config(json.dumps({"pools": list(pools)}), "<test>")
+    document = {"installation": {"id": "test"}, "pools": list(pools)}
+    return parse_config(json.dumps(document), "<test>")
 
 
 @contextlib.asynccontextmanager

@@ -48,7 +48,7 @@ cli(["activator", *sys.argv[2:]], prog_name="autoscaler")
 def write(folder: Path, *pools: dict) -> str:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "activator.yaml"
-    path.write_text(json.dumps({"pools": list(pools)}))
+    path.write_text(json.dumps({"installation": {"id": "test"}, "pools": list(pools)}))
     return str(path)
 
 

@@ -85,7 +85,9 @@ def test_one_replica_serves_while_the_other_restarts_and_the_reader_sums_both(
 ):
     backend = FakeOpenAIProcess(tmp_path).start()
     config = tmp_path / "activator.yaml"
-    config.write_text(json.dumps({"pools": [pool("chat", [backend.url])]}))
+    config.write_text(
+        json.dumps({"installation": {"id": "test"}, "pools": [pool("chat", [backend.url])]})
+    )
     first = Replica(config, tmp_path / "first.log")
     second = Replica(config, tmp_path / "second.log")
     # The reader resolves the admin Service's name to both replicas (the chart's headless

@@ -34,8 +34,8 @@ def test_the_gpu_batch_example_is_a_valid_ec2_pool() -> None:
     ("fields", "message"),
     [
         ({"launch_template": None}, "set `launch_template` or an inline `image_id`"),
-        ({"launch_template": None, "image_id": "ami-1", "api": "fleet"}, "only from a launch"),
-        ({"security_groups": ["sg-1"]}, "CreateFleet takes security_groups"),
+        ({"launch_template": None, "image_id": "ami-0000000a", "api": "fleet"}, "only from a"),
+        ({"security_groups": ["sg-00000001"]}, "CreateFleet takes security_groups"),
         ({"instance_types": ["g6.xlarge", "g6.xlarge"]}, "listed twice: g6.xlarge"),
         ({"order": "cheapest"}, "missing: g6.xlarge.price"),
         (
@@ -57,7 +57,7 @@ def test_an_ec2_target_that_cannot_launch_is_rejected_with_what_to_change(
 
 
 def test_an_inline_spec_launches_through_run_instances_by_default() -> None:
-    inline = target(launch_template=None, image_id="ami-1", security_groups=["sg-1"])
+    inline = target(launch_template=None, image_id="ami-00000001", security_groups=["sg-00000001"])
     assert not inline.uses_fleet
     assert target().uses_fleet
     assert not target(api="run-instances").uses_fleet
@@ -72,18 +72,18 @@ def test_an_asg_target_needs_a_group_name() -> None:
 def test_offerings_go_market_then_type_then_subnet_in_priority_order() -> None:
     t = target(
         instance_types=["g6.xlarge", "g5.xlarge"],
-        subnets=["subnet-a", "subnet-b"],
+        subnets=["subnet-0000000a", "subnet-0000000b"],
         market="spot-then-on-demand",
     )
     assert [str(o) for o in offerings(t)] == [
-        "g6.xlarge/subnet-a/spot",
-        "g6.xlarge/subnet-b/spot",
-        "g5.xlarge/subnet-a/spot",
-        "g5.xlarge/subnet-b/spot",
-        "g6.xlarge/subnet-a/on-demand",
-        "g6.xlarge/subnet-b/on-demand",
-        "g5.xlarge/subnet-a/on-demand",
-        "g5.xlarge/subnet-b/on-demand",
+        "g6.xlarge/subnet-0000000a/spot",
+        "g6.xlarge/subnet-0000000b/spot",
+        "g5.xlarge/subnet-0000000a/spot",
+        "g5.xlarge/subnet-0000000b/spot",
+        "g6.xlarge/subnet-0000000a/on-demand",
+        "g6.xlarge/subnet-0000000b/on-demand",
+        "g5.xlarge/subnet-0000000a/on-demand",
+        "g5.xlarge/subnet-0000000b/on-demand",
     ]
 
 

@@ -614,3 +614,34 @@ def test_an_image_resolved_from_ssm_grants_the_parameter_and_says_the_image_is_o
         in _statement(policy.document, "LaunchWithTheseParts")["Resource"]
     )
     assert any("resolved at launch" in note for note in policy.notes)
+
+
+def test_the_interruption_queue_is_read_and_emptied_and_nothing_else() -> None:
+    nodes: dict[str, Any] = {
+        "region": "eu-west-1",
+        "launch_template": "lt-0123456789abcdef0",
+        "instance_types": ["g6.xlarge"],
+        "market": "spot-then-on-demand",
+        "interruptions": {
+            "queue": "https://sqs.eu-west-1.amazonaws.com/123456789012/gpu-interruptions"
+        },
+    }
+    sim = pool_dict("sim", {"kind": "simulated"})
+    document = _generate(sim, nodes=nodes, instance_roles=[ROLE_ARN]).document
+    statement = _statement(document, "ReceiveAndDeleteInterruptionNotices")
+    assert _actions(statement) == {"sqs:ReceiveMessage", "sqs:DeleteMessage"}
+    assert statement["Resource"] == "arn:aws:sqs:eu-west-1:123456789012:gpu-interruptions"
+    assert "Condition" not in statement
+    # Spot launches for the nodes: the spot request and the service-linked role.
+    assert _statement(document, NOT_SPOT_SLR)
+    # By name: looked up in the nodes' region, in the --account given (any without one).
+    nodes["interruptions"] = {"queue": "gpu-interruptions"}
+    named = _statement(
+        _generate(sim, nodes=nodes, instance_roles=[ROLE_ARN], account=ACCOUNT).document,
+        "ReceiveAndDeleteInterruptionNotices",
+    )
+    assert _actions(named) == {"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueUrl"}
+    assert named["Resource"] == f"arn:aws:sqs:eu-west-1:{ACCOUNT}:gpu-interruptions"
+    del nodes["interruptions"]
+    plain = _generate(sim, nodes=nodes, instance_roles=[ROLE_ARN]).document
+    assert not any(s["Sid"] == "ReceiveAndDeleteInterruptionNotices" for s in plain["Statement"])

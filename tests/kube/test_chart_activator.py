@@ -577,7 +577,8 @@ def with_activator(**activator: Any) -> Obj:
 
 
 def test_the_docs_pool_example_is_a_valid_configuration() -> None:
-    config = Config.model_validate(doc_config())
+    # The chart's config.file: the chart adds installation.id (from installationId).
+    config = Config.model_validate({"installation": {"id": "default"}, **doc_config()})
     (pool,) = config.pools
     assert pool.activator is not None and pool.activator.backend.service == "vllm-llama-3-8b"
     # Its activator URL is the admin Service the chart creates for release `autoscaler`.

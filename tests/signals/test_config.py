@@ -118,7 +118,7 @@ def test_shapes_aggregate_in_promql_and_raw_queries_in_the_reader() -> None:
 
 def test_a_pool_can_read_every_source_type_at_once() -> None:
     parse_config(  # loads: no ConfigError
-        """
+        """installation: {id: test}
 pools:
   - name: chat
     target: {kind: simulated}

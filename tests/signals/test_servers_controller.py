@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def config_text(prometheus_url: str, redis_url: str, case: str, prom_timeout: str = "1s") -> str:
     return textwrap.dedent(
         f"""
+        installation: {{id: test}}
         controller: {{interval: 15s, observe_deadline: 2s, source_timeout: 1s}}
         pools:
           - name: chat
@@ -216,6 +217,7 @@ def test_the_batch_example_queries_read_idle_as_zero_and_a_missing_exporter_as_a
         f"\n              {name}: {{source: {{type: prometheus, url: \"{own_prometheus.url}\", "
         f"query: '{query}'}}}}" for name, query in queries.items())
     text = textwrap.dedent(f"""
+        installation: {{id: test}}
         controller: {{interval: 15s, observe_deadline: 2s, source_timeout: 1s}}
         pools:
           - name: training-jobs

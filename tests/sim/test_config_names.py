@@ -7,7 +7,7 @@ import yaml
 
 from autoscaler.config import config_schema, parse_config
 
-OLD = """
+OLD = """installation: {id: test}
 pools:
   - name: b
     target: {kind: simulated}

@@ -34,7 +34,7 @@ from autoscaler.sim.sweep import keepalive_variants
 STARTUP = 60.0
 TICK = 5.0
 ACTIVATOR = '{backend: {urls: ["http://127.0.0.1:8000"]}}'
-POOL = """
+POOL = """installation: {id: test}
 controller: {interval: 5s}
 pools:
   - name: p

@@ -12,7 +12,7 @@ from autoscaler.errors import NotFound
 from autoscaler.providers.simulated import SimulatedProvider
 from autoscaler.sim.cluster import Cluster
 
-POOL = """
+POOL = """installation: {id: test}
 pools:
   - name: p
     target: {kind: simulated}

@@ -9,7 +9,7 @@ from autoscaler.config import parse_config
 from autoscaler.sim import engine
 from autoscaler.sim.engine import Workload, run_policy
 
-POOL = """
+POOL = """installation: {id: test}
 controller: {interval: 5s}
 pools:
   - name: p
@@ -101,7 +101,7 @@ def test_costs_and_efficiency_add_up():
     assert m["unfinished"] == 0
 
 
-BATCH = """
+BATCH = """installation: {id: test}
 controller: {interval: 10s}
 pools:
   - name: b

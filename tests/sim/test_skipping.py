@@ -15,7 +15,7 @@ from autoscaler.sim.engine import Workload, run_policy
 from policies.gpu_utilization import GpuUtilizationConfig
 from policies.queue_depth import QueueDepthConfig
 
-POOL = """
+POOL = """installation: {id: test}
 controller: {interval: 10s}
 pools:
   - name: p

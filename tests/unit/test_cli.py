@@ -31,6 +31,7 @@ def test_validate_accepts_every_example():
 def test_validate_lists_every_error_as_path_and_message_and_exits_2(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(
+        "installation: {id: test}\n"
         "pools:\n"
         "  - name: a\n    target: {kind: simulated}\n    max: 2\n"
         "    policy: {type: queue-depth, target_per_replica: 3}\n"
@@ -104,6 +105,7 @@ def test_explain_rejects_bad_input_with_a_clear_message(args, message):
 def test_run_once_on_a_simulated_pool_prints_the_tick(tmp_path):
     config = tmp_path / "c.yaml"
     config.write_text(
+        "installation: {id: test}\n"
         "pools:\n  - name: p\n    target: {kind: simulated}\n    max: 5\n"
         "    signals: {queue: {source: {type: static, value: 25}}}\n"
         "    policy: {type: queue-depth, target_per_replica: 10}\n"

@@ -14,7 +14,7 @@ from autoscaler.config import ConfigError, config_schema, load_config, parse_con
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.yaml"))
 
-GOOD = """
+GOOD = """installation: {id: test}
 pools:
   - name: p
     target: {kind: simulated}
@@ -166,12 +166,11 @@ def test_an_unset_environment_variable_is_reported_with_its_path():
 
 
 def test_a_double_dollar_escapes_interpolation():
-    text = GOOD.replace("target: {kind: simulated}",
-                        "target: {kind: deployment, name: 'a$${b}'}").replace(
+    text = GOOD.replace("target: {kind: simulated}", "target: {kind: deployment, name: d}").replace(
         "{type: queue-depth, target_per_replica: 5}",
         "{type: queue-depth, target_per_replica: 5}\n    signals: "
-        "{queue: {source: {type: static, value: 1}}}")
-    assert parse_config(text, env={}).pools[0].target.name == "a${b}"
+        "{queue: {source: {type: prometheus, url: 'http://p:9090', query: 'a$${b}'}}}")
+    assert parse_config(text, env={}).pools[0].signals["queue"].source.query == "a${b}"
 
 
 def test_a_missing_file_is_a_config_error_not_a_traceback(tmp_path):

@@ -17,7 +17,7 @@ from autoscaler.types import Reading
 
 from .conftest import config_from
 
-CONFIG = """
+CONFIG = """installation: {id: test}
 controller: {interval: 15s, observe_deadline: 1s, source_timeout: 0.5s}
 pools:
   - name: chat
@@ -442,7 +442,7 @@ def test_a_provider_without_housekeeping_never_holds_its_pool_for_it(rig):
         clock.advance(15)
 
 
-FROM_PODS = """
+FROM_PODS = """installation: {id: test}
 controller: {interval: 15s, observe_deadline: 1s, source_timeout: 0.5s}
 pools:
   - name: chat

@@ -45,6 +45,7 @@ def test_the_spec_is_a_pool_without_its_name():
     assert spec["properties"]["max"] == {
         "type": "integer",
         "minimum": 1,
+        "maximum": 10000,
         "description": "most replicas",
     }
     kinds = spec["properties"]["target"]["properties"]["kind"]["enum"]

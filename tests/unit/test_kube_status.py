@@ -136,6 +136,7 @@ def test_events_say_what_was_done_and_why():
 
 def test_an_event_goes_on_the_deployment_else_on_the_autoscalingpool():
     config = config_from("""
+        installation: {id: test}
         pools:
           - name: chat
             target: {kind: deployment, name: web, namespace: serving}

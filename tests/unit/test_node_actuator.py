@@ -21,7 +21,7 @@ from autoscaler.nodes.commands import (
 )
 from autoscaler.nodes.inventory import node_pools
 
-CONFIG = NodeProvisioning(image_id="ami-1", instance_types=["g6.xlarge"])
+CONFIG = NodeProvisioning(image_id="ami-00000001", instance_types=["g6.xlarge"])
 POOLS = node_pools(CONFIG, ["g6.xlarge"])
 
 

@@ -129,7 +129,7 @@ def test_two_thousand_pods_pack_quickly_and_completely() -> None:
 
 def test_config_names_an_unknown_type_and_what_it_lacks() -> None:
     with pytest.raises(ValidationError) as info:
-        NodeProvisioning(image_id="ami-1", instance_types=["x9.huge"])
+        NodeProvisioning(image_id="ami-00000001", instance_types=["x9.huge"])
     assert "x9.huge is not in the built-in catalog" in str(info.value)
     assert "gpus, cpu, memory_gib, price" in str(info.value)
 
@@ -137,7 +137,7 @@ def test_config_names_an_unknown_type_and_what_it_lacks() -> None:
 def test_config_refuses_a_type_without_gpus_and_a_missing_image() -> None:
     with pytest.raises(ValidationError, match="has no GPUs"):
         NodeProvisioning(
-            image_id="ami-1",
+            image_id="ami-00000001",
             instance_types=[
                 {"type": "m5.large", "gpus": 0, "cpu": 2, "memory_gib": 8, "price": 0.1}
             ],
@@ -148,7 +148,7 @@ def test_config_refuses_a_type_without_gpus_and_a_missing_image() -> None:
 
 def test_config_price_overrides_the_catalog() -> None:
     config = NodeProvisioning(
-        image_id="ami-1", instance_types=[{"type": "g5.xlarge", "price": 0.3}, "g6.xlarge"]
+        image_id="ami-00000001", instance_types=[{"type": "g5.xlarge", "price": 0.3}, "g6.xlarge"]
     )
     specs = [resolve(t) for t in config.instance_types]
     plan = pack([pods("a", 1, 1)], specs, max_new=1)

@@ -33,7 +33,7 @@ TYPE_LABEL = "node.kubernetes.io/instance-type"
 
 def config(**changes: Any) -> NodeProvisioning:
     fields: dict[str, Any] = {
-        "image_id": "ami-1",
+        "image_id": "ami-00000001",
         "instance_types": ["g6.xlarge", "g6.12xlarge", "g5.xlarge"],
         "max_nodes": 10,
         "empty_node_ttl": TTL,

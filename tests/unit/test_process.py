@@ -28,6 +28,7 @@ from autoscaler.kube.pools import CrdPools
 from autoscaler.process import Process, ProcessSettings
 
 SIM_POOL = (
+    "installation: {id: test}\n"
     "pools:\n  - name: p\n    target: {kind: simulated}\n    max: 5\n"
     "    signals: {queue: {source: {type: static, value: 25}}}\n"
     "    policy: {type: queue-depth, target_per_replica: 10}\n"

@@ -18,7 +18,8 @@ policy instead:
 6. with a `keep_alive` section, learns the pool's idle gaps instead (idle_gaps.py): when it
    would say 0 it keeps the pool warm or lets it go by expected cost, and it pre-warms a
    startup ahead of a gap's likely end or a recurring hour of the day (one replica, or as
-   many as a burst's usual peak needs when the misses they avoid pay for them). The planner's scale-to-zero delay is then not added on top.
+   many as a burst's usual peak needs when the misses they avoid pay for them). The
+   planner's scale-to-zero delay is then not added on top.
 
 The configuration and the decider are both here. Like every policy it is pure: it never
 does I/O or reads a clock (time arrives as `observation.now`), and what it remembers (the

@@ -1,8 +1,8 @@
 """The plain manifests (k8s/): the committed CRD is the generated one, the kustomize base and
 the example overlay build, their RBAC is the chart's, the objects pass the real API server's
 server-side dry run, and the example AutoscalingPools are accepted by both the CRD schema
-and the controller's own validation. Plus static checks of the Dockerfile, which cannot be
-built here (no container engine)."""
+and the controller's own validation. Plus static checks of the Dockerfile (tests/image builds
+the image and runs it)."""
 
 from __future__ import annotations
 
@@ -277,33 +277,32 @@ def test_the_crd_accepts_the_examples_and_refuses_a_broken_pool(
     assert "spec.target.kind" in done.stderr, done.stderr
 
 
-# -- the Dockerfile (static: it cannot be built here) ---------------------------------------------
+# -- the Dockerfile (static; tests/image builds the image and runs it) ----------------------------
 def test_dockerfile_runs_the_controller_as_non_root_and_copies_only_what_it_needs() -> None:
     text = (REPO_ROOT / "Dockerfile").read_text()
     stages = re.findall(r"^FROM\s+(\S+)", text, flags=re.M)
     assert len(stages) == 2, stages  # builder + runtime
-    assert "ARG PYTHON_IMAGE=python:3.11-slim" in text
+    assert "ARG BASE=python:3.11-slim" in text
     assert re.search(r"^USER 65532:65532$", text, flags=re.M)
     assert 'ENTRYPOINT ["autoscaler"]' in text
     cmd = re.search(r"^CMD (\[.*\])$", text, flags=re.M)
     assert cmd is not None
     base_args = kustomize_free_base_args()
     assert yaml.safe_load(cmd.group(1)) == base_args
-    ignored = {
+    # The context is the folder of wheels scripts/build-image.sh makes (deps/, app/), never
+    # the repository: .dockerignore lets nothing else in.
+    ignored = [
         line.strip()
         for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()
         if line.strip() and not line.startswith("#")
-    }
+    ]
     copied = [
         part
         for line in re.findall(r"^COPY (?!--from)(.+)$", text, flags=re.M)
         for part in line.split()[:-1]
     ]
-    assert copied, text
-    for source in copied:
-        assert (REPO_ROOT / source).exists(), source
-        assert source not in ignored, f"{source} is COPYed but excluded by .dockerignore"
-    assert {".git", ".venv", "tests"} <= ignored
+    assert copied == ["deps/", "app/"], copied
+    assert ignored == ["*", "!deps/", "!app/"], ignored
 
 
 def kustomize_free_base_args() -> list[str]:

@@ -1,0 +1,1 @@
+"""The controller image (Dockerfile, make image): built with podman and run."""

@@ -15,6 +15,7 @@ import click
 
 from .cli_options import config_errors, duration, fail, output_file, plain
 from .config import ConfigError, config_schema, load_config
+from .config.file_settings import FileSettings
 
 
 def _version() -> str:
@@ -38,6 +39,37 @@ class _Cli(click.Group):
             # On a terminal, after the `^C` it echoed.
             click.echo(("\n" if sys.stderr.isatty() else "") + "interrupted", err=True)
             raise click.exceptions.Exit(INTERRUPTED) from None
+
+
+def _with_installation(settings: FileSettings, path: str | None, given: str | None) -> FileSettings:
+    """The installation id: the file's, else --installation-id; one of them is required, and
+    two that differ are refused (which one acts is not a guess to make)."""
+    import dataclasses
+
+    from .config.models import Installation
+
+    given = given or None  # an empty AUTOSCALER_INSTALLATION_ID is not an id
+    if path is not None:
+        if given is not None and given != settings.installation.id:
+            fail(
+                f"run: --installation-id {given!r} differs from installation.id "
+                f"{settings.installation.id!r} in {path}; give one of them"
+            )
+        return settings
+    if not given:
+        fail(
+            "run: without a configuration file give --installation-id ID (or "
+            "AUTOSCALER_INSTALLATION_ID): the owner label and tag this installation acts on, "
+            "unique among installations sharing a cluster or cloud account"
+        )
+    try:
+        installation = Installation(id=given)
+    except ValueError:
+        fail(
+            f"run: --installation-id {given!r}: 1 to 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit (a label value)"
+        )
+    return dataclasses.replace(settings, installation=installation)
 
 
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
@@ -187,6 +219,12 @@ def crd_cmd(output: str | None) -> None:
     callback=duration(0.1, 3600.0),
     help="seconds between ticks, 100ms to 1h (default: the file's)",
 )
+@click.option(
+    "--installation-id",
+    envvar="AUTOSCALER_INSTALLATION_ID",
+    help="the owner label/tag this installation acts on; required without a file (which "
+    "names it as installation.id); env AUTOSCALER_INSTALLATION_ID",
+)
 def run(
     config_path: str | None,
     once: bool,
@@ -206,6 +244,7 @@ def run(
     metrics_port: int | None,
     bind: str,
     interval: float | None,
+    installation_id: str | None,
 ) -> None:
     """Run the controller: pools from a file and/or AutoscalingPool objects, against real
     endpoints (AWS_ENDPOINT_URL and the usual credential chain are honoured), in a cluster
@@ -230,6 +269,7 @@ def run(
     except ConfigError as exc:
         config_errors(exc)
         sys.exit(2)
+    file_settings = _with_installation(file_settings, config_path, installation_id)
     if kubeconfig:
         # The Kubernetes providers and signal sources build their own clients from it.
         os.environ["KUBECONFIG"] = str(Path(kubeconfig).resolve())

@@ -3,9 +3,9 @@
 With `--crd-pools` the file is optional and may hold settings only (`installation`,
 `controller`) and no `pools`: the AutoscalingPool objects supply them. Everything else in
 the file is validated exactly as `autoscaler validate` does, with every error listed; a
-file must name its `installation.id`. Without a file the installation id is `default`
-(NO_FILE_INSTALLATION): give every installation that shares a cluster or account a file
-with its own id.
+file must name its `installation.id`. Without a file `autoscaler run` requires
+`--installation-id` (cli.py); NO_FILE_INSTALLATION (`default`) is left for callers that own
+nothing (the activator) and for the library.
 
 This module must never talk to a cluster.
 """

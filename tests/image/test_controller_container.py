@@ -125,6 +125,7 @@ def test_the_controller_image_runs_as_the_charts_pod_takes_the_lease_scales_and_
     repository, tag = split_ref(image)
     values = tmp_path / "values.yaml"
     values.write_text(yaml.safe_dump({
+        "installationId": "default",  # the owner label tests.kube.test_process puts on
         "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
         "health": {"port": health_port},
         "metrics": {"port": metrics_port},

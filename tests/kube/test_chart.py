@@ -214,7 +214,8 @@ def test_default_render_is_the_hardened_controller_with_its_flags_and_nothing_mo
     # The configuration file carries the installation id; with --crd-pools it needs no pools.
     assert flag_values(args, "--config") == ["/etc/autoscaler/config.yaml"]
     settings = yaml.safe_load(one(objs, "ConfigMap")["data"]["config.yaml"])
-    assert settings == {"installation": {"id": "default"}}
+    # no shared "default": the release's own id unless installationId is set
+    assert settings == {"installation": {"id": "autoscaler-ea"}}
     assert container["image"] == "ghcr.io/elastic-autoscaler/autoscaler:0.1.0"  # appVersion
     env = {e["name"]: e for e in container["env"]}
     assert env["POD_NAMESPACE"]["valueFrom"]["fieldRef"]["fieldPath"] == "metadata.namespace"

@@ -110,7 +110,8 @@ def lease_holder(kube_api: Any, namespace: str) -> str | None:
 
 def autoscaler(kubeconfig: Any, namespace: str, *args: str) -> list[str]:
     return [
-        sys.executable, "-m", "autoscaler.cli", "run", "--crd-pools", "-n", namespace,
+        sys.executable, "-m", "autoscaler.cli", "run", "--crd-pools", "--installation-id",
+        "default", "-n", namespace,
         "--kubeconfig", str(kubeconfig), "--json-logs", *args,
     ]  # fmt: skip
 

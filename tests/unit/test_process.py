@@ -159,9 +159,13 @@ def test_a_bad_file_pool_source_is_an_error_not_a_silent_skip(monkeypatch, tmp_p
     ("args", "message"),
     [
         (["run"], "give a configuration file"),
-        (["run", "--crd-pools", "--kubeconfig", "/no/such/file"], "/no/such/file: no such file"),
-        (["run", "--crd-pools"], "no Kubernetes credentials"),
-        (["run", "--crd-pools", "--lease-duration", "soon"], "--lease-duration"),
+        (["run", "--crd-pools", "--installation-id", "t", "--kubeconfig", "/no/such/file"],
+         "/no/such/file: no such file"),
+        (["run", "--crd-pools", "--installation-id", "t"], "no Kubernetes credentials"),
+        (["run", "--crd-pools"], "without a configuration file give --installation-id"),
+        (["run", "--crd-pools", "--installation-id", "a b"], "--installation-id 'a b'"),
+        (["run", "--crd-pools", "--installation-id", "t", "--lease-duration", "soon"],
+         "--lease-duration"),
         (["run", "-c", "x.yaml", "-n", "ns"], "add --crd-pools"),
     ],
 )

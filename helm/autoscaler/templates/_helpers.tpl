@@ -101,3 +101,11 @@ app.kubernetes.io/part-of: elastic-autoscaler
 {{- end }}
 {{- toJson $fronted }}
 {{- end }}
+
+{{/*
+The installation id: installationId, else <release namespace>-<release name> cut to a label
+value's 63 characters (never a shared "default": two installations would own each other's).
+*/}}
+{{- define "autoscaler.installationId" -}}
+{{- .Values.installationId | default (printf "%s-%s" .Release.Namespace .Release.Name) | trunc 63 | trimSuffix "-" | trimSuffix "." | trimSuffix "_" -}}
+{{- end }}

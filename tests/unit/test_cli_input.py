@@ -87,18 +87,22 @@ def test_a_json_path_that_is_a_folder_is_refused(tmp_path, no_simulation):
     refused(invoke("simulate", LLM, "--json", str(tmp_path)), "'--json'", "is a folder")
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")
 def test_a_read_only_folder_is_refused_for_json_and_report(tmp_path, no_simulation):
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
+    # root writes into any mode-0500 folder; /proc/self refuses new files even to root
+    locked = tmp_path / "locked" if os.geteuid() != 0 else Path("/proc/self")
+    if os.geteuid() != 0:
+        locked.mkdir()
+        locked.chmod(0o500)
+    elif not locked.is_dir():
+        pytest.fail("as root this test needs /proc to have a folder nothing can be created in")
     try:
         refused(invoke("simulate", LLM, "--json", str(locked / "x.json")), "'--json'",
                 "cannot write")
         refused(invoke("simulate", LLM, "--report", str(locked)), "'--report'",
                 "cannot write into folder")
     finally:
-        locked.chmod(0o700)
+        if os.geteuid() != 0:
+            locked.chmod(0o700)
 
 
 def test_report_paths_that_cannot_be_folders_are_refused_up_front(tmp_path, no_simulation):

@@ -16,12 +16,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from autoscaler import telemetry
 from autoscaler.errors import ProviderError
 
+from .budgets import Budgets
 from .clock import Clock, SystemClock
 from .config import Config, Pool
 from .observe import Observer
-from .planner import PlanSpec, PoolMemory, after_action, plan
+from .planner import SUPERSEDED, PlanSpec, PoolMemory, after_action, after_superseded, plan
 from .pool_signals import PoolSignals
 from .providers.base import CapacityProvider
 from .record import LogRecorder, Recorder
@@ -86,6 +88,7 @@ class Controller:
         self.memory: dict[str, PoolMemory] = dict(memory or {})
         self.policies = {p.name: p.policy.build() for p in config.pools}
         self.specs = {p.name: PlanSpec.from_pool(p) for p in config.pools}
+        self.budgets = Budgets(config)
         self.inline = inline
         self.observer = Observer()
         self._actor = cf.ThreadPoolExecutor(max_workers=16, thread_name_prefix="act")
@@ -119,10 +122,14 @@ class Controller:
 
     # -- memory, for persistence across restarts -------------------------------------
     def snapshot(self) -> dict[str, Any]:
-        return {name: mem.to_dict() for name, mem in self.memory.items()}
+        return {
+            name: {**mem.to_dict(), **self.budgets.memory(name)}
+            for name, mem in self.memory.items()
+        }
 
     def restore(self, data: Mapping[str, Any]) -> None:
         self.memory = {name: PoolMemory.from_dict(d) for name, d in data.items()}
+        self.budgets.restore(data)
 
     # -- one tick ---------------------------------------------------------------------
     def tick(self) -> TickResult:
@@ -158,6 +165,7 @@ class Controller:
                 log.warning("%s: hold: %s", pool.name, why)
                 continue
             planned.append((pool, self._decide(pool, capacity, result.readings, now), capacity))
+        planned = self._within_budgets(planned, now)
         actions = self._act_all(planned, now)
         self._tidy_all(planned, actions)
         for pool, decision, _ in planned:
@@ -167,6 +175,18 @@ class Controller:
             result.decisions.append(decision)
             self._record(decision, action)
         return result
+
+    def _within_budgets(
+        self, planned: list[tuple[Pool, Decision, Capacity]], now: float
+    ) -> list[tuple[Pool, Decision, Capacity]]:
+        """Scale-ups capped at the pools' and the installation's budgets, by priority
+        (autoscaler/budgets.py); the spend exported as metrics."""
+        if self.inline and not self.budgets.active:
+            return planned
+        capped = self.budgets.cap([(p, d, c.desired) for p, d, c in planned], now)
+        if not self.inline:
+            telemetry.record_spend(self.budgets.report())
+        return [(p, d, c) for (p, _, c), d in zip(planned, capped, strict=True)]
 
     def _observe_inline(
         self, now: float
@@ -286,6 +306,14 @@ class Controller:
         try:
             self.providers[pool.target.kind].scale(pool, decision.desired, request_id)
         except ProviderError as exc:
+            if exc.code in SUPERSEDED:
+                # An earlier attempt under this request id landed (a process killed after
+                # its call, before its state was saved) and the token now stands for other
+                # parameters: the next tick sees what it did and acts under a new id.
+                self.memory[pool.name] = after_superseded(memory, f"{exc.code}: {exc}")
+                return ActionResult(
+                    pool.name, request_id, decision.desired, False, str(exc), exc.code
+                )
             self.memory[pool.name] = after_action(
                 memory,
                 now,

@@ -356,6 +356,17 @@ def _decision(
     return Decision(pool, now, current, rec.desired, desired, reason, stale)
 
 
+SUPERSEDED = frozenset({"IdempotentParameterMismatch"})
+"""Provider error codes saying the request id was already used for another action."""
+
+
+def after_superseded(memory: PoolMemory, error: str) -> PoolMemory:
+    """Memory after an action refused because its request id was already spent on another
+    one: the id advances (the next action is a new request), and nothing backs off, since
+    nothing failed that a wait would mend."""
+    return _with(memory, actions=memory.actions + 1, last_error=error)
+
+
 def after_action(
     memory: PoolMemory,
     now: float,

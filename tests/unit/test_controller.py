@@ -10,7 +10,7 @@ import pytest
 
 from autoscaler.clock import FakeClock
 from autoscaler.controller import Controller
-from autoscaler.errors import CapacityUnavailable, SourceUnavailable, Throttled
+from autoscaler.errors import CapacityUnavailable, ProviderError, SourceUnavailable, Throttled
 from autoscaler.providers import SimulatedProvider
 from autoscaler.record import ListRecorder
 from autoscaler.types import Reading
@@ -187,6 +187,24 @@ def test_capacity_errors_back_off_and_retry_after_the_backoff(rig):
     clock.advance(20)
     result = controller.tick()
     assert result.actions[0].applied and provider.describe(pool).desired == 5
+
+
+def test_a_request_id_spent_on_other_parameters_starts_a_new_request_at_once(rig):
+    """EC2's IdempotentParameterMismatch: the id's earlier attempt landed (a process killed
+    after its call, before saving); retrying under it is refused forever, so the id moves
+    on and nothing backs off (tests/chaos found the stall)."""
+    clock, provider, source, recorder, make = rig
+    controller = make()
+    pool = controller.config.pools[0]
+    provider.fail_next(pool, ProviderError("token used", "IdempotentParameterMismatch"))
+    source.values[("chat", "queue")] = 45
+    first = controller.tick().actions[0]
+    assert first.error_code == "IdempotentParameterMismatch" and not first.applied
+    clock.advance(15)
+    retry = controller.tick().actions[0]
+    assert retry.applied and retry.request_id != first.request_id
+    assert retry.request_id.endswith("-00000002")
+    assert provider.describe(pool).desired == 5
 
 
 def test_a_capacity_limit_launches_what_it_can_and_backs_off(rig):

@@ -232,7 +232,9 @@ def generate_policy(config: Config, options: IamOptions) -> GeneratedPolicy:
     queues = b.queue_arns()
     interruptions = b.interruption_queue()
     metric_regions = b.metric_regions()
-    roles = b.roles()
+    roles = sorted(
+        set(b.roles()) | {x.target.instance_role for x in launches if x.target.instance_role}
+    )
     if not (launches or groups or queues or metric_regions):
         raise IamPolicyError(
             "the configuration uses no AWS: no `ec2` or `asg` pool, no `nodes`, no `sqs` or "

@@ -39,6 +39,7 @@ from pydantic import (
     BeforeValidator,
     Discriminator,
     Field,
+    StringConstraints,
     Tag,
     WithJsonSchema,
 )
@@ -201,10 +202,11 @@ def odd_numbers(value: Any, raw: Any, path: str = "") -> Iterator[tuple[str, str
     elif isinstance(value, int | float) and not isinstance(value, bool):
         if isinstance(raw, bool):
             yield path, f"must be a number, not {str(raw).lower()}"
-        elif not math.isfinite(value):
+        elif isinstance(value, float) and not math.isfinite(value):
             yield path, f"must be a finite number, got {value}"
-        elif abs(value) > ANY_NUMBER:
-            yield path, f"{value:g} is beyond any realistic setting (at most {ANY_NUMBER:g})"
+        elif abs(value) > ANY_NUMBER:  # an int of any size: no float conversion (overflow)
+            shown = f"{value:g}" if abs(value) < 1e300 else "a number of 300 digits or more"
+            yield path, f"{shown} is beyond any realistic setting (at most {ANY_NUMBER:g})"
 
 
 # --- names ------------------------------------------------------------------------------
@@ -388,5 +390,8 @@ ImageId = Annotated[str, AfterValidator(image_id)]
 LaunchTemplate = Annotated[str, AfterValidator(launch_template)]
 LaunchTemplateVersion = Annotated[str, AfterValidator(launch_template_version)]
 AwsName = Annotated[str, AfterValidator(aws_name)]
+ROLE_ARN = r"^arn:(aws|aws-cn|aws-us-gov):iam::\d{12}:role/[A-Za-z0-9_+=,.@/-]{1,512}$"
+RoleArn = Annotated[str, StringConstraints(pattern=ROLE_ARN)]
+"""An IAM role's ARN, no wildcards: what `autoscaler iam-policy` lets iam:PassRole pass."""
 LabelKey = Annotated[str, check(qualified_name, "label key")]
 LabelValue = Annotated[str, AfterValidator(label_value)]

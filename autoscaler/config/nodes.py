@@ -37,6 +37,7 @@ from .formats import (
     Price,
     Real,
     Region,
+    RoleArn,
     SecurityGroupId,
     SubnetId,
     TextOr,
@@ -162,6 +163,11 @@ class NodeProvisioning(_Model):
         default_factory=list, description="security group ids (sg-...)"
     )
     instance_profile: AwsName | None = None
+    instance_role: RoleArn | None = Field(
+        None,
+        description="ARN of the IAM role the nodes run as: the one role `autoscaler "
+        "iam-policy` lets iam:PassRole pass",
+    )
     key_name: AwsName | None = None
     user_data: str | None = Field(None, description="plain text (the kubelet's bootstrap)")
     api: Literal["auto", "fleet", "run-instances"] = "auto"
@@ -189,6 +195,16 @@ class NodeProvisioning(_Model):
     )
     interruptions: Interruptions | None = Field(
         None, description="EC2 interruption notices from SQS (docs/nodes.md); off when unset"
+    )
+    gang_timeout: LongWindow = Field(
+        600.0, description="a gang (pods that run together) not placed this long is reported"
+    )
+    gang_placement_group: AwsName | None = Field(
+        None, description="cluster placement group a gang's instances launch into"
+    )
+    gang_label: LabelKey = Field(
+        "scheduling.x-k8s.io/pod-group",
+        description="pods with the same value of this label are one gang (size: annotation)",
     )
 
     @field_validator("instance_types")
@@ -227,6 +243,7 @@ class NodeProvisioning(_Model):
             subnets=list(self.subnets),
             security_groups=list(self.security_groups),
             instance_profile=self.instance_profile,
+            instance_role=self.instance_role,
             key_name=self.key_name,
             user_data=self.user_data,
             api=self.api,

@@ -28,6 +28,7 @@ from .formats import (
     Price,
     Region,
     ReplicaCount,
+    RoleArn,
     SecurityGroupId,
     SubnetId,
     TextOr,
@@ -155,6 +156,11 @@ class Ec2Target(_Target):
     )
     instance_profile: AwsName | None = Field(
         None, description="IAM instance profile name or ARN"
+    )
+    instance_role: RoleArn | None = Field(
+        None,
+        description="ARN of the IAM role the instances run as (inside the instance profile or "
+        "the launch template's): the one role `autoscaler iam-policy` lets iam:PassRole pass",
     )
     key_name: AwsName | None = None
     user_data: str | None = Field(None, description="plain text; encoded by the provider")

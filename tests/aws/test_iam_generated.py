@@ -457,6 +457,25 @@ def test_an_instance_profile_without_its_role_is_an_error(tmp_path: Path, world:
     assert "--instance-role" in result.stderr and "'p'" in result.stderr
 
 
+def test_the_configured_instance_role_is_the_one_passrole_allows(
+    tmp_path: Path, world: World
+) -> None:
+    role = "arn:aws:iam::123456789012:role/gpu-node"
+    target = ec2_target(world, launch_template=None, image_id=world.image, api="run-instances",
+                        instance_profile="p", instance_role=role)  # fmt: skip
+    result = _invoke("-c", _config_file(tmp_path, pool_dict("gpu", target)))
+    assert result.exit_code == 0, result.stderr
+    passing = [
+        st for st in json.loads(result.stdout)["Statement"]
+        if "iam:PassRole" in ([st["Action"]] if isinstance(st["Action"], str) else st["Action"])
+    ]  # fmt: skip
+    assert [st["Resource"] for st in passing] in ([role], [[role]])
+    assert passing[0]["Condition"]["StringEquals"]["iam:PassedToService"] == "ec2.amazonaws.com"
+    target["instance_role"] = "arn:aws:iam::123456789012:role/*"  # a pattern passes any role
+    refused = _invoke("-c", _config_file(tmp_path, pool_dict("gpu", target)))
+    assert refused.exit_code == 2 and "instance_role" in refused.stderr
+
+
 def test_a_target_without_a_region_needs_one(tmp_path: Path, world: World) -> None:
     target = ec2_target(world)
     del target["region"]

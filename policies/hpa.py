@@ -34,8 +34,8 @@ class HpaMetric(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     signal: str
     target_utilization: Fraction | None = None
-    target_average_value: float | None = Field(None, gt=0)
-    target_value: float | None = Field(None, gt=0)
+    target_average_value: float | None = Field(None, gt=0, le=1e12)
+    target_value: float | None = Field(None, gt=0, le=1e12)
 
     @model_validator(mode="after")
     def _one_target(self) -> HpaMetric:
@@ -53,9 +53,11 @@ class HpaConfig(PolicyConfig):
     owns_behavior = True
     type: Literal["hpa"] = "hpa"
     metrics: list[HpaMetric] = Field(min_length=1)
-    min_replicas: int = Field(1, ge=1, description="the HPA's minReplicas (at least 1)")
+    min_replicas: int = Field(1, ge=1, le=10_000, description="the HPA's minReplicas (at least 1)")
     tolerance: float = Field(0.1, ge=0, lt=1)
-    sync_period: Seconds = Field(15.0, description="--horizontal-pod-autoscaler-sync-period")
+    sync_period: Seconds = Field(
+        15.0, gt=0, le=3600, description="--horizontal-pod-autoscaler-sync-period"
+    )
     scale_up: HpaScalingRules | None = None
     scale_down: HpaScalingRules | None = None
 

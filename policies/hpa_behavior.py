@@ -31,7 +31,7 @@ class HpaRatePolicy(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     type: Literal["Pods", "Percent"]
-    value: int = Field(gt=0)
+    value: int = Field(gt=0, le=100_000)
     period_seconds: int = Field(gt=0, le=1800)
 
 

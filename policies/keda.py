@@ -31,15 +31,17 @@ class KedaTrigger(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     signal: str
-    target: float = Field(5, gt=0, description="e.g. the SQS scaler's queueLength (default 5)")
-    activation_threshold: float = Field(0, ge=0)
+    target: float = Field(
+        5, gt=0, le=1e12, description="e.g. the SQS scaler's queueLength (default 5)"
+    )
+    activation_threshold: float = Field(0, ge=0, le=1e12)
     ignore_null_values: bool = True
 
 
 class KedaFallback(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    failure_threshold: int = Field(gt=0)
-    replicas: int = Field(ge=0)
+    failure_threshold: int = Field(gt=0, le=10_000)
+    replicas: int = Field(ge=0, le=10_000)
 
 
 class KedaConfig(PolicyConfig):
@@ -48,12 +50,12 @@ class KedaConfig(PolicyConfig):
     owns_behavior = True
     type: Literal["keda"] = "keda"
     triggers: list[KedaTrigger] = Field(min_length=1)
-    polling_interval: Seconds = 30.0
-    cooldown_period: Seconds = 300.0
-    min_replica_count: int = Field(0, ge=0)
-    max_replica_count: int = Field(100, ge=1)
+    polling_interval: Seconds = Field(30.0, gt=0, le=3600)
+    cooldown_period: Seconds = Field(300.0, le=7 * 86_400)
+    min_replica_count: int = Field(0, ge=0, le=10_000)
+    max_replica_count: int = Field(100, ge=1, le=10_000)
     fallback: KedaFallback | None = None
-    hpa_sync_period: Seconds = 15.0
+    hpa_sync_period: Seconds = Field(15.0, gt=0, le=3600)
     tolerance: float = Field(0.1, ge=0, lt=1)
     scale_up: HpaScalingRules | None = None
     scale_down: HpaScalingRules | None = None

@@ -18,6 +18,7 @@ from autoscaler.units import Seconds
 from .idle_gaps import (
     DAILY_MIN_SHARE,
     MAX_TICK,
+    MAX_WEIGHT,
     burst_replicas,
     burst_requests,
     conditional,
@@ -32,15 +33,19 @@ class KeepAlive(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     replica_cost_per_hour: float = Field(
-        gt=0, description="price of one replica for an hour ($), e.g. the GPU instance's"
+        gt=0,
+        le=100_000,
+        description="price of one replica for an hour ($), e.g. the GPU instance's",
     )
     slo_miss_cost: float = Field(
         0.05,
         ge=0,
+        le=100_000,
         description="price ($) of one request that waits beyond the SLO because of a cold start",
     )
     fallback: Seconds = Field(
         300.0,
+        le=7 * 86_400,
         description="fixed keep-alive while the learned gaps are not representative "
         "(as KEDA's cooldownPeriod)",
     )
@@ -48,7 +53,9 @@ class KeepAlive(BaseModel):
     daily: bool = Field(
         True, description="pre-warm for hours of the day (UTC) in which bursts recur"
     )
-    min_gaps: int = Field(8, ge=1, description="gaps seen before the histogram is trusted")
+    min_gaps: int = Field(
+        8, ge=1, le=int(MAX_WEIGHT), description="gaps seen before the histogram is trusted"
+    )
 
     def build(self) -> KeepAliveDecider:
         return KeepAliveDecider(self)

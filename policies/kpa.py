@@ -32,15 +32,17 @@ class KpaConfig(PolicyConfig):
     owns_behavior = True
     type: Literal["kpa"] = "kpa"
     signal: str = Field("concurrency", description="requests in flight across the pool")
-    container_concurrency: int = Field(0, ge=0, description="0 means unlimited (target 100)")
+    container_concurrency: int = Field(
+        0, ge=0, le=1_000_000, description="0 means unlimited (target 100)"
+    )
     target_utilization: Fraction = 0.7
-    stable_window: Seconds = 60.0
+    stable_window: Seconds = Field(60.0, gt=0, le=3600)
     panic_window_percentage: float = Field(10.0, gt=0, le=100)
-    panic_threshold_percentage: float = Field(200.0, gt=100)
-    max_scale_up_rate: float = Field(1000.0, gt=1)
-    max_scale_down_rate: float = Field(2.0, gt=1)
-    scale_to_zero_grace_period: Seconds = 30.0
-    tick_interval: Seconds = 2.0
+    panic_threshold_percentage: float = Field(200.0, gt=100, le=100_000)
+    max_scale_up_rate: float = Field(1000.0, gt=1, le=1e6)
+    max_scale_down_rate: float = Field(2.0, gt=1, le=1e6)
+    scale_to_zero_grace_period: Seconds = Field(30.0, le=3600)
+    tick_interval: Seconds = Field(2.0, gt=0, le=3600)
 
     def signal_names(self) -> set[str]:
         return {self.signal}

@@ -63,7 +63,7 @@ class PackingConfig(PolicyConfig):
     fill: float = Field(
         1.0, gt=0, le=1, description="share of a new node's units waiting work is planned to use"
     )
-    spare: int = Field(0, ge=0, description="idle replicas kept beyond the need")
+    spare: int = Field(0, ge=0, le=10_000, description="idle replicas kept beyond the need")
 
     def signal_names(self) -> set[str]:
         return {self.busy_signal, self.pending_signal}

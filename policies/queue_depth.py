@@ -26,9 +26,14 @@ class QueueDepthConfig(PolicyConfig):
     in_flight_signal: str | None = Field(
         None, description="optional signal of items being processed, counted as backlog"
     )
-    target_per_replica: float = Field(gt=0, description="backlog items one replica should carry")
+    target_per_replica: float = Field(
+        gt=0, le=1e12, description="backlog items one replica should carry"
+    )
     activation: float = Field(
-        0, ge=0, description="backlog must exceed this to go from 0 to 1 replica (and back)"
+        0,
+        ge=0,
+        le=1e12,
+        description="backlog must exceed this to go from 0 to 1 replica (and back)",
     )
 
     def signal_names(self) -> set[str]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
@@ -44,6 +44,8 @@ from .idle_gaps import MAX_TICK, observe
 from .keep_alive import KeepAlive, decide
 
 MAX_SLOTS = 1_000_000
+DaySeconds = Annotated[Seconds, Field(le=86_400)]
+"""A duration of at most a day (bounds inside the type reach the JSON Schema of `| None`)."""
 
 
 class QueueingConfig(PolicyConfig):
@@ -59,25 +61,31 @@ class QueueingConfig(PolicyConfig):
         None, description="measured mean seconds a request holds a slot (optional)"
     )
     service_seconds: float = Field(
-        gt=0, description="mean seconds a request holds a slot, used when no measurement"
+        gt=0, le=86_400, description="mean seconds a request holds a slot, used when no measurement"
     )
-    slots_per_replica: int = Field(gt=0, description="concurrent requests per replica")
-    wait_slo: Seconds = Field(description="queue wait to stay within, seconds")
+    slots_per_replica: int = Field(
+        gt=0, le=1_000_000, description="concurrent requests per replica"
+    )
+    wait_slo: Seconds = Field(le=86_400, description="queue wait to stay within, seconds")
     slo_quantile: float = Field(
         0.99, gt=0, lt=1, description="share of requests that must wait less than wait_slo"
     )
     max_utilization: Fraction = Field(
         0.9, description="never plan slots busier than this on average (headroom)"
     )
-    drain: Seconds | None = Field(
+    drain: DaySeconds | None = Field(
         None,
         description="time to drain the current backlog; default max(wait_slo, startup)",
     )
-    lookahead: Seconds | None = Field(
+    lookahead: DaySeconds | None = Field(
         None, description="forecast horizon; default the pool's startup latency"
     )
-    level_smoothing: Seconds = Field(30.0, gt=0, description="rate smoothing time constant")
-    trend_smoothing: Seconds = Field(60.0, gt=0, description="trend smoothing time constant")
+    level_smoothing: Seconds = Field(
+        30.0, gt=0, le=86_400, description="rate smoothing time constant"
+    )
+    trend_smoothing: Seconds = Field(
+        60.0, gt=0, le=86_400, description="trend smoothing time constant"
+    )
     burst_quantile: float | None = Field(
         None,
         gt=0,

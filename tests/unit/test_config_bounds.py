@@ -141,10 +141,13 @@ BAD: list[tuple[str, str, str, str]] = [
     # a policy's numbers: no boolean, finite, realistic (the backstop)
     ("target_per_replica: 5", "target_per_replica: true", "pools[0].policy.target_per_replica",
      "not true"),
+    # (policy fields carry their own bounds now; the backstop still catches what they lack)
     ("target_per_replica: 5", "target_per_replica: .inf", "pools[0].policy.target_per_replica",
-     "finite"),
+     "must be <= 1e+12"),
     ("target_per_replica: 5", "target_per_replica: 1.0e+30",
-     "pools[0].policy.target_per_replica", "beyond any realistic setting"),
+     "pools[0].policy.target_per_replica", "must be <= 1e+12"),
+    ("target_per_replica: 5", "target_per_replica: 5\n      activation: 1.0e+30",
+     "pools[0].policy.activation", "must be <= 1e+12"),
     ("source: {type: static, value: 1}", "source: {type: static, value: .nan}",
      "pools[0].signals.queue.source.value", "finite"),
     # Kubernetes names

@@ -67,7 +67,14 @@ def explain_cmd(
     try:
         backoff_max = config.controller.provider_backoff_max
         memory = load_pool_memory(state_file, pool, backoff_max) if state_file else None
-        result = explain(pool, parse_signals(signals, pool), replicas, ready, memory=memory)
+        result = explain(
+            pool,
+            parse_signals(signals, pool),
+            replicas,
+            ready,
+            memory=memory,
+            budget=config.installation.budget,
+        )
     except ExplainError as exc:
         fail(str(exc))
     if as_json:

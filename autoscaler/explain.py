@@ -25,7 +25,9 @@ from policies.hpa import HpaConfig
 from policies.idle_gaps import summary
 from policies.queueing import QueueingConfig
 
+from .budgets import Claim, allocate, apply, limits_for
 from .config import SIMULATED_SIGNALS, Pool
+from .config.budget import Budget, replica_gpus, replica_price
 from .planner import PlanSpec, PoolMemory, plan
 from .state import load_state
 from .types import Decision, Observation, Recommendation
@@ -202,9 +204,12 @@ def explain(
     ready: int | None,
     now: float | None = None,
     memory: PoolMemory | None = None,
+    budget: Budget | None = None,
 ) -> Explanation:
     """`memory`: the pool's stored memory (from a state file); then `now` defaults to its
-    last tick. Without it the planner starts empty at `now` (default 0)."""
+    last tick. Without it the planner starts empty at `now` (default 0). `budget`: the
+    installation's; it and the pool's own cap the decision as if this pool were alone and
+    no GPU-hours were used today (autoscaler/budgets.py)."""
     limit = max(MAX_REPLICAS, pool.max)
     if not 0 <= replicas <= limit:
         raise ExplainError(
@@ -234,5 +239,11 @@ def explain(
     rec = pool.policy.build().recommend(observation, memory.policy)
     spec = PlanSpec.from_pool(pool)
     decision, _ = plan(pool.name, spec, rec, replicas, now, memory, stale)
+    limits = limits_for(budget, None, "installation", 0.0, now)
+    limits += limits_for(pool.budget, frozenset((pool.name,)), f"pool {pool.name}", 0.0, now)
+    if limits:
+        price, gpus = replica_price(pool), replica_gpus(pool)
+        claim = Claim(pool.name, replicas, decision.desired, pool.priority, price, gpus)
+        decision = apply(decision, allocate([claim], limits)[pool.name])
     learned = learned_gaps(pool, memory.policy)
     return Explanation(pool, observation, rec, decision, stale, learned, from_state)

@@ -220,6 +220,15 @@ class PolicyMemory(BaseModel):
     zero_since: Time | None = None
 
 
+class SpendMemory(_Model):
+    """What budgets count of a pool (autoscaler/budgets.py `Spend`)."""
+
+    day: Annotated[StrictInt, Field(ge=0), AfterValidator(_day_not_ahead)]
+    gpu_hours: Annotated[StrictFloat, Field(ge=0, le=MAX_COUNT)]
+    at: Time | None = None
+    replicas: Replicas = 0
+
+
 class PoolMemory(_Model):
     """One pool's planner memory, as `autoscaler.planner.PoolMemory.to_dict` writes it (a
     field left out takes its default, as in files from older versions)."""
@@ -236,6 +245,7 @@ class PoolMemory(_Model):
     policy: PolicyMemory = Field(default_factory=PolicyMemory)
     started_at: Time | None = None
     started_with: Replicas = 0
+    budget: SpendMemory | None = None
 
 
 PoolName = Annotated[StrictStr, Field(min_length=1, max_length=MAX_POOL_NAME)]

@@ -155,7 +155,33 @@ POOL_CONFIG_ERRORS = Gauge(
     registry=REGISTRY,
 )
 
+POOL_SPEND = Gauge(
+    "autoscaler_pool_spend_dollars_per_hour",
+    "Dollars per hour of the replicas the controller last asked for (price x replicas; "
+    "NaN when the pool's price is unknown)",
+    ["pool"],
+    registry=REGISTRY,
+)
+POOL_GPU_HOURS = Gauge(
+    "autoscaler_pool_gpu_hours_today",
+    "GPU-hours the pool used so far this UTC day, as budgets count them (NaN when its GPUs "
+    "per replica are unknown)",
+    ["pool"],
+    registry=REGISTRY,
+)
+SPEND = Gauge(
+    "autoscaler_spend_dollars_per_hour",
+    "Dollars per hour of every pool with a known price (the installation's spend)",
+    registry=REGISTRY,
+)
+GPU_HOURS = Gauge(
+    "autoscaler_gpu_hours_today",
+    "GPU-hours every pool with known GPUs used so far this UTC day",
+    registry=REGISTRY,
+)
+
 _REASON_CLASSES = (
+    ("budget:", "budget"),
     ("provider backoff", "backoff"),
     ("stale", "stale"),
     ("failed", "policy_error"),
@@ -196,9 +222,22 @@ def record_error(source: str, code: str) -> None:
 def forget_pools(pools: Iterable[str]) -> None:
     """Drop the per-pool gauges of pools that are gone, so /metrics stops reporting them."""
     for pool in pools:
-        for gauge in (POOL_DESIRED, POOL_CURRENT, POOL_RECOMMENDED):
+        for gauge in (POOL_DESIRED, POOL_CURRENT, POOL_RECOMMENDED, POOL_SPEND, POOL_GPU_HOURS):
             with contextlib.suppress(KeyError):
                 gauge.remove(pool)
+
+
+def record_spend(spend: Mapping[str, tuple[float, float]]) -> None:
+    """Per pool: (dollars per hour now, GPU-hours today), NaN where unknown; the
+    installation's totals are the sums of the known ones."""
+    dollars = gpu_hours = 0.0
+    for pool, (rate, used) in spend.items():
+        POOL_SPEND.labels(pool=pool).set(rate)
+        POOL_GPU_HOURS.labels(pool=pool).set(used)
+        dollars += 0.0 if math.isnan(rate) else rate
+        gpu_hours += 0.0 if math.isnan(used) else used
+    SPEND.set(dollars)
+    GPU_HOURS.set(gpu_hours)
 
 
 def record_tick(seconds: float, skipped: Mapping[str, str]) -> None:

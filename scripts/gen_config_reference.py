@@ -18,13 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import policies  # noqa: E402
-from autoscaler.config import activator, models, simulation, sources, targets  # noqa: E402
+from autoscaler.config import activator, budget, models, simulation, sources, targets  # noqa: E402
 
 OUT = ROOT / "docs" / "config-reference.md"
 
 SECTIONS: list[tuple[str, list[type[BaseModel]]]] = [
     ("File", [models.Config, models.Installation, models.ControllerSettings]),
-    ("Pool", [models.Pool]),
+    ("Pool", [models.Pool, budget.Budget]),
     ("Targets (`target.kind`)", [targets.DeploymentTarget, targets.StatefulSetTarget,
                                  targets.JobTarget, targets.Ec2Target, targets.AsgTarget,
                                  targets.SimulatedTarget]),

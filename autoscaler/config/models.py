@@ -23,6 +23,7 @@ from pydantic import (
 from policies import AnyPolicyConfig
 
 from .activator import ActivatorSpec
+from .budget import Budget, Priority, ReplicaGpus, ReplicaPrice, replica_gpus, replica_price
 from .formats import (
     MAX_REPLICAS,
     LongWindow,
@@ -139,6 +140,24 @@ class Pool(_Model):
         description="route and hold this pool's requests in `autoscaler activator`, so it "
         "can serve from zero replicas",
     )
+    priority: Priority = Field(
+        0,
+        description="when a shared budget binds, higher priorities grow first (ties share); "
+        "see docs/budgets.md",
+    )
+    cost_per_hour: ReplicaPrice | None = Field(
+        None,
+        description="dollars per hour of one replica, for budgets; default: the dearest of "
+        "an ec2 target's instance types (catalog or `price`), else `simulation.cost_per_hour`",
+    )
+    gpus_per_replica: ReplicaGpus | None = Field(
+        None,
+        description="GPUs one replica holds, for GPU-hour budgets; default: from an ec2 "
+        "target's catalog types, else `simulation.gpus_per_replica`",
+    )
+    budget: Budget | None = Field(
+        None, description="this pool's own spending cap (scale-ups stop at it)"
+    )
 
     @model_validator(mode="wrap")
     @classmethod
@@ -181,6 +200,17 @@ class Pool(_Model):
                 "behavior.stale.fallback_replicas",
                 f"{fallback} must be within [min, max] = [{self.min}, {self.max}]",
             )
+        if self.budget is not None:
+            if self.budget.dollars_per_hour is not None and replica_price(self) is None:
+                raise at(
+                    "budget.dollars_per_hour",
+                    "a budget in dollars needs the price of a replica: set `cost_per_hour`",
+                )
+            if self.budget.gpu_hours_per_day is not None and replica_gpus(self) is None:
+                raise at(
+                    "budget.gpu_hours_per_day",
+                    "a budget in GPU-hours needs the GPUs of a replica: set `gpus_per_replica`",
+                )
         return self
 
     @property
@@ -214,6 +244,11 @@ class Installation(_Model):
     )
     tag_prefix: TagPrefix = Field(
         "elastic-autoscaler.io", max_length=100, description="prefix of ownership tags"
+    )
+    budget: Budget | None = Field(
+        None,
+        description="a spending cap shared by all pools: scale-ups stop at it, higher "
+        "`priority` first (see docs/budgets.md)",
     )
 
     @field_validator("id", mode="before")

@@ -19,7 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from prometheus_client import Counter, Gauge
+
 from autoscaler.errors import ProviderError
+from autoscaler.telemetry import REGISTRY
 
 from .binpack import Packing
 from .commands import (
@@ -35,9 +38,23 @@ from .commands import (
     Unplaced,
 )
 from .drain import Drainer
+from .gangs import GANG_TAG, GangLaunch, GangTimedOut, gang_tag_value
 from .inventory import NodePool
 
 log = logging.getLogger("autoscaler.nodes")
+
+GANG_LAUNCHES = Counter(
+    "autoscaler_gang_launches_total",
+    "All-or-nothing launches for gangs of pods, by outcome (launched, short: no offering "
+    "gave every instance; nothing was left running)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+GANGS_TIMED_OUT = Gauge(
+    "autoscaler_gangs_timed_out",
+    "Gangs waiting longer than gang_timeout at the last tick (retried behind other gangs)",
+    registry=REGISTRY,
+)
 
 
 @dataclass
@@ -63,6 +80,10 @@ class NodeTickResult:
     """node (or instance) -> why and when it goes: EC2 said so (interruptions.py)."""
     interruptions: dict[str, int] = field(default_factory=dict)
     """queue messages read this tick, by kind (an interruption kind, `ignored`, `malformed`)."""
+    gangs_launched: dict[str, int] = field(default_factory=dict)
+    """gang -> new instances launched for it, all in one zone."""
+    gangs_timed_out: dict[str, str] = field(default_factory=dict)
+    """gang -> why: not placed within gang_timeout (retried behind other gangs)."""
     errors: list[str] = field(default_factory=list)
     decide_seconds: float = 0.0
     """wall time of planning (`plan_nodes`: packing and every decision; no API calls)."""
@@ -85,6 +106,8 @@ class Actuator:
 
     def carry_out(self, commands: Iterable[Command], result: NodeTickResult) -> None:
         not_cordoned: set[str] = set()
+        commands = list(commands)
+        GANGS_TIMED_OUT.set(sum(1 for c in commands if isinstance(c, GangTimedOut)))
         for command in commands:
             if isinstance(command, Drain | Terminate) and command.node in not_cordoned:
                 continue  # its cordon just failed: evicting now could land pods back there
@@ -102,6 +125,13 @@ class Actuator:
             result.held[command.node] = command.reason
         elif isinstance(command, Launch):
             self._launch(command, result)
+        elif isinstance(command, GangLaunch):
+            self._launch_gang(command, result)
+        elif isinstance(command, GangTimedOut):
+            result.gangs_timed_out[command.gang] = command.reason
+            if _first_report(command.gang):
+                log.warning("node provisioning: %s", command.reason)
+                self._gang_event(command)
         elif isinstance(command, Label):
             self.drainer.label(command.node, command.labels, command.add_taints)
         elif isinstance(command, Cordon):
@@ -130,6 +160,53 @@ class Actuator:
             command.request_id,
         )
 
+    def _launch_gang(self, command: GangLaunch, result: NodeTickResult) -> None:
+        pool = self.pools[command.instance_type]
+        key = f"{self.ec2.ownership.prefix.rstrip('/')}/{GANG_TAG}"
+        try:
+            self.ec2.launch_gang(
+                pool,
+                command.count,
+                command.request_id,
+                {key: gang_tag_value(command.gang)},
+                command.placement_group,
+            )
+        except ProviderError:
+            GANG_LAUNCHES.labels("short").inc()
+            raise
+        GANG_LAUNCHES.labels("launched").inc()
+        result.gangs_launched[command.gang] = command.count
+        result.launched[command.instance_type] = (
+            result.launched.get(command.instance_type, 0) + command.count
+        )
+        log.info(
+            "node provisioning: launched gang %s: %d x %s for %d pod(s) (request %s)",
+            command.gang,
+            command.count,
+            command.instance_type,
+            len(command.pods),
+            command.request_id,
+        )
+
+    def _gang_event(self, command: GangTimedOut) -> None:
+        """A Warning Event on the gang's first pending pod (once per gang and process)."""
+        if not command.pods:
+            return
+        namespace, name = command.pods[0].split("/", 1)
+        obj = {"apiVersion": "v1", "kind": "Pod", "name": name, "namespace": namespace}
+        message = (
+            f"gang {command.gang} ({len(command.pods)} pending pod(s)) not placed within "
+            "gang_timeout; nothing is held for it, it is retried behind other gangs"
+        )
+        try:
+            from autoscaler.kube.events import EventRecorder
+
+            EventRecorder(self.drainer.core.api_client).emit(
+                obj, "Warning", "GangTimedOut", message
+            )
+        except Exception as exc:  # an Event is a report: it never fails the tick
+            log.info("node provisioning: no Event for gang %s: %s", command.gang, exc)
+
     def _drain(self, command: Drain, result: NodeTickResult) -> None:
         blocked = []
         for pod in command.pods:
@@ -154,12 +231,30 @@ class Actuator:
         log.info("node provisioning: terminated %s (%s): %s", iid, command.name, command.reason)
 
 
+_REPORTED: dict[str, None] = {}
+"""Gangs whose timeout was already logged and sent as an Event by this process (bounded)."""
+
+
+def _first_report(gang: str) -> bool:
+    if gang in _REPORTED:
+        return False
+    if len(_REPORTED) >= 1024:
+        _REPORTED.pop(next(iter(_REPORTED)))
+    _REPORTED[gang] = None
+    return True
+
+
 def _failed(command: Command, exc: ProviderError, result: NodeTickResult) -> None:
     if isinstance(command, Label):
         result.errors.append(str(exc))  # names the node; labelling is retried next tick
         return
     if isinstance(command, Launch):
         error = f"launch {command.count} x {command.instance_type}: {exc}"
+    elif isinstance(command, GangLaunch):
+        error = (
+            f"gang {command.gang}: launch {command.count} x {command.instance_type} "
+            f"(all or nothing): {exc}; nothing left running, the gang waits whole"
+        )
     elif isinstance(command, Terminate):
         error = f"node {command.name}: {exc}"
     elif isinstance(command, (Cordon, CallOffDrain, Drain)):

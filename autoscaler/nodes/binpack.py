@@ -13,6 +13,12 @@ The heuristic (first-fit decreasing, cheapest per GPU):
    So four 1-GPU pods get four 1-GPU nodes when those are cheaper per GPU than one 4-GPU
    node, and a single 1-GPU pod never gets an 8-GPU node.
 4. A pod bigger than every allowed type, or beyond `max_new` nodes, is left with a reason.
+5. Gangs (groups with a `gang`: pods that run all together or not at all, gangs.py) go
+   before everything else, by priority then oldest first, and only whole: either every
+   pending member fits on existing or in-flight capacity, or the gang gets new nodes of
+   one type for all of them (the type whose nodes cost least in all), or nothing is
+   planned for any member.
+   A gang's new nodes take no other pods, so its launch is for the gang alone.
 
 Pure: no I/O, no clock; it must never call Kubernetes or AWS.
 """
@@ -78,6 +84,12 @@ class PodGroup:
     """namespace/name of each pod."""
     types: frozenset[str]
     """instance types a new node for these pods may have (selectors, taints)."""
+    gang: str | None = None
+    """the gang these pods belong to: placed only with every other group of the gang."""
+    since: float = 0.0
+    """when its oldest pod was created: older gangs are placed first."""
+    priority: int = 0
+    """its pods' `spec.priority`: higher priority groups are packed first (max_nodes)."""
 
 
 @dataclass(slots=True)
@@ -90,12 +102,15 @@ class Bin:
     """keys of the groups that may land here (None: any)."""
     instance_type: str | None = None
     pods: list[str] = field(default_factory=list)
+    gang: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class NewNode:
     instance_type: str
     pods: tuple[str, ...]
+    gang: str | None = None
+    """set for a node launched for a gang: the gang's nodes launch together (gangs.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,8 +125,16 @@ class Packing:
     price_per_hour: float
 
     def launches(self) -> Counter[str]:
-        """How many new instances of each type."""
-        return Counter(n.instance_type for n in self.new_nodes)
+        """How many new instances of each type, gangs' nodes left out (launched apart)."""
+        return Counter(n.instance_type for n in self.new_nodes if n.gang is None)
+
+    def gang_nodes(self) -> dict[str, list[NewNode]]:
+        """The new nodes of each gang."""
+        out: dict[str, list[NewNode]] = {}
+        for node in self.new_nodes:
+            if node.gang is not None:
+                out.setdefault(node.gang, []).append(node)
+        return out
 
 
 def pack(
@@ -125,17 +148,31 @@ def pack(
     """Plan new nodes for `groups` after filling `existing` (see the module docstring)."""
     order = sorted(
         groups,
-        key=lambda g: (-g.demand.gpus, -g.demand.cpu_millis, -g.demand.memory_bytes, str(g.key)),
+        key=lambda g: (
+            -g.priority,
+            -g.demand.gpus,
+            -g.demand.cpu_millis,
+            -g.demand.memory_bytes,
+            str(g.key),
+        ),
     )
-    waiting = {id(g): list(g.pods) for g in order}
+    rooms = {t.name: node_room(t, reserved) for t in types}
     bins = [Bin(b.name, b.room, b.accepts, b.instance_type, list(b.pods)) for b in existing]
+    new: list[Bin] = []
+    unplaced: dict[str, str] = {}
+    gangs: dict[str, list[PodGroup]] = {}
+    for group in order:
+        if group.gang is not None:
+            gangs.setdefault(group.gang, []).append(group)
+    for gang in sorted(gangs, key=lambda g: _gang_rank(gangs[g], g)):
+        bins = _place_gang(gang, gangs[gang], types, rooms, bins, new, max_new, unplaced)
+    order = [g for g in order if g.gang is None]
+
+    waiting = {id(g): list(g.pods) for g in order}
     for group in order:
         _fill(bins, group, waiting[id(group)])
     covered = {b.name: tuple(b.pods) for b in bins if b.pods}
 
-    rooms = {t.name: node_room(t, reserved) for t in types}
-    new: list[Bin] = []
-    unplaced: dict[str, str] = {}
     for index, group in enumerate(order):
         pods = waiting[id(group)]
         fitting = [
@@ -158,8 +195,70 @@ def pack(
             new.append(opened)
             _fill([opened], group, pods)
     price = {t.name: t.price for t in types}
-    nodes = tuple(NewNode(b.instance_type or "", tuple(b.pods)) for b in new)
+    nodes = tuple(NewNode(b.instance_type or "", tuple(b.pods), b.gang) for b in new)
     return Packing(nodes, covered, unplaced, sum(price[n.instance_type] for n in nodes))
+
+
+def _gang_rank(groups: Sequence[PodGroup], gang: str) -> tuple[int, float, str]:
+    """Gangs go by priority (highest first), then oldest first."""
+    return (-max(g.priority for g in groups), min(g.since for g in groups), gang)
+
+
+def _place_gang(
+    gang: str,
+    groups: Sequence[PodGroup],
+    types: Sequence[InstanceSpec],
+    rooms: dict[str, Resources],
+    bins: list[Bin],
+    new: list[Bin],
+    max_new: int,
+    unplaced: dict[str, str],
+) -> list[Bin]:
+    """Place a whole gang (see the module docstring, 5.); returns the existing bins after."""
+    trial = [Bin(b.name, b.room, b.accepts, b.instance_type, list(b.pods)) for b in bins]
+    for group in groups:
+        pods = list(group.pods)
+        _fill(trial, group, pods)
+        if pods:
+            break
+    else:
+        return trial  # all of it on capacity that exists or is coming
+    best: list[Bin] | None = None
+    best_cost = 0.0
+    for spec in types:
+        if not all(
+            spec.name in g.types and rooms[spec.name].room_for(g.demand) > 0 for g in groups
+        ):
+            continue
+        opened: list[Bin] = []
+        for group in groups:
+            pods = list(group.pods)
+            _fill(opened, group, pods)
+            while pods:
+                node = Bin(f"new-{len(new) + len(opened)}", rooms[spec.name], None, spec.name)
+                node.gang = gang
+                opened.append(node)
+                _fill([node], group, pods)
+        cost = spec.price * len(opened)
+        if best is None or (cost, len(opened)) < (best_cost, len(best)):
+            best, best_cost = opened, cost
+    every = [p for g in groups for p in g.pods]
+    if best is None:
+        why = f"gang {gang}: no allowed instance type takes its pods " + _too_big(
+            groups[0], types, rooms
+        ).join("()")
+        unplaced.update((p, why) for p in every)
+    elif len(new) + len(best) > max_new:
+        why = (
+            f"gang {gang} needs {len(best)} new node(s) together; max_nodes leaves room for "
+            f"{max(0, max_new - len(new))}: it waits whole"
+        )
+        unplaced.update((p, why) for p in every)
+    else:
+        for node in best:
+            node.accepts = frozenset()  # the gang's alone
+        new.extend(best)
+    return bins
 
 
 def _fill(bins: Sequence[Bin], group: PodGroup, pods: list[str]) -> None:

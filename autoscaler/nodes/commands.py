@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from .binpack import Packing
+from .gangs import GangLaunch, GangTimedOut
 from .inventory import Memory
 
 
@@ -94,7 +95,18 @@ class Unplaced:
     reason: str
 
 
-Command = Launch | Label | Cordon | CallOffDrain | Drain | Terminate | Hold | Unplaced
+Command = (
+    Launch
+    | GangLaunch
+    | GangTimedOut
+    | Label
+    | Cordon
+    | CallOffDrain
+    | Drain
+    | Terminate
+    | Hold
+    | Unplaced
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,6 +29,7 @@ from autoscaler.providers.aws_offerings import offerings
 
 from .binpack import Resources
 from .inventory import Memory, NodePool, NodeView, Observed, OurInstance, PodView, instance_id
+from .observe_gangs import with_gangs
 from .pending import PendingPod, Toleration
 
 GPU = "nvidia.com/gpu"
@@ -68,7 +69,16 @@ def observe(
         now=clock.now(),
         instances=tuple(instances),
         nodes=tuple(node_list),
-        pods=tuple(pod_views(pods, our_nodes, labels)),
+        pods=tuple(
+            with_gangs(
+                core,
+                pods,
+                pod_views(pods, our_nodes, labels),
+                config,
+                labels,
+                lambda p: pod_view(p, labels),
+            )
+        ),
         memory=memory,
         exhausted=exhausted_types(ec2, pools),
     )
@@ -136,7 +146,8 @@ def pod_view(pod: Any, labels: Labels) -> PodView:
         for t in spec.tolerations or ()
     )
     selector = tuple(sorted((spec.node_selector or {}).items()))
-    placement = PendingPod(name, demand, selector, tolerations)
+    priority = getattr(spec, "priority", None) or 0  # PriorityClass: packed first
+    placement = PendingPod(name, demand, selector, tolerations, priority=priority)
     pending = placement if is_unschedulable(pod) else None
     return PodView(
         name=name,

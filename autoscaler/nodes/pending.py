@@ -48,6 +48,14 @@ class PendingPod:
     demand: Resources
     node_selector: tuple[tuple[str, str], ...] = ()
     tolerations: tuple[Toleration, ...] = ()
+    gang: str | None = None
+    """the gang it belongs to (gangs.py: pods that run all together or not at all)."""
+    gang_size: int = 0
+    """how many pods the gang has in all (an Indexed Job's parallelism, ...)."""
+    since: float = 0.0
+    """when the pod was created (seconds since the epoch): a gang waits from its first."""
+    priority: int = 0
+    """its `spec.priority` (PriorityClass): higher is packed first when max_nodes binds."""
 
     def can_run_on(self, labels: Mapping[str, str], taints: Iterable[Mapping[str, str]]) -> bool:
         """True when a node with these labels and taints would accept the pod."""
@@ -62,7 +70,7 @@ class PendingPod:
 
     @property
     def group_key(self) -> tuple[Any, ...]:
-        return (self.demand, self.node_selector, self.tolerations)
+        return (self.demand, self.node_selector, self.tolerations, self.gang, self.priority)
 
 
 def group(
@@ -88,8 +96,36 @@ def group(
             why = _why_not(first, node_shapes)
             refused.update((p.name, why) for p in pods)
             continue
-        groups.append(PodGroup(key, first.demand, tuple(p.name for p in pods), types))
+        since = min(p.since for p in pods)
+        groups.append(
+            PodGroup(
+                key,
+                first.demand,
+                tuple(p.name for p in pods),
+                types,
+                first.gang,
+                since,
+                first.priority,
+            )
+        )
+    # A gang is placed whole or not at all: one member no new node takes holds them all.
+    stuck = {
+        p.gang: refused[p.name]
+        for p in members_of(members)
+        if p.name in refused and p.gang is not None
+    }
+    if stuck:
+        for g in list(groups):
+            if g.gang is None or g.gang not in stuck:
+                continue
+            groups.remove(g)
+            why = f"gang {g.gang}: a member cannot run on new nodes: {stuck[g.gang]}"
+            refused.update((p, why) for p in g.pods)
     return groups, refused
+
+
+def members_of(members: Mapping[tuple[Any, ...], list[PendingPod]]) -> list[PendingPod]:
+    return [p for pods in members.values() for p in pods]
 
 
 def _why_not(pod: PendingPod, node_shapes: Mapping[str, NodeShape]) -> str:

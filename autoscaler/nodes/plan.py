@@ -51,6 +51,7 @@ from .commands import (
     Terminate,
     Unplaced,
 )
+from .gangs import admit, gang_launches, timed_out_reasons
 from .inventory import (
     INTERRUPTION_KINDS,
     Leaving,
@@ -84,11 +85,14 @@ def plan_nodes(observed: Observed) -> NodePlan:
     tracked = classify(observed.instances, observed.nodes, observed.pods, leaving)
     pending = pending_gpu_pods(observed.pods, config.namespaces)
     displaced = displaced_pods(tracked, config.namespaces)
-    packing, refused = _pack(observed, specs, tracked, pending + displaced)
-    commands: list[Command] = [
-        Unplaced(pod, why) for pod, why in {**refused, **packing.unplaced}.items()
-    ]
+    admitted, held, late = admit(observed, pending + displaced)  # gangs: all or nothing
+    packing, refused = _pack(observed, specs, tracked, admitted)
+    unplaced = {**held, **refused, **packing.unplaced}
+    timed_out_reasons(late, unplaced)
+    commands: list[Command] = [*late]
+    commands += [Unplaced(pod, why) for pod, why in unplaced.items()]
     commands += _launches(observed, packing)
+    commands += gang_launches(observed, packing)
     commands += _labels(config, tracked)
     memory = _scale_down(observed, tracked, packing, commands, leaving)
     return NodePlan(
@@ -217,7 +221,12 @@ def _launches(observed: Observed, packing: Packing) -> list[Launch]:
     for instance_type, count in sorted(packing.launches().items()):
         have = sum(1 for i in observed.instances if i.instance_type == instance_type)
         pods = tuple(
-            sorted(p for n in packing.new_nodes if n.instance_type == instance_type for p in n.pods)
+            sorted(
+                p
+                for n in packing.new_nodes
+                if n.instance_type == instance_type and n.gang is None
+                for p in n.pods
+            )
         )
         pool = pool_name(observed.config, instance_type)
         request_id = _request_id(pool, have + count, pods)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
@@ -48,6 +48,8 @@ from .aws_launch import (
     LaunchOutcome,
     fleet_outcome,
     fleet_request,
+    gang_fleet_request,
+    gang_run_instances_request,
     run_instances_outcome,
     run_instances_request,
 )
@@ -106,6 +108,125 @@ class Ec2Provider(AwsProvider):
             if live:
                 self._retire(pool, live, self._inventory(pool))
             self._applied.put(pool.name, request_id, tuple(members))
+
+    def launch_gang(
+        self,
+        pool: Pool,
+        count: int,
+        request_id: str,
+        tags: Mapping[str, str] | None = None,
+        placement_group: str | None = None,
+    ) -> list[str]:
+        """Launch `count` instances for a gang, all in one offering (one zone), or none.
+
+        Offerings are tried in order, one call each, asking for all or nothing; an answer
+        with fewer instances is terminated at once and its offering marked short. Instances
+        already tagged with `request_id` count: all of them, and nothing is launched; fewer
+        (a crash mid-launch), and they are terminated first. Raises CapacityUnavailable
+        when no offering gave all of them; nothing launched is then left running.
+        """
+        with self._locks.hold(pool.name), translated(f"pool {pool.name}: gang launch"):
+            if self._applied.get(pool.name, request_id) == count:
+                return []
+            key = self.ownership.request_key
+            earlier = [i for i in self._inventory(pool).active if i.tags.get(key) == request_id]
+            if len(earlier) >= count:
+                self._applied.put(pool.name, request_id, count)
+                return [i.id for i in earlier]
+            attempt = 0
+            if earlier:
+                log.warning(
+                    "%s: gang request %s left %d of %d instance(s) (a crash mid-launch?); "
+                    "terminating them and launching again",
+                    pool.name,
+                    request_id,
+                    len(earlier),
+                    count,
+                )
+                self._terminate_now(pool, earlier)
+                attempt = 1000  # new tokens: the old ones would answer the partial launch
+            extra = [{"Key": k, "Value": v} for k, v in (tags or {}).items()]
+            all_tags = self.ownership.launch_tags(pool.name, request_id) + extra
+            failures: list[Failure] = []
+            for offering in offerings(_target(pool)):
+                if self.unavailable.get(offering):
+                    continue
+                outcome = self._launch_gang_once(
+                    pool,
+                    offering,
+                    count,
+                    all_tags,
+                    client_token(request_id, attempt),
+                    placement_group,
+                )
+                attempt += 1
+                ids = outcome.instance_ids
+                if len(ids) >= count:
+                    log.info(
+                        "%s: launched gang of %d in %s: %s (request %s)",
+                        pool.name,
+                        count,
+                        offering,
+                        ", ".join(ids),
+                        request_id,
+                    )
+                    self._applied.put(pool.name, request_id, count)
+                    return ids
+                if ids:
+                    log.warning(
+                        "%s: %s gave %d of the gang's %d instance(s); terminating them",
+                        pool.name,
+                        offering,
+                        len(ids),
+                        count,
+                    )
+                    # Ours: the answer to our own launch, tagged by it (a describe right
+                    # after launching may not list them yet).
+                    self._terminate_ids(pool, ids)
+                short = outcome.failures or [
+                    Failure(offering, "InsufficientInstanceCapacity", f"{len(ids)} of {count}")
+                ]
+                for failure in short:
+                    failures.append(failure)
+                    self._mark(pool, failure)
+            raise self._shortfall(pool, count, 0, failures)
+
+    def _launch_gang_once(
+        self,
+        pool: Pool,
+        offering: Offering,
+        count: int,
+        tags: Sequence[Mapping[str, str]],
+        token: str,
+        placement_group: str | None,
+    ) -> LaunchOutcome:
+        target = _target(pool)
+        client = self._ec2(pool)
+        if target.uses_fleet:
+            params = gang_fleet_request(target, offering, count, tags, token, placement_group)
+            try:
+                answer = self._call(pool, "CreateFleet", lambda: client.create_fleet(**params))
+            except ClientError as exc:
+                return _refused(pool, "CreateFleet", [offering], exc)
+            return fleet_outcome(answer, [offering])
+        params = gang_run_instances_request(target, offering, count, tags, token, placement_group)
+        try:
+            answer = self._call(pool, "RunInstances", lambda: client.run_instances(**params))
+        except ClientError as exc:
+            return _refused(pool, "RunInstances", [offering], exc)
+        return run_instances_outcome(answer)
+
+    def _terminate_now(self, pool: Pool, instances: Sequence[Instance]) -> None:
+        """Terminate (never stop) our `instances`, after checking their tags again."""
+        if not instances:
+            return
+        self._check_owned(pool, instances)
+        self._terminate_ids(pool, [i.id for i in instances])
+
+    def _terminate_ids(self, pool: Pool, ids: Sequence[str]) -> None:
+        client = self._ec2(pool)
+        self._call(pool, "TerminateInstances", lambda: client.terminate_instances(InstanceIds=ids))
+        log.info("%s: terminated %s (partial gang)", pool.name, ", ".join(ids))
 
     # -- reading -------------------------------------------------------------------------
     def _ec2(self, pool: Pool) -> Any:

@@ -179,3 +179,48 @@ def run_instances_request(
 
 def run_instances_outcome(response: Mapping[str, Any]) -> LaunchOutcome:
     return LaunchOutcome([str(i["InstanceId"]) for i in response.get("Instances") or ()])
+
+
+# -- gangs: all or nothing, one zone ------------------------------------------------------
+def gang_fleet_request(
+    target: Ec2Target,
+    offering: Offering,
+    count: int,
+    tags: Sequence[Mapping[str, str]],
+    token: str,
+    placement_group: str | None = None,
+) -> dict[str, Any]:
+    """CreateFleet (instant) for a gang: `count` instances of one offering or none.
+
+    `MinTargetCapacity` = `count` with `SingleAvailabilityZone` asks EC2 for all of them in
+    one zone or nothing; the caller still counts what came back and terminates a partial
+    answer (an emulator, or EC2 itself for spot, may not honour the minimum).
+    """
+    params = fleet_request(target, [offering], count, tags, token)
+    if placement_group:
+        for override in params["LaunchTemplateConfigs"][0]["Overrides"]:
+            override["Placement"] = {"GroupName": placement_group}
+    options = "SpotOptions" if offering.market == "spot" else "OnDemandOptions"
+    params[options] = {
+        **params[options],
+        "SingleInstanceType": True,
+        "SingleAvailabilityZone": True,
+        "MinTargetCapacity": count,
+    }
+    return params
+
+
+def gang_run_instances_request(
+    target: Ec2Target,
+    offering: Offering,
+    count: int,
+    tags: Sequence[Mapping[str, str]],
+    token: str,
+    placement_group: str | None = None,
+) -> dict[str, Any]:
+    """RunInstances for a gang: `MinCount` = `MaxCount` = `count`, so all or nothing."""
+    params = run_instances_request(target, offering, count, tags, token)
+    params["MinCount"] = count
+    if placement_group:
+        params["Placement"] = {"GroupName": placement_group}
+    return params

@@ -44,9 +44,11 @@ StartResponse = Callable[..., Any]
 class Fault:
     """Answer matching requests with `code` instead of moto's answer.
 
-    `times` limits how many requests it hits (None: all). `room` (RunInstances only) lets
-    that many instances launch before the fault applies: partial capacity. `lose_answer`
-    lets moto carry the call out and then withholds the answer until `release()`.
+    `times` limits how many requests it hits (None: all). `room` (RunInstances, CreateFleet)
+    lets that many instances launch before the fault applies: partial capacity (a
+    CreateFleet then launches fewer than its target, even below its MinTargetCapacity).
+    `lose_answer` lets moto carry the call out and then withholds the answer until
+    `release()`.
     """
 
     action: str
@@ -163,6 +165,9 @@ class FaultInjector:
     ) -> Iterable[bytes]:
         market = call.params.get("TargetCapacitySpecification.DefaultTargetCapacityType", "")
         overrides = call.overrides()
+        short = self._fleet_room(call, overrides, market)
+        if short is not None:
+            return self._partial_fleet(environ, start_response, call, short)
         whole = self._take_fleet(call, overrides, market, whole_call=True)
         if whole is not None:
             if whole.lose_answer:
@@ -203,7 +208,7 @@ class FaultInjector:
         for one override (capacity codes)."""
         with self._lock:
             for fault in self.faults:
-                if fault.action != "CreateFleet" or fault.spent:
+                if fault.action != "CreateFleet" or fault.spent or fault.room is not None:
                     continue
                 per_offering = fault.code in CAPACITY_CODES and not fault.lose_answer
                 if per_offering == whole_call:
@@ -215,6 +220,51 @@ class FaultInjector:
                 fault.hits += 1
                 return fault
         return None
+
+    def _fleet_room(
+        self, call: Call, overrides: list[tuple[str | None, str | None]], market: str
+    ) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.action != "CreateFleet" or fault.room is None or fault.spent:
+                    continue
+                if any(fault.offering_matches(k, s, market) for k, s in overrides):
+                    return fault
+        return None
+
+    def _partial_fleet(
+        self, environ: dict[str, Any], start_response: StartResponse, call: Call, fault: Fault
+    ) -> Iterable[bytes]:
+        """Launch at most the fault's room; the rest is an InsufficientInstanceCapacity."""
+        asked = int(call.params.get("TargetCapacitySpecification.TotalTargetCapacity", "1"))
+        market = call.params.get("TargetCapacitySpecification.DefaultTargetCapacityType", "")
+        with self._lock:
+            granted = min(fault.room or 0, asked)
+            fault.room = (fault.room or 0) - granted
+            fault.hits += 1
+        kind, subnet = call.overrides()[0]
+        errors = _fleet_error(kind, subnet, market, fault.code) if granted < asked else ""
+        if granted == 0:
+            answer = (
+                '<CreateFleetResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15/">'
+                f"<requestId>{uuid.uuid4()}</requestId><fleetId>fleet-{uuid.uuid4()}</fleetId>"
+                f"<errorSet>{errors}</errorSet><fleetInstanceSet/></CreateFleetResponse>"
+            )
+            return _respond(start_response, "200 OK", answer, "text/xml")
+        params = dict(call.params)
+        params["TargetCapacitySpecification.TotalTargetCapacity"] = str(granted)
+        for key in ("OnDemandOptions.MinTargetCapacity", "SpotOptions.MinTargetCapacity"):
+            if key in params:
+                params[key] = str(granted)
+        body = urlencode(params).encode()
+        environ["wsgi.input"] = io.BytesIO(body)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        status, headers, text = _run(self.app, environ)
+        if errors:
+            text = text.replace(
+                "</CreateFleetResponse>", f"<errorSet>{errors}</errorSet></CreateFleetResponse>"
+            )
+        return _respond(start_response, status, text, dict(headers).get("Content-Type", "text/xml"))
 
     # -- other behaviours ------------------------------------------------------------
     def _lose_answer(

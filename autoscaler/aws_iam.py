@@ -490,6 +490,13 @@ def _parts(b: _Builder, launches: Sequence[_Launch], spot: Sequence[_Launch]) ->
         out.append(b.arn("ec2", region, "snapshot/*", ""))
         out.append(b.arn("ec2", region, "volume/*"))
         out.append(b.arn("ec2", region, "network-interface/*"))
+    nodes = b.config.nodes
+    if nodes is not None and nodes.enabled and nodes.gang_placement_group:
+        # gangs launch into the cluster placement group (nodes/gangs.py)
+        group = nodes.gang_placement_group
+        _literal(group, "gang_placement_group", "nodes")
+        region = next(x.region for x in launches if x.where == "nodes")
+        out.append(b.arn("ec2", region, f"placement-group/{group}"))
     for launch in spot:
         out.append(b.arn("ec2", launch.region, "spot-instances-request/*"))
     return out

@@ -536,6 +536,27 @@ def test_node_provisioning_launches_only_its_types_in_its_region() -> None:
     assert _statement(document, "PassOnlyTheInstanceRoleToEc2")["Resource"] == ROLE_ARN
 
 
+def test_gangs_may_launch_into_the_configured_placement_group_only() -> None:
+    nodes = {
+        "region": "eu-west-1",
+        "launch_template": "lt-0123456789abcdef0",
+        "subnets": ["subnet-0123456789abcdef0"],
+        "instance_types": ["p5.48xlarge"],
+        "gang_placement_group": "training",
+    }
+    sim = pool_dict("sim", {"kind": "simulated"})
+    document = _generate(sim, nodes=nodes, instance_roles=[ROLE_ARN]).document
+    granted = [
+        r for st in document["Statement"]
+        for r in ([st["Resource"]] if isinstance(st["Resource"], str) else st["Resource"])
+    ]  # fmt: skip
+    groups = [r for r in granted if ":placement-group/" in r]
+    assert groups == ["arn:aws:ec2:eu-west-1:*:placement-group/training"]
+    del nodes["gang_placement_group"]
+    document = _generate(sim, nodes=nodes, instance_roles=[ROLE_ARN]).document
+    assert "placement-group" not in json.dumps(document)
+
+
 def test_no_grant_is_on_every_resource_but_the_reads_that_have_no_resources() -> None:
     document = json.loads(SHIPPED_POLICY.read_text(encoding="utf-8"))
     for statement in document["Statement"]:

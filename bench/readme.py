@@ -280,9 +280,14 @@ def generic(name: str, d: Any) -> list[str]:
             *_table(header, [[r.get(k, "") for k in header] for r in rows])]
 
 
+def gangs(d: dict[str, Any]) -> list[str]:
+    return generic("gangs", d) + (["", d["note"]] if d.get("note") else [])
+
+
 RENDERERS: dict[str, Callable[[Any], list[str]]] = {
     "decide": decide, "signals": signals, "sim_speed": sim_speed,
     "policy_quality": policy_quality, "activator": activator, "cold_starts": cold_starts,
+    "gangs": gangs,
 }  # fmt: skip
 
 

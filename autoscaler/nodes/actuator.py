@@ -26,6 +26,7 @@ from autoscaler.telemetry import REGISTRY
 
 from .binpack import Packing
 from .commands import (
+    AdmitGang,
     CallOffDrain,
     Command,
     Cordon,
@@ -84,6 +85,8 @@ class NodeTickResult:
     """gang -> new instances launched for it, all in one zone."""
     gangs_timed_out: dict[str, str] = field(default_factory=dict)
     """gang -> why: not placed within gang_timeout (retried behind other gangs)."""
+    gangs_admitted: list[str] = field(default_factory=list)
+    """suspended Jobs labelled for gang admission unsuspended this tick (admission.py)."""
     errors: list[str] = field(default_factory=list)
     decide_seconds: float = 0.0
     """wall time of planning (`plan_nodes`: packing and every decision; no API calls)."""
@@ -132,6 +135,8 @@ class Actuator:
             if _first_report(command.gang):
                 log.warning("node provisioning: %s", command.reason)
                 self._gang_event(command)
+        elif isinstance(command, AdmitGang):
+            self._admit(command, result)
         elif isinstance(command, Label):
             self.drainer.label(command.node, command.labels, command.add_taints)
         elif isinstance(command, Cordon):
@@ -187,6 +192,24 @@ class Actuator:
             len(command.pods),
             command.request_id,
         )
+
+    def _admit(self, command: AdmitGang, result: NodeTickResult) -> None:
+        """Unsuspend the Job, only if it is still the same Job and still suspended (a JSON
+        patch's `test`s: a replaced or already running Job is left alone)."""
+        from kubernetes import client as k
+
+        from autoscaler.clients.kube import translated
+
+        batch = k.BatchV1Api(self.drainer.core.api_client)
+        body: list[dict[str, Any]] = [
+            {"op": "test", "path": "/metadata/uid", "value": command.uid},
+            {"op": "test", "path": "/spec/suspend", "value": True},
+            {"op": "replace", "path": "/spec/suspend", "value": False},
+        ]
+        with translated(f"gang {command.gang}: unsuspend Job {command.job}"):
+            batch.patch_namespaced_job(command.job, command.namespace, body)
+        result.gangs_admitted.append(command.gang)
+        log.info("node provisioning: admitted gang %s (Job unsuspended)", command.gang)
 
     def _gang_event(self, command: GangTimedOut) -> None:
         """A Warning Event on the gang's first pending pod (once per gang and process)."""

@@ -80,6 +80,17 @@ class Terminate:
 
 
 @dataclass(frozen=True, slots=True)
+class AdmitGang:
+    """Unsuspend a Job labelled for gang admission: all its pods fit on Ready nodes."""
+
+    gang: str
+    namespace: str
+    job: str
+    uid: str
+    """the Job's uid: the patch is refused when the Job was replaced meanwhile."""
+
+
+@dataclass(frozen=True, slots=True)
 class Hold:
     """A node of ours that would go but stays, and why."""
 
@@ -99,6 +110,7 @@ Command = (
     Launch
     | GangLaunch
     | GangTimedOut
+    | AdmitGang
     | Label
     | Cordon
     | CallOffDrain

@@ -34,6 +34,7 @@ from typing import Literal
 from autoscaler.config.nodes import NodeProvisioning
 from autoscaler.config.targets import Ec2Target
 
+from .admission import GangAdmission
 from .binpack import Resources
 from .pending import PendingPod
 
@@ -156,6 +157,8 @@ class Observed:
     memory: Memory = field(default_factory=Memory)
     exhausted: frozenset[str] = frozenset()
     """allowed types whose every offering is out of capacity for now (provider's cache)."""
+    admission: GangAdmission = field(default_factory=GangAdmission)
+    """suspended Jobs labelled for gang admission, and labelled Jobs not yet settled."""
 
 
 @dataclass(slots=True)

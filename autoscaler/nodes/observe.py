@@ -29,7 +29,7 @@ from autoscaler.providers.aws_offerings import offerings
 
 from .binpack import Resources
 from .inventory import Memory, NodePool, NodeView, Observed, OurInstance, PodView, instance_id
-from .observe_gangs import with_gangs
+from .observe_gangs import gang_admission, with_gangs
 from .pending import PendingPod, Toleration
 
 GPU = "nvidia.com/gpu"
@@ -81,6 +81,7 @@ def observe(
         ),
         memory=memory,
         exhausted=exhausted_types(ec2, pools),
+        admission=gang_admission(core, pods, config, labels, template_pending),
     )
 
 
@@ -141,13 +142,7 @@ def pod_view(pod: Any, labels: Labels) -> PodView:
     meta, spec = pod.metadata, pod.spec
     name = f"{meta.namespace}/{meta.name}"
     demand = demand_of(pod)
-    tolerations = tuple(
-        Toleration(t.key or "", t.operator or "Equal", t.value or "", t.effect or "")
-        for t in spec.tolerations or ()
-    )
-    selector = tuple(sorted((spec.node_selector or {}).items()))
-    priority = getattr(spec, "priority", None) or 0  # PriorityClass: packed first
-    placement = PendingPod(name, demand, selector, tolerations, priority=priority)
+    placement = template_pending(name, pod)
     pending = placement if is_unschedulable(pod) else None
     return PodView(
         name=name,
@@ -159,6 +154,18 @@ def pod_view(pod: Any, labels: Labels) -> PodView:
         pending=pending,
         placement=placement,
     )
+
+
+def template_pending(name: str, pod: Any) -> PendingPod:
+    """A pod (or a pod template: anything with a pod `spec`) as packing sees it."""
+    spec = pod.spec
+    tolerations = tuple(
+        Toleration(t.key or "", t.operator or "Equal", t.value or "", t.effect or "")
+        for t in spec.tolerations or ()
+    )
+    selector = tuple(sorted((spec.node_selector or {}).items()))
+    priority = getattr(spec, "priority", None) or 0  # PriorityClass: packed first
+    return PendingPod(name, demand_of(pod), selector, tolerations, priority=priority)
 
 
 def is_unschedulable(pod: Any) -> bool:

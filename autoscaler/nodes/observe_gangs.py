@@ -4,7 +4,9 @@ Read from the API objects (gangs.py says what a gang is): an Indexed Job's pods 
 gang, sized by the Job's parallelism (at most its completions); a JobSet's pods form one
 gang, sized by the parallelism of all its Jobs; pods with the same value of `gang_label`
 form one, sized by the annotation `<prefix>/gang-size` (else by how many such pods live).
-Jobs are read only for gangs with an unschedulable member.
+Jobs are read only for gangs with an unschedulable member, and for gang admission
+(admission.py): Jobs labelled `<prefix>/gang-admission: "true"`, the suspended ones as
+gangs whose pods do not exist yet, the others to know whether all their pods are bound.
 
 Every live member of such a gang is kept as a PodView, bound to any node: the planner
 counts a gang's members to know whether all of them exist.
@@ -14,7 +16,8 @@ A failed read raises a ProviderError (the tick then does nothing); never writes.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -22,10 +25,14 @@ from kubernetes.client.exceptions import ApiException
 
 from autoscaler.clients.kube import Labels, translated
 from autoscaler.config.nodes import NodeProvisioning
+from autoscaler.errors import ProviderError
 
+from .admission import ADMISSION_LABEL, GangAdmission, SuspendedGang
 from .gangs import JOB_INDEX_LABEL, JOB_NAME_LABEL, JOBSET_LABEL
 from .inventory import PodView
 from .pending import PendingPod
+
+log = logging.getLogger("autoscaler.nodes")
 
 
 def gang_key(pod: Any, config: NodeProvisioning) -> tuple[str, str, str] | None:
@@ -152,3 +159,81 @@ def with_gangs(
 
 def _tagged(pod: PendingPod | None, gang: str, size: int, since: float) -> PendingPod | None:
     return None if pod is None else replace(pod, gang=gang, gang_size=size, since=since)
+
+
+def _finished(job: Any) -> bool:
+    conditions = (job.status.conditions if job.status is not None else None) or ()
+    return any(c.type in ("Complete", "Failed") and c.status == "True" for c in conditions)
+
+
+def gang_admission(
+    core: Any,
+    raw_pods: Sequence[Any],
+    config: NodeProvisioning,
+    labels: Labels,
+    pending_of: Callable[[str, Any], PendingPod],
+) -> GangAdmission:
+    """The Jobs labelled for gang admission (in `config.namespaces`, else every one): the
+    suspended ones as gangs of pods-to-be (`pending_of(name, pod template)`), and the
+    others whose pods are not all bound yet. Jobs one may not list: none (logged)."""
+    from kubernetes import client as k
+
+    api_client = getattr(core, "api_client", None)
+    if api_client is None:  # a stand-in CoreV1Api (tests, bench) with no client: no Jobs
+        return GangAdmission()
+    batch: Any = k.BatchV1Api(api_client)
+    selector = f"{labels.key(ADMISSION_LABEL)}=true"
+    jobs: Sequence[Any]
+    try:
+        with translated("node provisioning: list Jobs labelled for gang admission"):
+            if config.namespaces:
+                jobs = [
+                    j
+                    for ns in config.namespaces
+                    for j in batch.list_namespaced_job(ns, label_selector=selector).items
+                ]
+            else:
+                jobs = batch.list_job_for_all_namespaces(label_selector=selector).items
+    except ProviderError as exc:
+        if exc.code != "Forbidden":
+            raise
+        # Safe: a suspended Job nobody sees stays suspended, and nothing is launched for it.
+        log.warning("node provisioning: no gang admission: %s", exc)
+        return GangAdmission()
+    bound: dict[tuple[str, str], int] = {}
+    for pod in raw_pods:
+        job = (pod.metadata.labels or {}).get(JOB_NAME_LABEL)
+        if job and pod.spec and pod.spec.node_name and pod.metadata.deletion_timestamp is None:
+            key = (pod.metadata.namespace, job)
+            bound[key] = bound.get(key, 0) + 1
+    suspended: list[SuspendedGang] = []
+    settling: dict[str, str] = {}
+    for job in jobs:
+        meta, spec = job.metadata, job.spec
+        if _finished(job) or meta.deletion_timestamp is not None:
+            continue
+        gid = f"{meta.namespace}/job/{meta.name}"
+        size = _job_size(job)
+        if not spec.suspend:
+            have = bound.get((meta.namespace, meta.name), 0)
+            if have < size:
+                settling[gid] = f"Job {meta.namespace}/{meta.name}: {have} of {size} pods bound"
+            continue
+        created = meta.creation_timestamp
+        since = created.timestamp() if created is not None else 0.0
+        template = spec.template
+        priority = int(getattr(template.spec, "priority", None) or 0)
+        pods = tuple(
+            replace(
+                pending_of(f"{meta.namespace}/{meta.name}[{i}]", template),
+                gang=gid,
+                gang_size=size,
+                since=since,
+                priority=priority,
+            )
+            for i in range(size)
+        )
+        suspended.append(
+            SuspendedGang(gid, meta.namespace, meta.name, meta.uid or "", pods, priority, since)
+        )
+    return GangAdmission(tuple(suspended), settling)

@@ -23,6 +23,11 @@ commands to carry out (commands.py) and the memory for the next tick:
    do-not-disrupt pod is left alone and `Hold`s it: the drain is never called off); once
    no workload is left, or if it has no Node, the instance is `Terminate`d.
 
+6. gang admission (admission.py): the pods-to-be of suspended Jobs labelled
+   `<prefix>/gang-admission` are packed with the pending pods (step 1); the first such
+   Job in order whose pods all fit on the free room of our Ready nodes gets `AdmitGang`
+   (one per tick, none while an admitted one's pods are not all bound).
+
 The empty-since times and the instances seen Ready are the memory: a restart loses them,
 which only delays scale-down by one TTL, never hastens it.
 
@@ -37,9 +42,11 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from autoscaler.config.nodes import NodeProvisioning
 
+from .admission import FreeNode, admit_gangs, order
 from .binpack import Bin, Packing, Resources, pack
 from .catalog import GIB, InstanceSpec, resolve
 from .commands import (
+    AdmitGang,
     CallOffDrain,
     Command,
     Cordon,
@@ -84,6 +91,7 @@ def plan_nodes(observed: Observed) -> NodePlan:
     leaving = leaving_of(observed)
     tracked = classify(observed.instances, observed.nodes, observed.pods, leaving)
     pending = pending_gpu_pods(observed.pods, config.namespaces)
+    pending += suspended_gang_pods(observed)  # gang admission: pods-to-be of suspended Jobs
     displaced = displaced_pods(tracked, config.namespaces)
     admitted, held, late = admit(observed, pending + displaced)  # gangs: all or nothing
     packing, refused = _pack(observed, specs, tracked, admitted)
@@ -94,6 +102,7 @@ def plan_nodes(observed: Observed) -> NodePlan:
     commands += _launches(observed, packing)
     commands += gang_launches(observed, packing)
     commands += _labels(config, tracked)
+    commands += admissions(observed, specs, tracked)  # after the labels its pods select
     memory = _scale_down(observed, tracked, packing, commands, leaving)
     return NodePlan(
         commands=tuple(commands),
@@ -121,6 +130,48 @@ def pending_gpu_pods(pods: Iterable[PodView], namespaces: Sequence[str] = ()) ->
         and p.pending.demand.gpus > 0
         and (not wanted or p.namespace in wanted)
     ]
+
+
+def suspended_gang_pods(observed: Observed) -> list[PendingPod]:
+    """The pods-to-be of suspended Jobs labelled for gang admission (admission.py)."""
+    wanted = set(observed.config.namespaces)
+    return [
+        pod
+        for gang in observed.admission.suspended
+        if not wanted or gang.namespace in wanted
+        for pod in gang.pods
+        if pod.demand.gpus > 0
+    ]
+
+
+def admissions(
+    observed: Observed, specs: Mapping[str, InstanceSpec], tracked: Sequence[Tracked]
+) -> list[AdmitGang]:
+    """At most one suspended gang to unsuspend: the first in order, when all its pods fit
+    on the free room of our Ready nodes and no admitted gang is still settling."""
+    admission = observed.admission
+    if not admission.suspended or admission.settling:
+        return []
+    free = []
+    for item in tracked:
+        spec = specs.get(item.instance.instance_type)
+        if item.state != "ready" or item.node is None or spec is None:
+            continue
+        want_labels, want_taints = node_shape(observed.config, spec.name)
+        taints = [t for t in item.node.taints if t["key"] not in EPHEMERAL_TAINTS]
+        taints += [t for t in want_taints if t not in taints]
+        labels = {**item.node.labels, **want_labels}
+        free.append(FreeNode(item.name, room_of(item.node, item.pods), labels, tuple(taints)))
+    free.sort(key=lambda n: n.name)
+    wanted = set(observed.config.namespaces)
+    gangs = order(
+        [
+            g
+            for g in admission.suspended
+            if (not wanted or g.namespace in wanted) and any(p.demand.gpus > 0 for p in g.pods)
+        ]
+    )
+    return [AdmitGang(g.id, g.namespace, g.name, g.uid) for g in admit_gangs(free, gangs, limit=1)]
 
 
 def leaving_of(observed: Observed) -> dict[str, Leaving]:

@@ -189,10 +189,12 @@ def test_default_render_is_the_hardened_controller_with_its_flags_and_nothing_mo
         "PodDisruptionBudget": ["ea-autoscaler"],
         # What RBAC cannot narrow (tests/kube/test_least_privilege.py).
         "ValidatingAdmissionPolicy": [
+            "autoscaler-ea-autoscaler-job-admission",
             "autoscaler-ea-autoscaler-jobs",
             "autoscaler-ea-autoscaler-pods",
         ],
         "ValidatingAdmissionPolicyBinding": [
+            "autoscaler-ea-autoscaler-job-admission",
             "autoscaler-ea-autoscaler-jobs",
             "autoscaler-ea-autoscaler-pods",
         ],
@@ -370,6 +372,7 @@ def test_node_provisioning_gets_its_cluster_wide_grants_only_when_asked(tmp_path
          "verbs": ["get", "list", "watch", "patch", "delete"]},
         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "watch"]},
         {"apiGroups": [""], "resources": ["pods/eviction"], "verbs": ["create"]},
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["get", "list"]},
     ]  # fmt: skip
     bindings = [b["roleRef"]["name"] for b in kinds(objs)["ClusterRoleBinding"]]
     assert "ops-ea-autoscaler-node-provisioning" in bindings

@@ -90,6 +90,8 @@ def chart_token(kube_cluster: KubeCluster, core_v1: Any, kube_namespace: str,
     values.write_text(yaml.safe_dump({
         "installationId": owner,
         "rbac": {"watchNamespaces": [ns], "nodeProvisioning": True},
+        # the batch pool's Jobs run this image; the chart's admission policy allows no other
+        "admissionPolicy": {"jobs": {"images": ["registry.k8s.io/pause:*"]}},
     }))  # fmt: skip
     env = kube_cluster.tool_env()
     helm_home = tmp_path / "helm"

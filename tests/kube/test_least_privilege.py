@@ -50,6 +50,7 @@ OWNER = "elastic-autoscaler.io/owner"
 POOL = "elastic-autoscaler.io/pool"
 IMAGE = "registry.k8s.io/pause:3.10"
 COST = "controller.kubernetes.io/pod-deletion-cost"
+GANG_ADMISSION = "elastic-autoscaler.io/gang-admission"
 VALUES = {
     "installationId": INSTALLATION,
     "replicaCount": 1,
@@ -252,7 +253,11 @@ def test_default_render_has_no_node_access_and_polices_pods_and_jobs(tmp_path: P
     # AutoscalingPools are unknown at install: scale is not narrowed by name.
     assert scale_rules(objs) == {"deployments/scale": None, "statefulsets/scale": None}
     found = policies(objs)
-    assert sorted(found) == ["ops-ea-autoscaler-jobs", "ops-ea-autoscaler-pods"]
+    assert sorted(found) == [
+        "ops-ea-autoscaler-job-admission",
+        "ops-ea-autoscaler-jobs",
+        "ops-ea-autoscaler-pods",
+    ]
     bindings = kinds(objs)["ValidatingAdmissionPolicyBinding"]
     assert {b["spec"]["policyName"]: b["spec"]["validationActions"] for b in bindings} == {
         name: ["Deny"] for name in found
@@ -585,9 +590,75 @@ def test_jobs_only_from_the_pools_templates(controller: AsController, apps_v1: A
     admin_batch: Any = k.BatchV1Api(apps_v1.api_client)
     admin_batch.create_namespaced_job(c.ns, job("team-job", owner=None, pool=None))
     assert "own Jobs" in by_policy(c.batch.delete_namespaced_job, "team-job", c.ns)
-    # And never a Job's spec or a CronJob.
-    assert not c.may("patch", "jobs", c.ns, group="batch")
+    # Never a CronJob (a Job patch only unsuspends a gang: test_a_job_may_only_be_unsuspended).
     assert not c.may("create", "cronjobs", c.ns, group="batch")
+
+
+@pytest.mark.kube
+def test_a_job_may_only_be_unsuspended_for_gang_admission(
+    controller: AsController, apps_v1: Any
+) -> None:
+    """Gang admission (docs/nodes.md): the controller's one change to a Job is spec.suspend
+    from true to false, on a Job labelled for it; the patch is the actuator's."""
+    c = controller
+    admin_batch: Any = k.BatchV1Api(apps_v1.api_client)
+
+    def gang_job(name: str, *, labelled: bool = True) -> dict[str, Any]:
+        body = job(name, owner=None, pool=None)
+        body["spec"]["suspend"] = True
+        if labelled:
+            body["metadata"]["labels"][GANG_ADMISSION] = "true"
+        return body
+
+    for name in ("gang-a", "gang-b"):
+        admin_batch.create_namespaced_job(c.ns, gang_job(name))
+    admin_batch.create_namespaced_job(c.ns, gang_job("plain", labelled=False))
+    patch = c.batch.patch_namespaced_job
+
+    def unsuspend(uid: str) -> list[dict[str, Any]]:
+        return [
+            {"op": "test", "path": "/metadata/uid", "value": uid},
+            {"op": "test", "path": "/spec/suspend", "value": True},
+            {"op": "replace", "path": "/spec/suspend", "value": False},
+        ]
+
+    uid = {n: admin_batch.read_namespaced_job(n, c.ns).metadata.uid for n in ("gang-a", "plain")}
+    # Not labelled for gang admission: refused, even the unsuspend (once the policy is there).
+    wait_for(
+        lambda: (
+            "ValidatingAdmissionPolicy" in dry_run(patch, "plain", c.ns, unsuspend(uid["plain"]))
+        ),
+        timeout=30,
+        what="the job-admission policy to be in force",
+    )
+    assert "gang-admission" in by_policy(patch, "plain", c.ns, unsuspend(uid["plain"]))
+    # Anything but spec.suspend: the pod template (an image, a nodeSelector), parallelism,
+    # labels; nor suspend with anything else.
+    selector = {"spec": {"template": {"spec": {"nodeSelector": {"x": "y"}}}}}
+    assert "only unsuspend" in by_policy(patch, "gang-a", c.ns, selector)
+    selector["spec"]["suspend"] = False
+    assert "nothing of Job" in by_policy(patch, "gang-a", c.ns, selector)
+    with_image = {
+        "spec": {
+            "suspend": False,
+            "template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}},
+        }
+    }
+    try:
+        patch("gang-a", c.ns, with_image)
+        raise AssertionError("an image patch was allowed")
+    except ApiException as e:
+        assert e.status in (403, 422), e.body  # the API server's validation may refuse first
+    labelled = {"spec": {"suspend": False}, "metadata": {"labels": {"team": "x"}}}
+    assert "labels" in by_policy(patch, "gang-a", c.ns, labelled)
+    more = {"spec": {"suspend": False, "parallelism": 2}}
+    assert "nothing of Job" in by_policy(patch, "gang-a", c.ns, more)
+    # The actuator's patch passes, once; a Job is never suspended again.
+    patch("gang-a", c.ns, unsuspend(uid["gang-a"]))
+    assert admin_batch.read_namespaced_job("gang-a", c.ns).spec.suspend is False
+    assert "only unsuspend" in by_policy(patch, "gang-a", c.ns, {"spec": {"suspend": True}})
+    # A merge patch of spec.suspend alone is the same change, and allowed.
+    patch("gang-b", c.ns, {"spec": {"suspend": False}}, dry_run="All")
 
 
 @pytest.mark.kube

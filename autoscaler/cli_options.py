@@ -131,12 +131,15 @@ def output_file(ctx: click.Context, param: click.Parameter, value: str | None) -
     if value is None or value == "-":
         return value
     path = Path(value)
-    if path.is_dir():
-        raise click.BadParameter(f"{value!r} is a folder; give a file name")
     folder = path.parent
-    if not folder.is_dir():
+    try:
+        is_dir, in_folder, existed = path.is_dir(), folder.is_dir(), path.exists()
+    except OSError as exc:  # a name too long for the file system
+        raise click.BadParameter(f"cannot write {value!r}: {exc.strerror or exc}") from None
+    if is_dir:
+        raise click.BadParameter(f"{value!r} is a folder; give a file name")
+    if not in_folder:
         raise click.BadParameter(f"folder {str(folder)!r} does not exist; create it first")
-    existed = path.exists()
     try:
         # "a" leaves an existing file as it is; "x" creates a new one, removed at once.
         with open(path, "a" if existed else "x", encoding="utf-8"):
@@ -157,7 +160,11 @@ def output_folder(ctx: click.Context, param: click.Parameter, value: str | None)
     if value is None:
         return None
     folder = Path(value)
-    if folder.exists() and not folder.is_dir():
+    try:
+        a_file = folder.exists() and not folder.is_dir()
+    except OSError as exc:  # a name too long for the file system
+        raise click.BadParameter(f"cannot create folder {value!r}: {exc.strerror}") from None
+    if a_file:
         raise click.BadParameter(f"{value!r} is a file; give a folder for the report")
     try:
         folder.mkdir(parents=True, exist_ok=True)

@@ -411,7 +411,8 @@ def sweep_cmd(
                 if configured
                 else "bundled:azure-llm-code-sample"
             ),
-            trace_format or (configured.format if configured else None),
+            # The configured format goes with the configured file, not with --trace.
+            trace_format or (configured.format if configured and not trace_path else None),
             speed,
             times,
             pool.name,

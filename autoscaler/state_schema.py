@@ -123,6 +123,9 @@ def format_path(path: tuple[str | int, ...]) -> str:
             out += f".{part}" if out else part
         else:
             text = part if len(part) <= 64 else part[:61] + "..."
+            if not text.isprintable():  # a line break or control character: escaped, one line
+                out += "[" + json.dumps(text) + "]"
+                continue
             out += '["' + text.replace("\\", "\\\\").replace('"', '\\"') + '"]'
     if len(out) > MAX_PATH_SHOWN:  # deep in a deep file: its start and its end
         out = out[: MAX_PATH_SHOWN // 2] + "..." + out[-MAX_PATH_SHOWN // 2 :]

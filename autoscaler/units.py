@@ -17,12 +17,21 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
 _SCALE = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
+def _float(value: int | float) -> float:
+    """A number as a float; an integer beyond any float (10**400) as infinity, which the
+    callers refuse as not finite (float() would raise OverflowError)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
 def parse_duration(value: Any) -> float:
     """Seconds from a number (seconds) or a string such as '250ms', '30s', '5m', '1.5h'."""
     if isinstance(value, bool):
         raise ValueError("a duration must be a number of seconds or a string like '30s', '5m'")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = _float(value)
     elif isinstance(value, str):
         m = _DURATION.match(value)
         if not m:
@@ -54,7 +63,7 @@ def parse_fraction(value: Any) -> float:
         except ValueError:
             raise ValueError(f"{value!r} is not a fraction such as 0.7 or '70%'") from None
     if isinstance(value, int | float):
-        v = float(value)
+        v = _float(value)
         if not math.isfinite(v):
             raise ValueError(f"{value!r} is not a finite number")
         if v > 1.0:

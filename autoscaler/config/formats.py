@@ -102,8 +102,10 @@ def real_number(value: Any) -> Any:
         except ValueError:
             raise ValueError(f"must be a number, got {value!r}") from None
         value = number
-    if isinstance(value, int | float) and not math.isfinite(value):
+    if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"must be a finite number, got {value}")
+    if isinstance(value, int) and abs(value) > 1e300:  # no float holds it (OverflowError)
+        raise ValueError("must be a finite number, got one of 300 digits or more")
     return value
 
 

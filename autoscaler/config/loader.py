@@ -12,6 +12,7 @@ node that holds them, and nesting stops at MAX_DEPTH levels.
 from __future__ import annotations
 
 import difflib
+import json
 import os
 import re
 from collections.abc import Mapping
@@ -64,6 +65,8 @@ def format_path(path: Path_) -> str:
     for part in path:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif not isinstance(part, str) or not part.isprintable():
+            out += f"[{part!r}]"  # a key YAML read as null, a number, or with a line break
         elif part.startswith("["):
             out += part
         else:
@@ -149,12 +152,12 @@ def read_yaml(
     try:
         loader = _BoundedLoader(text)  # refuses characters YAML does not allow (a NUL)
     except yaml.reader.ReaderError as exc:
-        line = text.count("\n", 0, exc.position) + 1
+        at = text.count("\n", 0, exc.position) + 1
         problem = (
             f"invalid YAML: character U+{exc.character:04X} is not allowed in YAML text "
             "(a control character: a binary file?)"
         )
-        raise ConfigError(source, [ConfigIssue("(file)", problem, line)]) from None
+        raise ConfigError(source, [ConfigIssue("(file)", problem, at)]) from None
     try:
         node = loader.get_single_node()
         # Lines from the tree as written, before the constructor flattens `<<` merges.
@@ -175,6 +178,16 @@ def read_yaml(
     return data
 
 
+def _named_key(node: yaml.Node) -> str | int:
+    """A key that YAML reads as no text (`false:`, `1.5:`, `~:`) as pydantic names it in
+    the error it raises (a whole number as itself, anything else as its text)."""
+    try:
+        key = yaml.constructor.SafeConstructor().construct_object(node)
+    except Exception:  # a tagged value PyYAML cannot read: the constructor reports it
+        return str(node.value)
+    return int(key) if isinstance(key, bool | int) else str(key)
+
+
 def _line_map(
     node: yaml.Node | None, path: Path_, lines: dict[Path_, int], issues: list[ConfigIssue]
 ) -> None:
@@ -182,7 +195,9 @@ def _line_map(
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
         for key_node, value_node in node.value:
-            key = key_node.value
+            # A complex key (`? [a]`) by its kind: the constructor refuses it at its line.
+            scalar = isinstance(key_node, yaml.ScalarNode)
+            key = key_node.value if scalar else f"<{key_node.id}>"
             if key in seen:
                 issues.append(
                     ConfigIssue(
@@ -191,6 +206,8 @@ def _line_map(
                 )
             seen.add(key)
             lines[(*path, key)] = key_node.start_mark.line + 1
+            if scalar and key_node.tag != "tag:yaml.org,2002:str":
+                lines.setdefault((*path, _named_key(key_node)), key_node.start_mark.line + 1)
             _line_map(value_node, (*path, key), lines, issues)
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
@@ -226,12 +243,21 @@ def interpolate(
             ConfigIssue(
                 format_path(path),
                 f"environment variable {name} is not set (set it, or write ${{{name}:-default}})",
-                (lines or {}).get(path),
+                _line_of(path, lines or {}),
             )
         )
         return ""
 
     return _ENV.sub(substitute, data)
+
+
+def _line_of(path: Path_, lines: Mapping[Path_, int]) -> int | None:
+    """The line of `path`, else of the nearest node above it that has one."""
+    while path:
+        if path in lines:
+            return lines[path]
+        path = path[:-1]
+    return None
 
 
 def _all_field_names() -> set[str]:
@@ -313,6 +339,9 @@ def _message(err: Any) -> tuple[str, str]:
     if kind in simple:
         shown = {k: f"{v:g}" if isinstance(v, float) else v for k, v in ctx.items()}
         return "", simple[kind].format(**shown)
+    if kind == "invalid_key":
+        key = json.dumps(err.get("input"), default=str)
+        return "", f"a key must be text, got {key}; quote it ('{key}')"
     if kind == "extra_forbidden":
         global _FIELD_NAMES
         _FIELD_NAMES = _FIELD_NAMES or _all_field_names()

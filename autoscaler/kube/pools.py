@@ -50,7 +50,7 @@ def pool_data(obj: dict[str, Any]) -> dict[str, Any]:
     data = copy.deepcopy(obj.get("spec") or {})
     data["name"] = ref.name
     target = data.get("target")
-    if isinstance(target, dict) and target.get("kind") in _NAMESPACED_KINDS:
+    if isinstance(target, dict) and str(target.get("kind")) in _NAMESPACED_KINDS:
         target.setdefault("namespace", ref.namespace)
     return data
 

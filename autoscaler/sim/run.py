@@ -22,7 +22,7 @@ import numpy as np
 from pydantic import TypeAdapter
 
 from autoscaler.config import Config, Pool
-from autoscaler.config.simulation import LlmService
+from autoscaler.config.simulation import GpuBatchService, LlmService
 from policies import AnyPolicyConfig
 
 from .baselines import FAMILIES, KEEPALIVE, default_baseline, fixed_keepalive, keepalive_seconds
@@ -95,10 +95,34 @@ def load_trace(
     return trace.transformed(speed, times)
 
 
+def _check_jobs(pool: Pool, service: GpuBatchService, trace: Trace, path: str) -> None:
+    """Refuse, naming the file and line, a trace a gpu-batch pool cannot replay: token
+    counts instead of job durations, or a job needing more GPUs than a node has."""
+    if trace.service_seconds is None:
+        raise TraceError(
+            f"{path}: has token counts, but pool {pool.name!r} is a gpu-batch pool, which "
+            "replays jobs: give a trace with job durations (`service_seconds`, or the "
+            "alibaba-gpu format)"
+        )
+    units = trace.unit_counts()
+    over = np.flatnonzero(units > service.gpus_per_node)
+    if len(over) == 0:
+        return
+    i = int(over[0])
+    where = f"line {trace.lines[i]}" if trace.lines is not None else f"job {i + 1}"
+    raise TraceError(
+        f"{path}: {where}: a job needs {int(units[i])} GPUs, more than a node of pool "
+        f"{pool.name!r} has ({service.gpus_per_node}, simulation.service.gpus_per_node); "
+        "check num_gpu or gpus_per_node"
+    )
+
+
 def check_service(pool: Pool, trace: Trace, path: str) -> None:
     """Refuse a request that would hold a slot longer than the simulator replays
     (MAX_SPAN_SECONDS) at the pool's token rates: the replay would run on for as long."""
     sim = pool.simulation
+    if sim is not None and isinstance(sim.service, GpuBatchService):
+        _check_jobs(pool, sim.service, trace, path)
     if sim is None or not isinstance(sim.service, LlmService) or trace.service_seconds is not None:
         return  # job durations were checked as the trace was read
     service = sim.service

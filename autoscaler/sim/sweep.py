@@ -72,7 +72,7 @@ def parse_param(text: str) -> tuple[str, list[Any]]:
     for v in values.split(","):
         try:
             parsed.append(yaml.safe_load(v))
-        except yaml.YAMLError:
+        except Exception:  # YAMLError; ValueError for `!!int x` or an int of 5,000 digits
             raise SimulationError(
                 f"--param {text!r}: {v.strip()!r} is not a value; write numbers, durations "
                 "(30s), true/false or words, separated by commas"

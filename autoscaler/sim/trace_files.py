@@ -153,6 +153,12 @@ def rows(
             ) from None
 
 
+def _shown(column: str) -> str:
+    """A column name as written, or quoted where it holds a line break or control character
+    (a message stays one line)."""
+    return column if column.isprintable() else repr(column)
+
+
 def _check_header(
     file: Path, header: list[str], required: tuple[str, ...], allowed: tuple[str, ...] | None
 ) -> None:
@@ -165,7 +171,7 @@ def _check_header(
     if missing:
         raise TraceError(
             f"{file}: line 1: missing column(s) {', '.join(missing)} "
-            f"(header: {', '.join(c[:40] for c in header[:12])}"
+            f"(header: {', '.join(_shown(c[:40]) for c in header[:12])}"
             f"{', ...' if len(header) > 12 else ''})"
         )
     unknown = [c for c in header if allowed is not None and c not in allowed]

@@ -26,7 +26,7 @@ Q = {
     "slots_per_replica": 8,
     "wait_slo": 1.0,
     "level_smoothing": 1.0,
-    "trend_smoothing": 1e6,  # no trend: only the headroom looks ahead
+    "trend_smoothing": 86_400,  # (almost) no trend: only the headroom looks ahead
 }
 
 

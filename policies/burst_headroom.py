@@ -21,7 +21,6 @@ Pure, like every policy part: no I/O and no clock; a memory given in is never ch
 
 from __future__ import annotations
 
-import math
 from bisect import bisect_right
 from collections.abc import Mapping
 from typing import Any
@@ -106,21 +105,3 @@ def growth(state: Mapping[str, Any] | None, q: float) -> float:
         seen += count
     return float(EDGES[BINS])
 
-
-def summary(state: Mapping[str, Any] | None, q: float) -> dict[str, Any]:
-    """What `autoscaler explain` shows of the record."""
-    weight = float(state.get("weight", 0.0)) if state else 0.0
-    return {
-        "horizons": round(weight, 1),
-        "quantile": q,
-        "growth": round(growth(state, q), 3),
-        "learning": weight < MIN_WEIGHT,
-        "median": round(growth(state, 0.5), 3),
-        "max_bin": None if not weight else _top(state),
-    }
-
-
-def _top(state: Mapping[str, Any] | None) -> float | None:
-    bins = state["bins"] if state else []
-    top = max((k for k, c in enumerate(bins) if c > 0), default=None)
-    return None if top is None else round(math.sqrt(EDGES[top] * EDGES[top + 1]), 3)

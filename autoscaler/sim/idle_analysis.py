@@ -50,13 +50,7 @@ MIN_AT_RISK = 5
 def idle_gaps(work: Workload, tick: float) -> np.ndarray:
     """Seconds between the end of all work and the next arrival, for each such stretch of at
     least `tick` (shorter ones never reach the policy as idle)."""
-    if len(work.arrivals) < 2:
-        return np.zeros(0)
-    order = np.argsort(work.arrivals, kind="stable")
-    starts = work.arrivals[order]
-    busy_until = np.maximum.accumulate(starts + work.durations[order])
-    gaps = starts[1:] - busy_until[:-1]
-    return np.asarray(gaps[gaps >= tick], dtype=float)
+    return gap_table(work, tick)[0]
 
 
 THRESHOLDS = (0, 30, 60, 90, 120, 180, 240, 300, 450, 600, 900, 1200, 1800, 2400, 3600,
@@ -117,7 +111,10 @@ def context_bounds(work: Workload, tick: float) -> dict[str, Any]:
     """The best ratio of misses to the fixed front's at equal warm hours that a keep-alive
     chosen in hindsight per context reaches (see the module's docstring), where the front
     has at least `MIN_FIXED_MISSES` there; None where no price lands so."""
-    gaps, ends, misses = gap_table(work, tick)
+    return _bounds(*gap_table(work, tick))
+
+
+def _bounds(gaps: np.ndarray, ends: np.ndarray, misses: np.ndarray) -> dict[str, Any]:
     if len(gaps) < 3:
         return {}
     front = [_cost(gaps, misses, t) for t in THRESHOLDS]
@@ -140,7 +137,8 @@ def context_bounds(work: Workload, tick: float) -> dict[str, Any]:
 
 
 def analyse(work: Workload, tick: float) -> dict[str, Any]:
-    gaps = idle_gaps(work, tick)
+    table = gap_table(work, tick)
+    gaps = table[0]
     window = work.startup_seconds + tick
     out: dict[str, Any] = {"gaps": len(gaps), "window_s": window}
     if len(gaps) < 3:
@@ -172,5 +170,5 @@ def analyse(work: Workload, tick: float) -> dict[str, Any]:
         "lag1_log_corr": None if corr is None else round(corr, 3),
         "hazard": hazard,
         "rises": rises,
-        "hindsight_context_best_ratio": context_bounds(work, tick),
+        "hindsight_context_best_ratio": _bounds(*table),
     }

@@ -12,10 +12,20 @@ TEST_DEPS :=
 .PHONY: install demo explain test lint unit bench clean
 .DEFAULT_GOAL := demo
 
+# What is being installed is said first, and counted after: a fresh install takes minutes.
+# `make PIP_QUIET= install` shows pip's own progress.
+PIP_QUIET ?= --quiet
+
 $(STAMP): pyproject.toml
+	@echo "make: installing elastic-autoscaler and its dev extras into $(VENV) with pip" \
+	  "(numpy, matplotlib, boto3, kubernetes; for the tests ray, optuna, playwright, moto, ...;" \
+	  "a few minutes on a fresh machine;" \
+	  "make PIP_QUIET= install shows pip's progress)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install $(PIP_QUIET) --upgrade pip
+	$(BIN)/python -m pip install $(PIP_QUIET) -e '.[dev]'
+	@echo "make: $$($(BIN)/python -m pip list --format=freeze 2>/dev/null | wc -l) packages" \
+	  "in $(VENV); $$($(BIN)/autoscaler --version)"
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -23,6 +33,8 @@ install: $(STAMP)
 -include mk/*.mk
 
 demo: install
+	@echo "make demo: replaying the bundled Azure LLM trace through examples/llm-serving.yaml" \
+	  "and the baselines; the HTML report goes to out/demo/index.html"
 	$(BIN)/autoscaler simulate examples/llm-serving.yaml --report out/demo
 
 explain: install

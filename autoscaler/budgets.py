@@ -20,7 +20,10 @@ Two kinds of budget, both turned into a rate the tick can compare with:
 - GPU-hours per UTC day: a scale-up is allowed while the GPU-hours left today cover the
   new capacity for the next hour (or until midnight UTC, if sooner). GPU-hours used are
   integrated tick by tick from the replicas the controller asked for (`Spend`), kept in
-  the pool's persisted memory so that a restart does not reset the day.
+  the pool's persisted memory so that a restart does not reset the day;
+- GPU-hours ever (`gpu_hours_total`, an experiment's budget): the same rule over the
+  GPU-hours left of the lifetime budget, integrated alongside and never reset. Once it is
+  spent nothing new starts; a `job` pool then drains to zero as its Jobs finish.
 
 A pool whose price (or GPUs) is unknown cannot grow under a budget in dollars (GPU-hours):
 its reason says to set `cost_per_hour` (`gpus_per_replica`); 0 leaves it out.
@@ -213,6 +216,8 @@ class Spend:
     gpu_hours: float = 0.0
     at: float | None = None
     replicas: int = 0
+    gpu_hours_total: float = 0.0
+    """GPU-hours since the pool's memory began (for `gpu_hours_total`); never reset."""
 
     def advance(self, now: float, gpus: int | None) -> Spend:
         """Add the GPU-hours since `at` (as `replicas` replicas) up to `now`; a new day
@@ -220,14 +225,18 @@ class Spend:
         today = int(now // DAY)
         start = self.at if self.at is not None else now
         used = self.gpu_hours if self.day == today else 0.0
+        ever = self.gpu_hours_total
+        if gpus and self.at is not None and now > self.at:
+            ever += self.replicas * gpus * (now - self.at) / 3600.0
         start = max(start, today * DAY)
         if gpus and now > start:
             used += self.replicas * gpus * (now - start) / 3600.0
-        return Spend(today, used, now, self.replicas)
+        return Spend(today, used, now, self.replicas, ever)
 
     def to_dict(self) -> dict[str, Any]:
         return {"day": self.day, "gpu_hours": self.gpu_hours, "at": self.at,
-                "replicas": self.replicas}  # fmt: skip
+                "replicas": self.replicas,
+                "gpu_hours_total": self.gpu_hours_total}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Spend:
@@ -237,6 +246,7 @@ class Spend:
             float(data.get("gpu_hours") or 0.0),
             None if at is None else float(at),
             int(data.get("replicas") or 0),
+            float(data.get("gpu_hours_total") or 0.0),
         )
 
 
@@ -250,9 +260,10 @@ def limits_for(
     scope: str,
     gpu_hours_used: float,
     now: float,
+    gpu_hours_ever: float = 0.0,
 ) -> list[Limit]:
     """The limits of one budget (`scope`: `installation` or `pool NAME`), given the
-    GPU-hours its pools used today."""
+    GPU-hours its pools used today and ever."""
     if budget is None:
         return []
     out = []
@@ -264,6 +275,10 @@ def limits_for(
         horizon = min(HORIZON, DAY - now % DAY) / 3600.0
         label = f"{scope} {budget.gpu_hours_per_day:g} GPU-hours/day ({left:.1f} left today)"
         out.append(Limit(label, "gpus", left / max(horizon, 1e-6), pools))
+    if budget.gpu_hours_total is not None:
+        left = max(0.0, budget.gpu_hours_total - gpu_hours_ever)
+        label = f"{scope} {budget.gpu_hours_total:g} GPU-hours total ({left:.1f} left)"
+        out.append(Limit(label, "gpus", left / (HORIZON / 3600.0), pools))
     return out
 
 
@@ -317,6 +332,7 @@ class Budgets:
             "installation",
             sum(self.spend[n].gpu_hours for n in names),
             now,
+            sum(self.spend[n].gpu_hours_total for n in names),
         )
         for pool in self.config.pools:
             limits += limits_for(
@@ -325,6 +341,7 @@ class Budgets:
                 f"pool {pool.name}",
                 self.spend[pool.name].gpu_hours,
                 now,
+                self.spend[pool.name].gpu_hours_total,
             )
         decided = {d.pool for _, d, _ in planned}
         fixed: dict[str, float] = {}
@@ -339,6 +356,13 @@ class Budgets:
         ]
         self.last = allocate(claims, limits, fixed)
         return [apply(d, self.last[d.pool]) for _, d, _ in planned]
+
+    def gpu_hours_total(self) -> dict[str, float]:
+        """Per pool: GPU-hours ever (for `gpu_hours_total`); NaN where GPUs are unknown."""
+        return {
+            name: math.nan if self.gpus.get(name) is None else spend.gpu_hours_total
+            for name, spend in self.spend.items()
+        }
 
     def report(self) -> dict[str, tuple[float, float]]:
         """Per pool: (dollars per hour asked for now, GPU-hours today); NaN where unknown."""

@@ -1,29 +1,30 @@
-"""The `autoscaler` command line: validate, schema, crd, explain, run (and the lab).
+"""The `autoscaler` command line: the group, `run`, and the commands registered from the
+cli_* modules (validate, schema, crd, version, explain, simulate, sweep, activator,
+iam-policy).
 
-Human output is a rich table; `--json` prints machine-readable output. Errors a user can
+Every command that prints a result takes `-o table|json|yaml` (autoscaler/cli_output.py):
+the result alone on standard output, logs and notes on standard error. Errors a user can
 fix exit with status 2 and say what and where; they never print a traceback. Ctrl-C
 (SIGINT) anywhere but in `run` (which finishes its tick) prints `interrupted` and exits 130.
 """
 
 from __future__ import annotations
 
-import json
 import sys
-from importlib.metadata import PackageNotFoundError, version
 
 import click
+from rich.console import RenderableType
 
-from .cli_options import config_errors, duration, fail, output_file, plain
-from .config import ConfigError, config_schema, load_config
+from .cli_info import installed_version
+from .cli_options import config_errors, duration, fail, plain
+from .cli_output import (
+    chosen_format,
+    emit,
+    json_flag_alias,
+    output_option,
+)
+from .config import ConfigError
 from .config.file_settings import FileSettings
-
-
-def _version() -> str:
-    try:
-        return version("elastic-autoscaler")
-    except PackageNotFoundError:
-        return "0+unknown"
-
 
 INTERRUPTED = 130
 """Exit status after Ctrl-C: 128 + SIGINT, as shells report it."""
@@ -75,7 +76,7 @@ def _with_installation(settings: FileSettings, path: str | None, given: str | No
 def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if not value or ctx.resilient_parsing:
         return
-    click.echo(f"autoscaler, version {_version()}")
+    click.echo(f"autoscaler, version {installed_version()}")
     ctx.exit()
 
 
@@ -91,74 +92,6 @@ def _print_version(ctx: click.Context, _param: click.Parameter, value: bool) -> 
 def cli() -> None:
     """Elastic autoscaler for AI workloads: queue- and GPU-aware scaling of LLM serving and
     GPU batch pools on Kubernetes and AWS."""
-
-
-@cli.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--json", "as_json", is_flag=True, help="print results as JSON")
-def validate(files: tuple[str, ...], as_json: bool) -> None:
-    """Check configuration FILES; exit 2 listing every error as `path: message`."""
-    results = []
-    failed = False
-    for path in files:
-        try:
-            config = load_config(path)
-        except ConfigError as exc:
-            failed = True
-            results.append(
-                {
-                    "file": path,
-                    "ok": False,
-                    "errors": [
-                        {"path": i.path, "message": i.message, "line": i.line} for i in exc.issues
-                    ],
-                }
-            )
-            if not as_json:
-                config_errors(exc)
-            continue
-        names = [p.name for p in config.pools]
-        results.append({"file": path, "ok": True, "pools": names})
-        if not as_json:
-            click.echo(f"{path}: ok ({len(names)} pool(s): {', '.join(names)})")
-    if as_json:
-        click.echo(json.dumps(results, indent=2))
-    sys.exit(2 if failed else 0)
-
-
-@cli.command()
-@click.option(
-    "-o",
-    "--output",
-    callback=output_file,
-    help="write to this file instead of standard output",
-)
-def schema(output: str | None) -> None:
-    """Print the JSON Schema of the configuration file."""
-    text = json.dumps(config_schema(), indent=2, sort_keys=True)
-    if output and output != "-":
-        _write_text(output, text + "\n")
-    else:
-        click.echo(text)
-
-
-@cli.command(name="crd")
-@click.option(
-    "-o",
-    "--output",
-    callback=output_file,
-    help="write to this file instead of standard output",
-)
-def crd_cmd(output: str | None) -> None:
-    """Print the AutoscalingPool CustomResourceDefinition (YAML), generated from the pool
-    schema: `autoscaler crd | kubectl apply -f -`."""
-    from .kube.crd import crd_yaml
-
-    text = crd_yaml()
-    if output and output != "-":
-        _write_text(output, text)
-    else:
-        click.echo(text, nl=False)
 
 
 @cli.command()
@@ -182,7 +115,8 @@ def crd_cmd(output: str | None) -> None:
     help="persist planner memory here (JSON), so a restart carries on",
 )
 @click.option("--json-logs", is_flag=True, help="structured JSON log lines")
-@click.option("--json", "as_json", is_flag=True, help="with --once: print the tick as JSON")
+@output_option(what="the tick (with --once)")
+@json_flag_alias()
 @click.option(
     "--kubeconfig",
     type=click.Path(dir_okay=False),
@@ -231,7 +165,7 @@ def run(
     dry_run: bool,
     state: str | None,
     json_logs: bool,
-    as_json: bool,
+    output: str,
     kubeconfig: str | None,
     crd_pools: bool,
     namespaces: tuple[str, ...],
@@ -301,18 +235,13 @@ def run(
     except (ProviderUnavailable, SourceUnavailable, ValueError, OSError) as exc:
         fail(plain(exc))
     if once and result is not None:
-        if as_json:
-            click.echo(json.dumps(_tick_json(result), indent=2))
+        output = chosen_format(output)
+        if output != "table":
+            emit(_tick_json(result), output)
+        else:
+            emit(_tick_json(result), output, lambda: _tick_table(result))
         failed = [a for a in result.actions if a.error]
         sys.exit(1 if failed or result.skipped else 0)
-
-
-def _write_text(path: str, text: str) -> None:
-    try:
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write(text)
-    except OSError as exc:
-        fail(f"cannot write {path}: {exc.strerror or exc}")
 
 
 def _tick_json(result: object) -> dict[str, object]:
@@ -337,12 +266,44 @@ def _tick_json(result: object) -> dict[str, object]:
     }
 
 
+def _tick_table(result: object) -> list[RenderableType]:
+    """The tick for people: each pool's decision and what was done about it."""
+    from rich.table import Table
+
+    from .controller import TickResult
+
+    assert isinstance(result, TickResult)
+    actions = {a.pool: a for a in result.actions}
+    table = Table(title=f"tick at {result.at:g}")
+    for column in ("pool", "now", "recommended", "desired", "direction", "applied"):
+        table.add_column(column, justify="left" if column == "pool" else "right")
+    table.add_column("reason", overflow="fold")
+    for d in result.decisions:
+        action = actions.get(d.pool)
+        done = "-" if action is None else "yes" if action.applied else action.error or "no"
+        table.add_row(
+            d.pool, str(d.current), str(d.recommended), str(d.desired), d.direction, done,
+            d.reason,
+        )  # fmt: skip
+    if result.skipped:
+        why = "; ".join(f"{pool}: {reason}" for pool, reason in result.skipped.items())
+        return [table, f"skipped: {why}"]
+    return [table]
+
+
 def _register_lab() -> None:
     from .cli_activator import activator_cmd
     from .cli_explain import explain_cmd
     from .cli_iam import iam_policy_cmd
-    from .cli_sim import simulate_cmd, sweep_cmd
+    from .cli_info import crd_cmd, schema_cmd, version_cmd
+    from .cli_sim import simulate_cmd
+    from .cli_sweep import sweep_cmd
+    from .cli_validate import validate_cmd
 
+    cli.add_command(validate_cmd, name="validate")
+    cli.add_command(schema_cmd, name="schema")
+    cli.add_command(crd_cmd, name="crd")
+    cli.add_command(version_cmd, name="version")
     cli.add_command(simulate_cmd, name="simulate")
     cli.add_command(sweep_cmd, name="sweep")
     cli.add_command(activator_cmd, name="activator")

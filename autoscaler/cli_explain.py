@@ -6,13 +6,22 @@ The work is autoscaler/explain.py; this module parses the options and prints the
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 import click
 from rich.console import Console
 from rich.table import Table
 
 from .cli_options import config_errors, fail
+from .cli_output import (
+    chosen_format,
+    emit,
+    json_flag_alias,
+    output_option,
+    print_table,
+    stdout_console,
+)
+from .cli_triggers import explain_trigger, explain_trigger_options
 from .config import ConfigError, load_config
 from .explain import ExplainError, Explanation, explain, load_pool_memory, parse_signals
 
@@ -27,7 +36,7 @@ from .explain import ExplainError, Explanation, explain, load_pool_memory, parse
     metavar="NAME=VALUE",
     help="a signal value, e.g. queue=120 (repeat for each signal)",
 )
-@click.option("--replicas", type=int, required=True, help="replicas the pool has now")
+@click.option("--replicas", type=int, help="replicas the pool has now (required for a pool)")
 @click.option("--ready", type=int, help="of which ready (default: all)")
 @click.option(
     "--state",
@@ -36,22 +45,31 @@ from .explain import ExplainError, Explanation, explain, load_pool_memory, parse
     help="start from the pool's memory in this controller state file (`run --state`), at "
     "its last tick: forecast, learned idle gaps, planner windows",
 )
-@click.option("--json", "as_json", is_flag=True, help="print the explanation as JSON")
+@output_option(what="the explanation")
+@json_flag_alias()
+@explain_trigger_options
 def explain_cmd(
     file: str,
     pool_name: str | None,
     signals: tuple[str, ...],
-    replicas: int,
+    replicas: int | None,
     ready: int | None,
     state_file: str | None,
-    as_json: bool,
+    output: str,
+    **trigger: Any,
 ) -> None:
-    """Show what a pool's policy and planner would decide for given signal values."""
+    """Show what a pool's policy and planner would decide for given signal values, or
+    (--trigger) whether an evaluation trigger would fire and why."""
     try:
         config = load_config(file)
     except ConfigError as exc:
         config_errors(exc)
         raise SystemExit(2) from None
+    if trigger["trigger_name"] is not None:
+        explain_trigger(config, output, **trigger)
+        return
+    if replicas is None:
+        fail("explain: give --replicas N (the pool's replicas now), or --trigger NAME")
     if pool_name is None:
         if len(config.pools) != 1:
             fail(
@@ -77,26 +95,27 @@ def explain_cmd(
         )
     except ExplainError as exc:
         fail(str(exc))
-    if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+    output = chosen_format(output)
+    if output != "table":
+        emit(result.to_dict(), output)
         return
     _print_explanation(result)
 
 
 def _print_explanation(result: Explanation) -> None:
-    console = Console()
+    console = stdout_console()
     obs, rec, dec = result.observation, result.recommendation, result.decision
     table = Table(
         title=f"pool {result.pool.name} ({result.pool.policy.type} policy)", show_header=True
     )
     table.add_column("signal")
     table.add_column("value", justify="right")
-    table.add_column("status")
+    table.add_column("status", overflow="fold")
     for name, value in sorted(obs.signals.items()):
         table.add_row(name, f"{value:g}", "ok")
     for name, why in sorted(result.stale.items()):
         table.add_row(name, "-", f"[yellow]stale: {why}[/]")
-    console.print(table)
+    print_table(table, console)
     console.print(
         f"replicas now: {obs.current_replicas} ({obs.ready_replicas} ready), "
         f"bounds [{result.pool.min}, {result.pool.max}]"

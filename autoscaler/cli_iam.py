@@ -6,9 +6,12 @@ the notes (on standard error, so `> policy.json` keeps only the document).
 
 from __future__ import annotations
 
+import json
+
 import click
 
-from .cli_options import config_errors, fail, output_file
+from .cli_options import config_errors, fail
+from .cli_output import dumps, format_of, legacy_output_option, note, out_option
 from .config import ConfigError, load_config
 
 
@@ -21,12 +24,8 @@ from .config import ConfigError, load_config
     type=click.Path(dir_okay=False),
     help="configuration file",
 )
-@click.option(
-    "-o",
-    "--output",
-    callback=output_file,
-    help="write the policy to this file (default: standard output)",
-)
+@legacy_output_option(("json", "yaml"), "the policy document")
+@out_option("the policy", instead=True)
 @click.option(
     "--region",
     envvar=["AWS_REGION", "AWS_DEFAULT_REGION"],
@@ -49,7 +48,8 @@ from .config import ConfigError, load_config
 )
 def iam_policy_cmd(
     config_path: str,
-    output: str | None,
+    output: tuple[str, str | None],
+    out_file: str | None,
     region: str | None,
     account: str | None,
     instance_roles: tuple[str, ...],
@@ -69,13 +69,19 @@ def iam_policy_cmd(
         policy = generate_policy(config, options)
     except IamPolicyError as exc:
         fail(f"{config_path}: {exc}")
-    for note in policy.notes:
-        click.echo(f"note: {note}", err=True)
-    if output and output != "-":
-        try:
-            with open(output, "w", encoding="utf-8") as fh:
-                fh.write(policy.text())
-        except OSError as exc:
-            fail(f"cannot write {output}: {exc.strerror or exc}")
-    else:
-        click.echo(policy.text(), nl=False)
+    for line in policy.notes:
+        note(f"note: {line}")
+    fmt, legacy_file = output
+    path = out_file or legacy_file
+    if path:
+        fmt = format_of(out_file) if out_file else fmt
+    text = policy.text() if fmt == "json" else dumps(json.loads(policy.text()), fmt)
+    if not path:
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        fail(f"cannot write {path}: {exc.strerror or exc}")
+    note(f"wrote {path}")

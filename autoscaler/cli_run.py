@@ -43,7 +43,11 @@ class ClusterOptions:
         """Connect to a cluster: asked for, or the file's pools live in one (their Events)."""
         kube_pools = any(p.target.kind in _KUBE_KINDS for p in file.pools)
         nodes = file.nodes is not None and file.nodes.enabled
-        return bool(self.crd_pools or self.leader_elect or self.kubeconfig or kube_pools or nodes)
+        triggers = bool(file.triggers)  # their pipelines are Jobs
+        return bool(
+            self.crd_pools or self.leader_elect or self.kubeconfig or kube_pools or nodes
+            or triggers
+        )  # fmt: skip
 
 
 def build_process(
@@ -84,7 +88,10 @@ def build_process(
         leadership=_leadership(cluster, api_client, identity, clock),
         reporters=reporters,
         recorders=recorders,
-        chores=_chores(settings, api_client, clock),
+        chores=[
+            *_chores(settings, api_client, clock),
+            *_trigger_chores(settings, cluster, api_client, clock, events),
+        ],
         clock=clock,
     )
 
@@ -108,6 +115,33 @@ def _leadership(
         retry_period=max(0.2, duration * 2 / 15),
         clock=clock,
     )
+
+
+def _trigger_chores(
+    settings: ProcessSettings, cluster: ClusterOptions, api_client: Any, clock: Clock, events: Any
+) -> list[Chore]:
+    """Evaluation triggers (docs/triggers.md): the file's, and with --crd-pools the
+    AutoscalingTrigger objects in the watched namespaces."""
+    file = settings.file
+    if not file.triggers and not cluster.crd_pools:
+        return []
+    from autoscaler.clients.kube import own_namespace
+    from autoscaler.triggers.chore import TriggerChore
+    from autoscaler.triggers.objects import TriggerObjects
+
+    objects = None
+    if cluster.crd_pools:
+        objects = TriggerObjects(api_client, cluster.namespaces or [own_namespace()])
+    base = file.base_dir
+
+    def resolve(path: str) -> str:
+        return str(base / path) if base is not None and not path.startswith("/") else path
+
+    chore = TriggerChore(
+        file.triggers, file.installation, file.controller, api_client, clock,
+        dry_run=settings.dry_run, objects=objects, events=events, resolve=resolve,
+    )  # fmt: skip
+    return [chore]
 
 
 def _chores(settings: ProcessSettings, api_client: Any, clock: Clock) -> list[Chore]:

@@ -1,4 +1,4 @@
-"""`autoscaler simulate` and `autoscaler sweep`: the policy lab on the command line.
+"""`autoscaler simulate`: the policy lab on the command line (`sweep`: cli_sweep.py).
 
 Parsing options and printing results only: the simulation itself is autoscaler/sim/, and
 nothing here touches a cloud or a cluster.
@@ -6,13 +6,12 @@ nothing here touches a cloud or a cluster.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.table import Table
 
 from .cli_options import (
@@ -20,15 +19,16 @@ from .cli_options import (
     config_errors,
     duration,
     fail,
-    fraction,
     output_file,
     output_folder,
     plain,
     positive_number,
     write_json,
 )
+from .cli_output import deprecated, emit, note, out_option, output_option, write_result
+from .cli_triggers import simulate_trigger_options, simulate_triggers
 from .config import Config, ConfigError, Pool, load_config
-from .sim.engine import SimulationError
+from .sim.engine import START_MODES, SimulationError
 from .sim.run import COMPARE_CHOICES, SimulationReport, load_trace, pick_pool, simulate
 from .sim.traces import FORMATS, Trace, TraceError
 
@@ -43,7 +43,6 @@ arrays per policy run, more than any real trace of one pool over weeks."""
 MAX_TICKS = 20_000_000
 """The most controller ticks one replay may span (its length over --tick): 231 days at a
 1 s tick, minutes of work per policy."""
-MAX_WORKERS = max(256, os.cpu_count() or 1)
 
 
 def replay_size(
@@ -165,6 +164,20 @@ def zero_table(report: SimulationReport) -> Table | None:
     return table
 
 
+def _tables(report: SimulationReport) -> list[RenderableType]:
+    """The results for people: the comparison, what happened at zero, the lower bound."""
+    title = (
+        f"pool {report.pool} on {report.trace} (wait SLO {report.wait_slo_seconds:g} s, "
+        f"tick {report.tick_seconds:g} s)"
+    )
+    zero = zero_table(report)
+    return [
+        results_table(report, title),
+        *([zero] if zero is not None else []),
+        f"work lower bound: {report.lower_bound_gpu_hours:.2f} GPU-hours",
+    ]
+
+
 def _compare(text: str) -> list[str]:
     if text.strip().lower() in ("", "none"):
         return []
@@ -207,10 +220,20 @@ def _compare(text: str) -> list[str]:
     f"{MAX_REQUESTS:,} requests in all)",
 )
 @click.option(
+    "--start",
+    type=click.Choice(START_MODES),
+    help="warm: begin with the replicas the first startup window needs at its peak; cold: "
+    "with the pool's min, the rest after the startup delay (default: the pool's "
+    "simulation.start, else warm)",
+)
+@output_option(what="the results")
+@out_option("the results")
+@click.option(
     "--json",
     "json_out",
     callback=output_file,
-    help="write results as JSON here ('-' for standard output)",
+    hidden=True,
+    help="deprecated: '-o json' for standard output, '--out FILE' for a file",
 )
 @click.option(
     "--report",
@@ -218,6 +241,7 @@ def _compare(text: str) -> list[str]:
     callback=output_folder,
     help="write an HTML report with plots and timelines into this folder",
 )
+@simulate_trigger_options
 def simulate_cmd(
     config_file: str,
     trace_path: str | None,
@@ -227,12 +251,23 @@ def simulate_cmd(
     tick: float | None,
     speedup: float | None,
     repeat: int | None,
+    start: str | None,
+    output: str,
+    out_file: str | None,
     json_out: str | None,
     report_dir: str | None,
+    **trigger: Any,
 ) -> None:
     """Replay a workload trace through the pool's policy and compare it with HPA, KEDA,
-    KPA and a clairvoyant oracle: GPU-hours, cost, queue wait and SLO attainment."""
+    KPA and a clairvoyant oracle: GPU-hours, cost, queue wait and SLO attainment; or
+    (--trigger-series) replay a metric series through the file's evaluation triggers."""
+    if json_out is not None:  # the deprecated spelling: '-' was standard output
+        deprecated(f"--json {json_out}", "-o json" if json_out == "-" else "--out FILE")
+        output = "json" if json_out == "-" else output
     config = _load(config_file)
+    if trigger["trigger_series"] is not None:
+        simulate_triggers(config, output, out_file, **trigger)
+        return
     try:
         # The size of the replay is checked before it is built: the trace is read twice
         # (here and in simulate), which costs little next to simulating it.
@@ -258,230 +293,20 @@ def simulate_cmd(
                 repeat,
                 timeline=report_dir is not None,
                 progress=lambda name: status.update(f"simulating {name}"),
+                start=start,
             )
     except (SimulationError, TraceError) as exc:
         fail(plain(exc))
+    note(report.start["note"])  # how the replay began changes every figure: say so
     data = report.to_dict()
-    if json_out == "-":
-        click.echo(json.dumps(data, indent=2))
-    else:
-        Console().print(
-            results_table(
-                report,
-                f"pool {report.pool} on {report.trace} (wait SLO {report.wait_slo_seconds:g}"
-                f" s, tick {report.tick_seconds:g} s)",
-            )
-        )
-        zero = zero_table(report)
-        if zero is not None:
-            Console().print(zero)
-        Console().print(f"work lower bound: {report.lower_bound_gpu_hours:.2f} GPU-hours")
-        if json_out:
-            write_json(json_out, data)
-            Console().print(f"wrote {json_out}")
+    emit(data, output, lambda: _tables(report))
+    if out_file:
+        write_result(out_file, data)
+    elif json_out and json_out != "-":
+        write_json(json_out, data)  # the deprecated --json FILE: JSON whatever its name
+        note(f"wrote {json_out}")
     if report_dir:
         from .sim.report import write_report
 
         page = write_report(report, Path(report_dir))
         console.print(f"report: {page}")
-
-
-def _floors(text: str | None, pool: Pool) -> list[int] | None:
-    """`--floors 0,2,4`, each within the pool's bounds."""
-    if text is None:
-        return None
-    try:
-        values = [int(v) for v in text.split(",")]
-    except ValueError:
-        raise SimulationError(f"--floors {text!r}: write whole numbers, e.g. 0,2,4") from None
-    outside = [v for v in values if not pool.min <= v <= pool.max]
-    if outside:
-        raise SimulationError(
-            f"--floors {text!r}: {outside[0]} is outside pool {pool.name!r}'s bounds "
-            f"[{pool.min}, {pool.max}]"
-        )
-    return values
-
-
-@click.command()
-@click.argument("config_file", metavar="CONFIG", type=click.Path(dir_okay=False))
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="PATH=V1,V2,...",
-    help="vary a pool setting, e.g. policy.max_utilization=0.8,0.9 (repeatable; "
-    "the grid is every combination)",
-)
-@click.option(
-    "--tune",
-    is_flag=True,
-    help="tune our policy and each baseline on a built-in "
-    "grid; print the cheapest setting per family that meets the SLO",
-)
-@click.option(
-    "--keepalive",
-    is_flag=True,
-    help="also try the pool's own policy with a fixed keep-alive (scale_to_zero_after) "
-    "of 30 s to 30 min, as KEDA, Knative and FaaS platforms run it",
-)
-@click.option(
-    "--floors",
-    help="with --tune: minimum replicas every family is tried at, e.g. 0,2,4 (default: "
-    "the pool's min, and where the cold start exceeds the wait SLO also 1/8 to 1/2 of max)",
-)
-@click.option(
-    "--slo-target",
-    callback=fraction,
-    default="0.99",
-    show_default=True,
-    help="share of requests within the wait SLO that counts as meeting it",
-)
-@click.option(
-    "--workers",
-    type=click.IntRange(1, MAX_WORKERS),
-    default=os.cpu_count() or 1,
-    show_default=True,
-    help="parallel processes (no more are started than there are variants)",
-)
-@click.option("--trace", "trace_path")
-@click.option("--trace-format", type=click.Choice(FORMATS))
-@click.option("--pool", "pool_name")
-@click.option("--tick", callback=tick_option, help="as for simulate: 10ms to 1h")
-@click.option("--speedup", callback=positive_number, help="as for simulate")
-@click.option("--repeat", type=click.IntRange(1, MAX_REPEAT), help="as for simulate")
-@click.option(
-    "--json",
-    "json_out",
-    callback=output_file,
-    help="write every variant's results as JSON here ('-' for standard output)",
-)
-def sweep_cmd(
-    config_file: str,
-    params: tuple[str, ...],
-    tune: bool,
-    keepalive: bool,
-    floors: str | None,
-    slo_target: float,
-    workers: int,
-    trace_path: str | None,
-    trace_format: str | None,
-    pool_name: str | None,
-    tick: float | None,
-    speedup: float | None,
-    repeat: int | None,
-    json_out: str | None,
-) -> None:
-    """Simulate a grid of variants in parallel and print the cost-vs-SLO Pareto front.
-
-    With --tune, the cheapest setting per family that meets the SLO target; with
-    --keepalive, a fixed keep-alive family (the pool's policy, scale_to_zero_after from
-    30 s to 30 min) besides."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-    from .sim.engine import workload
-    from .sim.sweep import (
-        TraceSpec,
-        best_per_family,
-        grid,
-        keepalive_variants,
-        pareto,
-        parse_param,
-        run_all,
-        tuning_variants,
-    )
-
-    config = _load(config_file)
-    if not params and not tune and not keepalive:
-        fail("give --param PATH=V1,V2 (repeatable), --tune or --keepalive")
-    interval = tick or config.controller.interval
-    try:
-        pool = pick_pool(config, pool_name)
-        # Each --param is parsed before the trace is read, so a typo fails at once.
-        parsed = [parse_param(p) for p in params]
-        speed, times, speed_name, times_name = _replay_settings(pool, speedup, repeat)
-        raw = _raw_trace(config, pool, trace_path, trace_format)
-        replay_size(raw, speed, times, interval, speed_name, times_name)
-        work = workload(pool, raw.transformed(speed, times))
-        configured = pool.simulation.trace if pool.simulation else None
-        spec = TraceSpec(
-            trace_path
-            or (
-                config.resolve_path(configured.path)
-                if configured
-                else "bundled:azure-llm-code-sample"
-            ),
-            # The configured format goes with the configured file, not with --trace.
-            trace_format or (configured.format if configured and not trace_path else None),
-            speed,
-            times,
-            pool.name,
-        )
-        variants = grid(pool, parsed) if parsed else []
-        if tune:
-            variants += tuning_variants(
-                pool, work.slots_per_replica, work.batch, _floors(floors, pool)
-            )
-        if keepalive:
-            if not variants:  # the pool as configured, to compare the keep-alives with
-                variants = grid(pool, [])
-            variants += keepalive_variants(pool)
-    except (SimulationError, TraceError) as exc:
-        fail(plain(exc))
-    workers = min(workers, max(1, len(variants)))
-    columns = (
-        *Progress.get_default_columns()[:1],
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=console) as bar:
-        task = bar.add_task(f"{len(variants)} variants on {workers} worker(s)", total=len(variants))
-        results = run_all(variants, spec, interval, workers, progress=lambda _: bar.advance(task))
-    front = pareto(results)
-    # With `--json -` standard output carries only the JSON document.
-    out = Console(stderr=json_out == "-")
-    out.print(_variants_table("cost-vs-SLO Pareto front", front))
-    summary: dict[str, object] = {
-        "pool": pool.name,
-        "trace": work.trace_name,
-        "slo_target": slo_target,
-        "variants": results,
-        "pareto": [r["variant"] for r in front],
-    }
-    if tune or keepalive:
-        best = best_per_family(results, slo_target)
-        out.print(
-            _variants_table(
-                f"cheapest per family meeting {slo_target:.0%} within the wait SLO",
-                list(best.values()),
-                mark=True,
-            )
-        )
-        summary["best"] = best
-    if json_out == "-":
-        click.echo(json.dumps(summary, indent=2))
-    elif json_out:
-        write_json(json_out, summary)
-        out.print(f"wrote {json_out}")
-
-
-def _variants_table(title: str, rows: list[dict[str, object]], mark: bool = False) -> Table:
-    table = Table(title=title)
-    table.add_column("variant", overflow="fold")
-    for column in ("GPU-h", "cost", "p99 wait", "SLO met"):
-        table.add_column(column, justify="right", no_wrap=True)
-    if mark:
-        table.add_column("meets SLO", justify="center")
-    for r in rows:
-        cells = [
-            str(r["variant"]),
-            f"{r['gpu_hours']:.2f}",
-            f"{r['cost']:.2f}",
-            f"{r['wait_p99_s']:.2f}s",
-            f"{r['slo_attainment']:.2%}",
-        ]
-        if mark:
-            cells.append("yes" if r["meets_slo"] else "NO")
-        table.add_row(*cells)
-    return table

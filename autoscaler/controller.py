@@ -22,6 +22,7 @@ from autoscaler.errors import ProviderError
 from .budgets import Budgets
 from .clock import Clock, SystemClock
 from .config import Config, Pool
+from .experiments import with_experiment_reason
 from .observe import Observer
 from .planner import SUPERSEDED, PlanSpec, PoolMemory, after_action, after_superseded, plan
 from .pool_signals import PoolSignals
@@ -186,6 +187,7 @@ class Controller:
         capped = self.budgets.cap([(p, d, c.desired) for p, d, c in planned], now)
         if not self.inline:
             telemetry.record_spend(self.budgets.report())
+            telemetry.record_gpu_hours_total(self.budgets.gpu_hours_total())
         return [(p, d, c) for (p, _, c), d in zip(planned, capped, strict=True)]
 
     def _observe_inline(
@@ -291,7 +293,7 @@ class Controller:
             pool.name, self.specs[pool.name], rec, capacity.desired, now, memory, stale
         )
         self.memory[pool.name] = memory
-        return decision
+        return with_experiment_reason(pool, decision, readings)
 
     def _act(
         self, pool: Pool, decision: Decision, capacity: Capacity, now: float

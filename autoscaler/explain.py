@@ -28,9 +28,10 @@ from policies.queueing import QueueingConfig
 from .budgets import Claim, allocate, apply, limits_for
 from .config import SIMULATED_SIGNALS, Pool
 from .config.budget import Budget, replica_gpus, replica_price
+from .experiments import with_experiment_reason
 from .planner import PlanSpec, PoolMemory, plan
 from .state import load_state
-from .types import Decision, Observation, Recommendation
+from .types import Decision, Observation, Reading, Recommendation
 
 
 class ExplainError(ValueError):
@@ -239,6 +240,8 @@ def explain(
     rec = pool.policy.build().recommend(observation, memory.policy)
     spec = PlanSpec.from_pool(pool)
     decision, _ = plan(pool.name, spec, rec, replicas, now, memory, stale)
+    given = {(pool.name, name): Reading(value, now) for name, value in values.items()}
+    decision = with_experiment_reason(pool, decision, given)
     limits = limits_for(budget, None, "installation", 0.0, now)
     limits += limits_for(pool.budget, frozenset((pool.name,)), f"pool {pool.name}", 0.0, now)
     if limits:

@@ -33,4 +33,4 @@ def load(spec: str, what: str) -> Any:
 
 
 def _extra(package: str | None) -> str:
-    return {"pynvml": "nvml"}.get(package or "", "all")
+    return {"pynvml": "nvml", "optuna": "optuna"}.get(package or "", "all")

@@ -230,6 +230,8 @@ class SpendMemory(_Model):
     gpu_hours: Annotated[StrictFloat, Field(ge=0, le=MAX_COUNT)]
     at: Time | None = None
     replicas: Replicas = 0
+    gpu_hours_total: Annotated[StrictFloat, Field(ge=0, le=MAX_COUNT)] = 0.0
+    """GPU-hours ever, for a `gpu_hours_total` budget (absent in files of older versions)."""
 
 
 class PoolMemory(_Model):

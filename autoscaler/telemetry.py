@@ -169,6 +169,13 @@ POOL_GPU_HOURS = Gauge(
     ["pool"],
     registry=REGISTRY,
 )
+POOL_GPU_HOURS_TOTAL = Gauge(
+    "autoscaler_pool_gpu_hours_total",
+    "GPU-hours the pool used since its persisted memory began, as a `gpu_hours_total` "
+    "(experiment) budget counts them (NaN when its GPUs per replica are unknown)",
+    ["pool"],
+    registry=REGISTRY,
+)
 SPEND = Gauge(
     "autoscaler_spend_dollars_per_hour",
     "Dollars per hour of every pool with a known price (the installation's spend)",
@@ -182,6 +189,7 @@ GPU_HOURS = Gauge(
 
 _REASON_CLASSES = (
     ("budget:", "budget"),
+    ("experiment done:", "experiment_done"),
     ("provider backoff", "backoff"),
     ("stale", "stale"),
     ("failed", "policy_error"),
@@ -222,7 +230,14 @@ def record_error(source: str, code: str) -> None:
 def forget_pools(pools: Iterable[str]) -> None:
     """Drop the per-pool gauges of pools that are gone, so /metrics stops reporting them."""
     for pool in pools:
-        for gauge in (POOL_DESIRED, POOL_CURRENT, POOL_RECOMMENDED, POOL_SPEND, POOL_GPU_HOURS):
+        for gauge in (
+            POOL_DESIRED,
+            POOL_CURRENT,
+            POOL_RECOMMENDED,
+            POOL_SPEND,
+            POOL_GPU_HOURS,
+            POOL_GPU_HOURS_TOTAL,
+        ):
             with contextlib.suppress(KeyError):
                 gauge.remove(pool)
 
@@ -240,11 +255,42 @@ def record_spend(spend: Mapping[str, tuple[float, float]]) -> None:
     GPU_HOURS.set(gpu_hours)
 
 
+def record_gpu_hours_total(used: Mapping[str, float]) -> None:
+    """Per pool: GPU-hours ever (NaN where its GPUs are unknown)."""
+    for pool, hours in used.items():
+        POOL_GPU_HOURS_TOTAL.labels(pool=pool).set(hours)
+
+
 def record_tick(seconds: float, skipped: Mapping[str, str]) -> None:
     """One tick took `seconds`; `skipped` pools were not decided."""
     TICK_SECONDS.observe(max(0.0, seconds))
     for pool in skipped:
         TICKS_SKIPPED.labels(pool=pool).inc()
+
+
+TRIGGER_RUNS = Counter(
+    "autoscaler_trigger_runs_total",
+    "Evaluation-trigger runs by trigger and outcome: `started` when a firing creates its "
+    "evaluation Job, then one of passed, retrained, rolled-out, retrain-needed, "
+    "evaluation-failed, retrain-failed, rollout-failed when it ends",
+    ["trigger", "outcome"],
+    registry=REGISTRY,
+)
+TRIGGER_FIRING = Gauge(
+    "autoscaler_trigger_breached_seconds",
+    "How long a trigger's condition has been breached, in seconds (0 while not breached)",
+    ["trigger"],
+    registry=REGISTRY,
+)
+
+
+def record_trigger_run(trigger: str, outcome: str) -> None:
+    """A run of `trigger` started (`outcome` "started") or ended with `outcome`."""
+    TRIGGER_RUNS.labels(trigger=trigger, outcome=outcome).inc()
+
+
+def record_trigger_breach(trigger: str, seconds: float) -> None:
+    TRIGGER_FIRING.labels(trigger=trigger).set(max(0.0, seconds))
 
 
 class MetricsRecorder:

@@ -23,8 +23,10 @@ if TYPE_CHECKING:
 class CompositeConfig(PolicyConfig):
     """Run every child policy; take the largest answer."""
 
-    type: Literal["composite"] = "composite"
-    policies: list[AnyPolicyConfig] = Field(min_length=1, description="child policies")
+    type: Literal["composite"] = Field("composite", description="selects this policy")
+    policies: list[AnyPolicyConfig] = Field(
+        min_length=1, description="child policies; the largest recommendation wins"
+    )
 
     @property
     def owns_keep_alive(self) -> bool:

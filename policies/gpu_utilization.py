@@ -23,8 +23,10 @@ from .base import PolicyConfig, hold_for_missing, missing
 class GpuUtilizationConfig(PolicyConfig):
     """Replicas = ceil(ready * utilization / target), unless within the tolerance band."""
 
-    type: Literal["gpu-utilization"] = "gpu-utilization"
-    signal: str = Field("gpu_utilization", description="mean GPU utilization, 0..1")
+    type: Literal["gpu-utilization"] = Field("gpu-utilization", description="selects this policy")
+    signal: str = Field(
+        "gpu_utilization", description="the signal of mean GPU utilization, 0..1 (a name)"
+    )
     target: Fraction = Field(description="utilization to hold, 0..1 (or '70%')")
     tolerance: float = Field(
         0.1, ge=0, lt=1, description="no change while |utilization/target - 1| <= tolerance"

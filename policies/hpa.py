@@ -32,10 +32,25 @@ class HpaMetric(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    signal: str
-    target_utilization: Fraction | None = None
-    target_average_value: float | None = Field(None, gt=0, le=1e12)
-    target_value: float | None = Field(None, gt=0, le=1e12)
+    signal: str = Field(description="the pool's signal this metric reads (a name under `signals`)")
+    target_utilization: Fraction | None = Field(
+        None,
+        description="a Resource/Pods utilization target: the signal's mean over ready "
+        "pods, 0..1 (or a percentage string)",
+    )
+    target_average_value: float | None = Field(
+        None,
+        gt=0,
+        le=1e12,
+        description="an External AverageValue target: the signal (a total, e.g. queue "
+        "length) per replica",
+    )
+    target_value: float | None = Field(
+        None,
+        gt=0,
+        le=1e12,
+        description="an External Value target: replicas scale by signal / target_value",
+    )
 
     @model_validator(mode="after")
     def _one_target(self) -> HpaMetric:
@@ -51,15 +66,30 @@ class HpaConfig(PolicyConfig):
     """The HPA algorithm with its own behavior (the pool's `behavior` is not applied)."""
 
     owns_behavior = True
-    type: Literal["hpa"] = "hpa"
-    metrics: list[HpaMetric] = Field(min_length=1)
+    type: Literal["hpa"] = Field("hpa", description="selects this policy")
+    metrics: list[HpaMetric] = Field(
+        min_length=1,
+        description="each proposes a replica count; the largest wins (spec.metrics)",
+    )
     min_replicas: int = Field(1, ge=1, le=10_000, description="the HPA's minReplicas (at least 1)")
-    tolerance: float = Field(0.1, ge=0, lt=1)
+    tolerance: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="no change while the metric is within this share of its target "
+        "(--horizontal-pod-autoscaler-tolerance)",
+    )
     sync_period: Seconds = Field(
         15.0, gt=0, le=3600, description="--horizontal-pod-autoscaler-sync-period"
     )
-    scale_up: HpaScalingRules | None = None
-    scale_down: HpaScalingRules | None = None
+    scale_up: HpaScalingRules | None = Field(
+        None,
+        description="behavior.scaleUp; default: no window, max(100 %, 4 pods) per 15 s",
+    )
+    scale_down: HpaScalingRules | None = Field(
+        None,
+        description="behavior.scaleDown; default: a 300 s window, 100 % per 15 s",
+    )
 
     def signal_names(self) -> set[str]:
         return {m.signal for m in self.metrics}

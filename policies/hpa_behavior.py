@@ -30,18 +30,33 @@ class HpaRatePolicy(BaseModel):
     """One HPAScalingPolicy: `type` Pods or Percent, `value`, over `period_seconds`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    type: Literal["Pods", "Percent"]
-    value: int = Field(gt=0, le=100_000)
-    period_seconds: int = Field(gt=0, le=1800)
+    type: Literal["Pods", "Percent"] = Field(
+        description="`Pods`: `value` replicas; `Percent`: `value` percent of the current "
+        "replicas"
+    )
+    value: int = Field(gt=0, le=100_000, description="replicas, or percent, per period")
+    period_seconds: int = Field(
+        gt=0, le=1800, description="the sliding window the change is counted over, seconds"
+    )
 
 
 class HpaScalingRules(BaseModel):
     """One direction of HPA `behavior`; unset fields take the documented defaults."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    stabilization_window_seconds: Seconds | None = None
-    select_policy: Literal["Max", "Min", "Disabled"] = "Max"
-    policies: list[HpaRatePolicy] | None = None
+    stabilization_window_seconds: Seconds | None = Field(
+        None,
+        description="seconds over which the most cautious recommendation is kept (the "
+        "lowest for scale-up, the highest for scale-down); default: 0 up, 300 down",
+    )
+    select_policy: Literal["Max", "Min", "Disabled"] = Field(
+        "Max",
+        description="which rate policy applies: the one allowing most change (Max), least "
+        "(Min), or no change in this direction (Disabled)",
+    )
+    policies: list[HpaRatePolicy] | None = Field(
+        None, description="rate policies; default: the documented ones for the direction"
+    )
 
     def to_rules(self, default: ScalingRules) -> ScalingRules:
         window = self.stabilization_window_seconds

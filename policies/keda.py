@@ -30,35 +30,81 @@ class KedaTrigger(BaseModel):
     """A scaler: its signal, AverageValue target and activation threshold."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    signal: str
+    signal: str = Field(description="the pool's signal the scaler reads (a name under `signals`)")
     target: float = Field(
-        5, gt=0, le=1e12, description="e.g. the SQS scaler's queueLength (default 5)"
+        5,
+        gt=0,
+        le=1e12,
+        description="the AverageValue target: the signal's value per replica (e.g. the SQS "
+        "scaler's queueLength)",
     )
-    activation_threshold: float = Field(0, ge=0, le=1e12)
-    ignore_null_values: bool = True
+    activation_threshold: float = Field(
+        0,
+        ge=0,
+        le=1e12,
+        description="the scaler is active (the pool leaves or stays above zero) only while "
+        "its value is above this; the 0 <-> 1 step, apart from `target`'s 1 <-> N",
+    )
+    ignore_null_values: bool = Field(
+        True,
+        description="an empty answer from a declared signal reads as 0 (KEDA's "
+        "ignoreNullValues); false: it counts as a failure toward `fallback`",
+    )
 
 
 class KedaFallback(BaseModel):
+    """KEDA's `fallback`: replicas to run while a scaler keeps failing."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    failure_threshold: int = Field(gt=0, le=10_000)
-    replicas: int = Field(ge=0, le=10_000)
+    failure_threshold: int = Field(
+        gt=0, le=10_000, description="consecutive failed reads of a trigger before it applies"
+    )
+    replicas: int = Field(
+        ge=0,
+        le=10_000,
+        description="the failing trigger reads as `replicas` x its target, so the HPA "
+        "proposes this many",
+    )
 
 
 class KedaConfig(PolicyConfig):
     """KEDA's operator loop plus the HPA it creates."""
 
     owns_behavior = True
-    type: Literal["keda"] = "keda"
-    triggers: list[KedaTrigger] = Field(min_length=1)
-    polling_interval: Seconds = Field(30.0, gt=0, le=3600)
-    cooldown_period: Seconds = Field(300.0, le=7 * 86_400)
-    min_replica_count: int = Field(0, ge=0, le=10_000)
-    max_replica_count: int = Field(100, ge=1, le=10_000)
-    fallback: KedaFallback | None = None
-    hpa_sync_period: Seconds = Field(15.0, gt=0, le=3600)
-    tolerance: float = Field(0.1, ge=0, lt=1)
-    scale_up: HpaScalingRules | None = None
-    scale_down: HpaScalingRules | None = None
+    type: Literal["keda"] = Field("keda", description="selects this policy")
+    triggers: list[KedaTrigger] = Field(
+        min_length=1, description="the ScaledObject's scalers; the largest proposal wins"
+    )
+    polling_interval: Seconds = Field(
+        30.0, gt=0, le=3600, description="seconds between the operator's activity checks"
+    )
+    cooldown_period: Seconds = Field(
+        300.0,
+        le=7 * 86_400,
+        description="seconds without an active trigger before the pool goes to 0 (with "
+        "min_replica_count 0)",
+    )
+    min_replica_count: int = Field(
+        0, ge=0, le=10_000, description="minReplicaCount: the floor; 0 lets the pool go to zero"
+    )
+    max_replica_count: int = Field(
+        100, ge=1, le=10_000, description="maxReplicaCount: the HPA's maxReplicas"
+    )
+    fallback: KedaFallback | None = Field(
+        None, description="replicas while a trigger keeps failing; default: hold"
+    )
+    hpa_sync_period: Seconds = Field(
+        15.0, gt=0, le=3600, description="seconds between the created HPA's syncs"
+    )
+    tolerance: float = Field(
+        0.1, ge=0, lt=1, description="the HPA's tolerance around each target"
+    )
+    scale_up: HpaScalingRules | None = Field(
+        None, description="advanced.horizontalPodAutoscalerConfig.behavior.scaleUp"
+    )
+    scale_down: HpaScalingRules | None = Field(
+        None, description="advanced.horizontalPodAutoscalerConfig.behavior.scaleDown"
+    )
 
     def signal_names(self) -> set[str]:
         return {t.signal for t in self.triggers}

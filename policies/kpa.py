@@ -30,19 +30,44 @@ class KpaConfig(PolicyConfig):
     """Knative's concurrency autoscaler with its documented defaults."""
 
     owns_behavior = True
-    type: Literal["kpa"] = "kpa"
+    type: Literal["kpa"] = Field("kpa", description="selects this policy")
     signal: str = Field("concurrency", description="requests in flight across the pool")
     container_concurrency: int = Field(
         0, ge=0, le=1_000_000, description="0 means unlimited (target 100)"
     )
-    target_utilization: Fraction = 0.7
-    stable_window: Seconds = Field(60.0, gt=0, le=3600)
-    panic_window_percentage: float = Field(10.0, gt=0, le=100)
-    panic_threshold_percentage: float = Field(200.0, gt=100, le=100_000)
-    max_scale_up_rate: float = Field(1000.0, gt=1, le=1e6)
-    max_scale_down_rate: float = Field(2.0, gt=1, le=1e6)
-    scale_to_zero_grace_period: Seconds = Field(30.0, le=3600)
-    tick_interval: Seconds = Field(2.0, gt=0, le=3600)
+    target_utilization: Fraction = Field(
+        0.7,
+        description="share of container_concurrency each replica is targeted to hold "
+        "(container-concurrency-target-percentage)",
+    )
+    stable_window: Seconds = Field(
+        60.0, gt=0, le=3600, description="seconds the stable-mode concurrency is averaged over"
+    )
+    panic_window_percentage: float = Field(
+        10.0,
+        gt=0,
+        le=100,
+        description="the panic window as a percentage of the stable window",
+    )
+    panic_threshold_percentage: float = Field(
+        200.0,
+        gt=100,
+        le=100_000,
+        description="panic mode starts when the panic window wants this percentage of the "
+        "ready replicas",
+    )
+    max_scale_up_rate: float = Field(
+        1000.0, gt=1, le=1e6, description="at most this many times the ready replicas per tick"
+    )
+    max_scale_down_rate: float = Field(
+        2.0, gt=1, le=1e6, description="at most a fall to ready replicas / this per tick"
+    )
+    scale_to_zero_grace_period: Seconds = Field(
+        30.0, le=3600, description="seconds the last replica is kept once 0 is wanted"
+    )
+    tick_interval: Seconds = Field(
+        2.0, gt=0, le=3600, description="seconds between the autoscaler's decisions"
+    )
 
     def signal_names(self) -> set[str]:
         return {self.signal}

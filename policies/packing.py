@@ -47,7 +47,7 @@ class PackingConfig(PolicyConfig):
     """The recommendation depends only on the observation's signals (no memory, no `now`):
     the simulator skips ticks on which they do not change (autoscaler/sim/engine.py)."""
 
-    type: Literal["packing"] = "packing"
+    type: Literal["packing"] = Field("packing", description="selects this policy")
     busy_signal: str = Field(
         "busy_replicas", description="signal: replicas (nodes) holding any running work"
     )

@@ -21,7 +21,7 @@ from .base import PolicyConfig, hold_for_missing, missing
 class QueueDepthConfig(PolicyConfig):
     """Replicas = ceil(backlog / target_per_replica); zero while backlog <= activation."""
 
-    type: Literal["queue-depth"] = "queue-depth"
+    type: Literal["queue-depth"] = Field("queue-depth", description="selects this policy")
     signal: str = Field("queue", description="signal holding the backlog (items waiting)")
     in_flight_signal: str | None = Field(
         None, description="optional signal of items being processed, counted as backlog"

@@ -51,9 +51,11 @@ DaySeconds = Annotated[Seconds, Field(le=86_400)]
 class QueueingConfig(PolicyConfig):
     """Erlang-C sizing against a wait SLO, looking ahead by the pool's startup latency."""
 
-    type: Literal["queueing"] = "queueing"
-    arrival_signal: str = Field("arrival_rate", description="arrivals, requests per second")
-    queue_signal: str = Field("queue", description="requests waiting for a slot")
+    type: Literal["queueing"] = Field("queueing", description="selects this policy")
+    arrival_signal: str = Field(
+        "arrival_rate", description="the signal of arrivals, requests per second"
+    )
+    queue_signal: str = Field("queue", description="the signal of requests waiting for a slot")
     in_flight_signal: str | None = Field(
         "in_flight", description="requests holding a slot now (optional)"
     )
@@ -81,10 +83,18 @@ class QueueingConfig(PolicyConfig):
         None, description="forecast horizon; default the pool's startup latency"
     )
     level_smoothing: Seconds = Field(
-        30.0, gt=0, le=86_400, description="rate smoothing time constant"
+        30.0,
+        gt=0,
+        le=86_400,
+        description="seconds: time constant of the smoothed arrival rate (the forecast's "
+        "level)",
     )
     trend_smoothing: Seconds = Field(
-        60.0, gt=0, le=86_400, description="trend smoothing time constant"
+        60.0,
+        gt=0,
+        le=86_400,
+        description="seconds: time constant of the smoothed arrival trend (the forecast's "
+        "slope)",
     )
     burst_quantile: float | None = Field(
         None,

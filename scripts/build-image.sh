@@ -168,6 +168,10 @@ base_id="$(podman image inspect --format '{{.Id}}' "$base" 2>/dev/null)" || {
 # --- 2. the key of the dependency wheels, and the hash of every input --------------------------
 deps="$(sed -n '/^dependencies = \[/,/^\]/p' "$repo/pyproject.toml" | sed -nE 's/^ *"([^"]+)",?.*/\1/p')"
 [[ -n $deps ]] || die "found no dependencies = [...] in pyproject.toml"
+# The `optuna` extra too: experiment pools (`type: optuna` signals) run in the controller's pod.
+optuna_deps="$(sed -nE 's/^optuna = \["([^"]+)"\]/\1/p' "$repo/pyproject.toml")"
+[[ -n $optuna_deps ]] || die "found no optuna = [...] extra in pyproject.toml"
+deps="$deps"$'\n'"$optuna_deps"
 deps_key="$(printf '%s\n' "$deps" "$base_id" | sha 12)"
 
 inputs_hash="$(

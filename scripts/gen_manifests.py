@@ -1,5 +1,6 @@
 """Write the AutoscalingPool CRD, generated from the pydantic models, where the deployment
-artifacts need it: the kustomize base and the Helm chart's crds/ folder.
+artifacts need it: the kustomize base and the Helm chart's crds/ folder (which also gets
+the AutoscalingTrigger CRD of evaluation triggers).
 
     python scripts/gen_manifests.py          # rewrite the files
     python scripts/gen_manifests.py --check  # exit 1 (naming the stale files) if out of date
@@ -18,18 +19,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from autoscaler.kube.crd import PLURAL, crd_yaml  # noqa: E402
+from autoscaler.kube.crd import PLURAL, TRIGGER_PLURAL, crd_yaml, trigger_crd_yaml  # noqa: E402
 
 TARGETS = (
     ROOT / "k8s" / "base" / "crd.yaml",
     ROOT / "helm" / "autoscaler" / "crds" / f"{PLURAL}.yaml",
 )
+TRIGGER_TARGETS = (ROOT / "helm" / "autoscaler" / "crds" / f"{TRIGGER_PLURAL}.yaml",)
+"""Where the AutoscalingTrigger CRD goes (the chart only: docs/triggers.md)."""
 
 
 def outputs() -> dict[Path, str]:
     """Each generated file and the text it must hold."""
-    text = crd_yaml()
-    return {path: text for path in TARGETS}
+    text, triggers = crd_yaml(), trigger_crd_yaml()
+    return {**{path: text for path in TARGETS}, **{path: triggers for path in TRIGGER_TARGETS}}
 
 
 def stale() -> list[Path]:

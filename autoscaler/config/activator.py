@@ -103,7 +103,9 @@ class ActivatorSpec(_Model):
     (more get 503 with Retry-After) and for at most `hold_timeout` (then 504).
     """
 
-    backend: ActivatorBackend
+    backend: ActivatorBackend = Field(
+        description="where held requests go once the pool has a ready endpoint"
+    )
     hosts: list[str] = Field(default_factory=list, description="Host names (no port) routed here")
     paths: list[str] = Field(default_factory=list, description="path prefixes routed here")
     models: list[str] = Field(

@@ -27,9 +27,12 @@ MAX_BUDGET_PER_HOUR = MAX_COST_PER_HOUR * MAX_REPLICAS
 """The most a budget may allow per hour: every replica of a pool at the dearest price."""
 MAX_GPU_HOURS_PER_DAY = float(MAX_GPUS * MAX_REPLICAS * 24)
 """The most GPU-hours a day a budget may allow: every GPU of a full pool all day."""
+MAX_GPU_HOURS_TOTAL = MAX_GPU_HOURS_PER_DAY * 3660
+"""The most GPU-hours a lifetime budget may allow: ten years of a full pool."""
 
 DollarsPerHour = Annotated[float, Field(ge=0, le=MAX_BUDGET_PER_HOUR), BeforeValidator(real_number)]
 GpuHours = Annotated[float, Field(ge=0, le=MAX_GPU_HOURS_PER_DAY), BeforeValidator(real_number)]
+GpuHoursTotal = Annotated[float, Field(ge=0, le=MAX_GPU_HOURS_TOTAL), BeforeValidator(real_number)]
 ReplicaPrice = Annotated[float, Field(ge=0, le=MAX_COST_PER_HOUR), BeforeValidator(real_number)]
 ReplicaGpus = Annotated[int, Field(ge=0, le=MAX_GPUS), BeforeValidator(whole_number)]
 Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY), BeforeValidator(whole_number)]
@@ -37,7 +40,8 @@ Priority = Annotated[int, Field(ge=-MAX_PRIORITY, le=MAX_PRIORITY), BeforeValida
 
 class Budget(BaseModel):
     """A cap on spending: dollars per hour of the capacity running (or asked for) now,
-    and GPU-hours per UTC day. Scale-ups stop at it; nothing is scaled down for it."""
+    GPU-hours per UTC day, and GPU-hours ever (an experiment's budget). Scale-ups stop
+    at it; nothing is scaled down for it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -51,11 +55,23 @@ class Budget(BaseModel):
         description="most GPU-hours per UTC day; a scale-up is allowed while the GPU-hours "
         "left today cover the new capacity for the next hour (or until midnight)",
     )
+    gpu_hours_total: GpuHoursTotal | None = Field(
+        None,
+        description="most GPU-hours ever (an experiment's budget; never resets, kept in the "
+        "pool's persisted memory across restarts); a scale-up is allowed while the GPU-hours "
+        "left cover the new capacity for the next hour; once spent, nothing new starts",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> Budget:
-        if self.dollars_per_hour is None and self.gpu_hours_per_day is None:
-            raise ValueError("set `dollars_per_hour`, `gpu_hours_per_day` or both")
+        if (
+            self.dollars_per_hour is None
+            and self.gpu_hours_per_day is None
+            and self.gpu_hours_total is None
+        ):
+            raise ValueError(
+                "set at least one of `dollars_per_hour`, `gpu_hours_per_day` and `gpu_hours_total`"
+            )
         return self
 
 

@@ -27,6 +27,7 @@ from autoscaler.config import (
 )
 from autoscaler.config.loader import interpolate, read_yaml
 from autoscaler.config.nodes import NodeProvisioning
+from autoscaler.config.triggers import Trigger
 
 NO_FILE_INSTALLATION = Installation(id="default")
 """The installation of a process started without a configuration file (`--crd-pools`)."""
@@ -41,18 +42,19 @@ class FileSettings:
     pools: tuple[Pool, ...] = ()
     base_dir: Path | None = None
     nodes: NodeProvisioning | None = None
+    triggers: tuple[Trigger, ...] = ()
 
     @classmethod
     def of(cls, config: Config) -> FileSettings:
         return cls(
             config.installation, config.controller, tuple(config.pools), config._base_dir,
-            config.nodes,
+            config.nodes, tuple(config.triggers),
         )  # fmt: skip
 
     def settings(self) -> dict[str, Any]:
         """The non-pool fields, as `Config` takes them."""
         return {"installation": self.installation, "controller": self.controller,
-                "nodes": self.nodes}  # fmt: skip
+                "nodes": self.nodes, "triggers": list(self.triggers)}  # fmt: skip
 
 
 def _only_pools_missing(error: ConfigError) -> bool:
@@ -78,4 +80,5 @@ def load_settings(path: str | None, pools_optional: bool) -> FileSettings:
         (),
         Path(path).resolve().parent,
         NodeProvisioning.model_validate(data["nodes"]) if data.get("nodes") else None,
+        tuple(Trigger.model_validate(t) for t in data.get("triggers") or ()),
     )

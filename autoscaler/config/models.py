@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -42,6 +43,7 @@ from .nodes import NodeProvisioning
 from .simulation import Simulation
 from .sources import SignalSpec
 from .targets import AnyTarget
+from .triggers import Trigger, unique_trigger_names
 
 SIMULATED_SIGNALS = (
     "queue",
@@ -67,16 +69,31 @@ class _Model(BaseModel):
 class RateLimit(_Model):
     """At most `value` replicas (`pods`) or `value` percent (`percent`) per `period`."""
 
-    type: Literal["pods", "percent"]
+    type: Literal["pods", "percent"] = Field(
+        description="`pods`: `value` is a number of replicas; `percent`: a percentage of the "
+        "current replicas"
+    )
     value: Real = Field(gt=0, le=MAX_REPLICAS, description="replicas, or percent")
-    period: Window = Field(gt=0)
+    period: Window = Field(
+        gt=0,
+        description="the sliding window (a duration) over which the scale events count "
+        "against `value`, as the HPA's periodSeconds",
+    )
 
 
 class DirectionBehavior(_Model):
     """Stabilization window and rate limits for one direction."""
 
-    stabilization_window: Window = 0.0
-    rate_limits: list[RateLimit] = Field(default_factory=list)
+    stabilization_window: Window = Field(
+        0.0,
+        description="a duration: scale-up goes only to the lowest, scale-down only to the "
+        "highest recommendation within this window, so a brief spike or dip does not move "
+        "the pool; 0 follows the latest recommendation",
+    )
+    rate_limits: list[RateLimit] = Field(
+        default_factory=list,
+        description="limits on how fast the pool moves in this direction; default: none",
+    )
     select: Literal["max", "min", "disabled"] = Field(
         "max", description="which rate limit applies: the one allowing most change (max)"
     )
@@ -86,8 +103,16 @@ class StaleBehavior(_Model):
     """What happens while a signal is stale: hold; after `fallback_after`, optionally go
     to `fallback_replicas` (never below the current count on its own)."""
 
-    fallback_after: Window | None = None
-    fallback_replicas: ReplicaCount | None = None
+    fallback_after: Window | None = Field(
+        None,
+        description="a duration a signal must stay stale before `fallback_replicas` "
+        "applies; default: hold the pool for as long as it is stale",
+    )
+    fallback_replicas: ReplicaCount | None = Field(
+        None,
+        description="replicas to raise the pool to once stale for `fallback_after` (never "
+        "lower: a stale pool is never scaled down); set with `fallback_after`",
+    )
 
     @model_validator(mode="after")
     def _both_or_neither(self) -> StaleBehavior:
@@ -99,9 +124,14 @@ class StaleBehavior(_Model):
 class Behavior(_Model):
     """How the planner moves a pool toward its policy's recommendation."""
 
-    scale_up: DirectionBehavior = Field(default_factory=DirectionBehavior)
+    scale_up: DirectionBehavior = Field(
+        default_factory=DirectionBehavior,
+        description="stabilization and rate limits when adding replicas; default: none",
+    )
     scale_down: DirectionBehavior = Field(
-        default_factory=lambda: DirectionBehavior(stabilization_window=300.0)
+        default_factory=lambda: DirectionBehavior(stabilization_window=300.0),
+        description="stabilization and rate limits when removing replicas; default: a 300 s "
+        "stabilization window, no rate limit (as the HPA)",
     )
     cooldown: Window = Field(
         0.0, description="after any scale action, no scale-down for this long"
@@ -109,7 +139,11 @@ class Behavior(_Model):
     scale_to_zero_after: LongWindow = Field(
         300.0, description="the policy must ask for 0 this long before the pool goes 1 -> 0"
     )
-    stale: StaleBehavior = Field(default_factory=StaleBehavior)
+    stale: StaleBehavior = Field(
+        default_factory=StaleBehavior,
+        description="what the planner does while a signal the policy reads is stale "
+        "(missing, failing or late); default: hold the pool",
+    )
 
 
 class Pool(_Model):
@@ -130,7 +164,9 @@ class Pool(_Model):
     )
     policy: AnyPolicyConfig = Field(description="how much capacity, selected by `type`")
     behavior: Behavior | None = Field(
-        None, description="default: Behavior(); not allowed with hpa/keda/kpa (they own theirs)"
+        None,
+        description="how the planner moves the pool toward the policy's recommendation; "
+        "default: Behavior's defaults; not allowed with hpa/keda/kpa (they own theirs)",
     )
     simulation: Simulation | None = Field(
         None, description="service and cost model for `autoscaler simulate`"
@@ -206,9 +242,14 @@ class Pool(_Model):
                     "budget.dollars_per_hour",
                     "a budget in dollars needs the price of a replica: set `cost_per_hour`",
                 )
-            if self.budget.gpu_hours_per_day is not None and replica_gpus(self) is None:
+            gpu_field = next(
+                (f for f in ("gpu_hours_per_day", "gpu_hours_total")
+                 if getattr(self.budget, f) is not None),
+                None,
+            )  # fmt: skip
+            if gpu_field is not None and replica_gpus(self) is None:
                 raise at(
-                    "budget.gpu_hours_per_day",
+                    f"budget.{gpu_field}",
                     "a budget in GPU-hours needs the GPUs of a replica: set `gpus_per_replica`",
                 )
         return self
@@ -243,7 +284,8 @@ class Installation(_Model):
         "cloud account or cluster; written into ownership tags and labels",
     )
     tag_prefix: TagPrefix = Field(
-        "elastic-autoscaler.io", max_length=100, description="prefix of ownership tags"
+        "elastic-autoscaler.io", max_length=100,
+        description="prefix of the ownership tags and labels (`<tag_prefix>/owner`)",
     )
     budget: Budget | None = Field(
         None,
@@ -268,8 +310,18 @@ class ControllerSettings(_Model):
     act_deadline: Timeout = Field(
         120.0, gt=0, description="longest a tick waits for provider actions"
     )
-    provider_backoff: Window = Field(30.0, gt=0, description="first backoff after an error")
-    provider_backoff_max: Window = Field(600.0, gt=0)
+    provider_backoff: Window = Field(
+        30.0,
+        gt=0,
+        description="after a failed provider action the pool is left alone this long, "
+        "doubling with each further failure",
+    )
+    provider_backoff_max: Window = Field(
+        600.0,
+        gt=0,
+        description="longest backoff: it doubles after each failed action on a pool up to "
+        "this, and a success clears it",
+    )
 
 
 class Config(_Model):
@@ -285,6 +337,11 @@ class Config(_Model):
     nodes: NodeProvisioning | None = Field(
         None,
         description="GPU nodes on EC2 for pods no node fits (Kubernetes; see docs/nodes.md)",
+    )
+    triggers: Annotated[list[Trigger], AfterValidator(unique_trigger_names)] = Field(
+        default_factory=list,
+        description="evaluation triggers: a condition on a signal held for a time starts "
+        "evaluate -> retrain -> rollout Jobs (see docs/triggers.md); default: none",
     )
     _base_dir: Path | None = PrivateAttr(default=None)
     """The folder of the file it was loaded from: relative paths in it start there."""

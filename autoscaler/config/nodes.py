@@ -72,7 +72,7 @@ class _Model(BaseModel):
 class NodeInstanceType(_Model):
     """An allowed instance type; unset fields come from the built-in catalog."""
 
-    type: str = Field(min_length=1, description="e.g. g6.xlarge")
+    type: str = Field(min_length=1, description="the EC2 instance type, e.g. g6.xlarge")
     price: Price | None = Field(None, description="USD per hour (overrides the catalog)")
     gpus: Annotated[int, Field(ge=0, le=MAX_GPUS), BeforeValidator(whole_number)] | None = (
         Field(None, description="nvidia.com/gpu per node")
@@ -125,34 +125,44 @@ class NodeTaint(_Model):
     """A taint put on every Node this provisioner creates."""
 
     key: LabelKey = Field(description="a qualified name, e.g. nvidia.com/gpu")
-    value: LabelValue = ""
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = "NoSchedule"
+    value: LabelValue = Field("", description="the taint's value; default: empty")
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] = Field(
+        "NoSchedule", description="what the taint does to pods that do not tolerate it"
+    )
 
 
 class Reserved(_Model):
     """Capacity of every node not available to pods (kubelet, system daemons)."""
 
-    cpu: Real = Field(0.1, ge=0, le=MAX_CPUS, description="vCPUs")
-    memory_gib: Real = Field(0.5, ge=0, le=MAX_MEMORY_GIB, description="GiB")
+    cpu: Real = Field(0.1, ge=0, le=MAX_CPUS, description="vCPUs of each node pods cannot use")
+    memory_gib: Real = Field(
+        0.5, ge=0, le=MAX_MEMORY_GIB, description="GiB of each node's memory pods cannot use"
+    )
 
 
 class NodeProvisioning(_Model):
     """GPU nodes launched on EC2 for pods the scheduler cannot place, and retired when empty."""
 
-    enabled: bool = True
+    enabled: bool = Field(
+        True, description="false keeps the section but provisions no nodes (and asks no IAM)"
+    )
     pool: str = Field(
         "gpu-nodes",
         pattern=r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$",
         description="names the instances' pool tag: <pool>.<instance type>",
     )
-    region: Region | None = Field(None, description="default: the environment (AWS_REGION)")
+    region: Region | None = Field(
+        None, description="the AWS region; default: the environment (AWS_REGION)"
+    )
     instance_types: list[TextOr[NodeInstanceType]] = Field(
         min_length=1, description="allowed types; the cheapest fit per GPU is launched"
     )
     launch_template: LaunchTemplate | None = Field(
         None, description="launch template name or id (lt-...)"
     )
-    launch_template_version: LaunchTemplateVersion = "$Default"
+    launch_template_version: LaunchTemplateVersion = Field(
+        "$Default", description="a version number, `$Default` or `$Latest`"
+    )
     image_id: ImageId | None = Field(
         None, description="AMI (ami-...); inline spec, or overrides the template"
     )
@@ -162,17 +172,23 @@ class NodeProvisioning(_Model):
     security_groups: list[SecurityGroupId] = Field(
         default_factory=list, description="security group ids (sg-...)"
     )
-    instance_profile: AwsName | None = None
+    instance_profile: AwsName | None = Field(
+        None, description="IAM instance profile name or ARN"
+    )
     instance_role: RoleArn | None = Field(
         None,
         description="ARN of the IAM role the nodes run as: the one role `autoscaler "
         "iam-policy` lets iam:PassRole pass",
     )
-    key_name: AwsName | None = None
+    key_name: AwsName | None = Field(None, description="EC2 key pair name for SSH; default: none")
     user_data: str | None = Field(None, description="plain text (the kubelet's bootstrap)")
-    api: Literal["auto", "fleet", "run-instances"] = "auto"
+    api: Literal["auto", "fleet", "run-instances"] = Field(
+        "auto", description="auto: CreateFleet with a launch template, else RunInstances"
+    )
     unavailable_for: Window = Field(180.0, description="skip an offering that ran out this long")
-    retry: AwsRetry = Field(default_factory=AwsRetry)
+    retry: AwsRetry = Field(
+        default_factory=AwsRetry, description="how EC2 calls are retried when throttled"
+    )
     max_nodes: Whole = Field(
         10, ge=0, le=MAX_REPLICAS, description="most instances at once, launching included"
     )
@@ -182,11 +198,16 @@ class NodeProvisioning(_Model):
     registration_timeout: Window = Field(
         900.0, description="an instance not a Ready GPU node this long after launch is terminated"
     )
-    reserved: Reserved = Field(default_factory=Reserved)
+    reserved: Reserved = Field(
+        default_factory=Reserved,
+        description="each node's CPU and memory kept from pods when fitting them",
+    )
     labels: dict[LabelKey, LabelValue] = Field(
         default_factory=dict, description="put on new Nodes; pods may select them"
     )
-    taints: list[NodeTaint] = Field(default_factory=list, description="put on new Nodes")
+    taints: list[NodeTaint] = Field(
+        default_factory=list, description="taints put on new Nodes; default: none"
+    )
     namespaces: list[Namespace] = Field(
         default_factory=list, description="pending pods considered; empty: every namespace"
     )

@@ -19,6 +19,7 @@ from pydantic import (
     model_validator,
 )
 
+from .experiments import OptunaSource
 from .formats import (
     MAX_GPUS,
     LabelKey,
@@ -41,8 +42,8 @@ class _Source(BaseModel):
 class StaticSource(_Source):
     """A fixed value: for tests, demos and `explain`."""
 
-    type: Literal["static"] = "static"
-    value: Real = Field(ge=-1e15, le=1e15)
+    type: Literal["static"] = Field("static", description="selects this source")
+    value: Real = Field(ge=-1e15, le=1e15, description="the value every read returns")
 
 
 Aggregate = Literal["single", "sum", "avg", "max", "min"]
@@ -71,7 +72,7 @@ class PrometheusSource(_Source):
     several series is an error unless `aggregate` says how to combine them.
     """
 
-    type: Literal["prometheus"] = "prometheus"
+    type: Literal["prometheus"] = Field("prometheus", description="selects this source")
     url: str = Field(description="base URL of the Prometheus HTTP API, e.g. http://prom:9090")
     query: str | None = Field(None, description="instant PromQL query (or use `shape`)")
     shape: (
@@ -88,7 +89,7 @@ class PrometheusSource(_Source):
         description="how several series combine: sum, avg, max, min, or single (several is "
         "an error). Default: single for `query`, the shape's own for `shape`",
     )
-    empty_as_zero: bool = Field(False, description="treat an empty result as 0")
+    empty_as_zero: bool = Field(False, description="read an empty result as 0, not as missing")
     headers: dict[str, str] = Field(
         default_factory=dict, description="extra HTTP headers, e.g. X-Scope-OrgID for Mimir"
     )
@@ -145,10 +146,10 @@ class PrometheusSource(_Source):
 class SqsSource(_Source):
     """SQS backlog: ApproximateNumberOfMessages + NotVisible (+ Delayed), in messages."""
 
-    type: Literal["sqs"] = "sqs"
+    type: Literal["sqs"] = Field("sqs", description="selects this source")
     queue_url: str = Field(description="https://sqs.<region>.amazonaws.com/<account>/<queue>")
     region: Region | None = Field(
-        None, description="default: from the queue URL, else environment"
+        None, description="the queue's AWS region; default: from the queue URL, else AWS_REGION"
     )
     include_in_flight: bool = Field(True, description="add ApproximateNumberOfMessagesNotVisible")
     include_delayed: bool = Field(False, description="add ApproximateNumberOfMessagesDelayed")
@@ -171,17 +172,27 @@ class CloudWatchSource(_Source):
     No datapoint is a *missing* reading (the pool holds), never 0.
     """
 
-    type: Literal["cloudwatch"] = "cloudwatch"
-    namespace: str = Field(min_length=1, description="e.g. CWAgent")
-    metric_name: str = Field(min_length=1, description="e.g. nvidia_smi_utilization_gpu")
-    dimensions: dict[str, str] = Field(default_factory=dict)
+    type: Literal["cloudwatch"] = Field("cloudwatch", description="selects this source")
+    namespace: str = Field(min_length=1, description="the metric's namespace, e.g. CWAgent")
+    metric_name: str = Field(
+        min_length=1, description="the metric's name, e.g. nvidia_smi_utilization_gpu"
+    )
+    dimensions: dict[str, str] = Field(
+        default_factory=dict,
+        description="dimension name -> value, e.g. {AutoScalingGroupName: gpu-workers}; the "
+        "metric must carry exactly these; default: none",
+    )
     statistic: str = Field("Average", description="Average, Sum, Minimum, Maximum, p90, ...")
-    period: Window = Field(60.0, description="seconds per datapoint: 1, 5, 10, 30 or k*60")
+    period: Window = Field(
+        60.0, description="seconds per datapoint: 1, 5, 10, 20, 30 or a multiple of 60"
+    )
     lookback: LongWindow | None = Field(
         None, description="how far back to look for a datapoint (default: 5 periods, >= 5m)"
     )
     unit: str | None = Field(None, description="only datapoints published with this unit")
-    region: Region | None = Field(None, description="default: the environment (AWS_REGION)")
+    region: Region | None = Field(
+        None, description="the AWS region; default: the environment (AWS_REGION)"
+    )
 
     @field_validator("statistic")
     @classmethod
@@ -215,12 +226,18 @@ class RedisSource(_Source):
     jobs), a stream (XLEN), or a stream consumer group's pending count (XPENDING) or lag
     (XINFO GROUPS, Redis >= 7)."""
 
-    type: Literal["redis"] = "redis"
+    type: Literal["redis"] = Field("redis", description="selects this source")
     url: str = Field(description="redis://host:6379/0, rediss:// for TLS, unix:///path.sock")
-    key: str
-    kind: Literal["list", "zset", "stream", "stream-pending", "stream-lag"] = "list"
+    key: str = Field(description="the Redis key of the queue (list, sorted set or stream)")
+    kind: Literal["list", "zset", "stream", "stream-pending", "stream-lag"] = Field(
+        "list",
+        description="how the key is counted: LLEN, ZCARD, XLEN, the group's XPENDING count "
+        "or its lag (XINFO GROUPS)",
+    )
     group: str | None = Field(None, description="consumer group, for stream-pending/-lag")
-    password_env: str | None = Field(None, description="env var holding the password")
+    password_env: str | None = Field(
+        None, description="name of the environment variable holding the password"
+    )
     ca_file: str | None = Field(None, description="PEM bundle to verify the server (rediss://)")
     insecure_skip_verify: bool = Field(False, description="do not verify TLS (rediss://)")
 
@@ -248,9 +265,15 @@ class KubePendingSource(_Source):
     unfinished Jobs still need (docs/signals.md says exactly how).
     """
 
-    type: Literal["kube-pending-pods"] = "kube-pending-pods"
-    kind: Literal["pending-pods", "job-backlog"] = "pending-pods"
-    namespace: Namespace = "default"
+    type: Literal["kube-pending-pods"] = Field(
+        "kube-pending-pods", description="selects this source"
+    )
+    kind: Literal["pending-pods", "job-backlog"] = Field(
+        "pending-pods",
+        description="`pending-pods`: Pending pods; `job-backlog`: completions unfinished "
+        "Jobs still need",
+    )
+    namespace: Namespace = Field("default", description="the namespace counted")
     selector: str = Field("", description="label selector, e.g. app=llm,tier!=canary")
     gpu_only: bool = Field(False, description="count only pods requesting `gpu_resource`")
     gpu_resource: LabelKey = Field(
@@ -270,8 +293,11 @@ class KubePendingSource(_Source):
 class NvmlSource(_Source):
     """Local GPUs through NVML (the `nvml` extra): mean utilization or memory use, 0..1."""
 
-    type: Literal["nvml"] = "nvml"
-    metric: Literal["utilization", "memory"] = "utilization"
+    type: Literal["nvml"] = Field("nvml", description="selects this source")
+    metric: Literal["utilization", "memory"] = Field(
+        "utilization",
+        description="`utilization`: busy share of time; `memory`: share of memory used",
+    )
     devices: (
         list[Annotated[int, Field(ge=0, le=MAX_GPUS - 1), BeforeValidator(whole_number)]] | None
     ) = Field(
@@ -297,7 +323,7 @@ class ActivatorSource(_Source):
     gets its first request instead of at its next interval.
     """
 
-    type: Literal["activator"] = "activator"
+    type: Literal["activator"] = Field("activator", description="selects this source")
     url: str = Field(
         description="the activator's admin URL, e.g. "
         "http://autoscaler-activator-admin.autoscaler:9091 (the chart's headless admin Service)"
@@ -326,7 +352,8 @@ AnySource = Annotated[
     | RedisSource
     | KubePendingSource
     | NvmlSource
-    | ActivatorSource,
+    | ActivatorSource
+    | OptunaSource,
     Field(discriminator="type"),
 ]
 SOURCE_TYPES = (
@@ -338,6 +365,7 @@ SOURCE_TYPES = (
     "kube-pending-pods",
     "nvml",
     "activator",
+    "optuna",
 )
 
 
@@ -345,7 +373,7 @@ class SignalSpec(BaseModel):
     """A named signal of a pool and where it comes from."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-    source: AnySource
+    source: AnySource = Field(description="where the signal is read from, chosen by `type`")
     max_age: Window | None = Field(
         None,
         description="a reading older than this is stale (default: 3 controller ticks, plus "

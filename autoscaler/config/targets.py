@@ -55,8 +55,8 @@ class _Target(BaseModel):
 class DeploymentTarget(_Target):
     """A Kubernetes Deployment, scaled through its scale subresource."""
 
-    kind: Literal["deployment"] = "deployment"
-    namespace: Namespace = "default"
+    kind: Literal["deployment"] = Field("deployment", description="selects this target")
+    namespace: Namespace = Field("default", description="the Deployment's namespace")
     name: DeploymentName = Field(description="the Deployment's name")
     require_owner_label: bool = Field(
         True,
@@ -67,8 +67,8 @@ class DeploymentTarget(_Target):
 class StatefulSetTarget(_Target):
     """A Kubernetes StatefulSet, scaled through its scale subresource."""
 
-    kind: Literal["statefulset"] = "statefulset"
-    namespace: Namespace = "default"
+    kind: Literal["statefulset"] = Field("statefulset", description="selects this target")
+    namespace: Namespace = Field("default", description="the StatefulSet's namespace")
     name: StatefulSetName = Field(description="the StatefulSet's name")
     require_owner_label: bool = Field(
         True,
@@ -79,8 +79,8 @@ class StatefulSetTarget(_Target):
 class JobTarget(_Target):
     """Kubernetes Jobs created from a template as backlog grows; never deleted while running."""
 
-    kind: Literal["job"] = "job"
-    namespace: Namespace = "default"
+    kind: Literal["job"] = Field("job", description="selects this target")
+    namespace: Namespace = Field("default", description="the namespace Jobs are created in")
     template: dict[str, Any] | None = Field(None, description="a batch/v1 Job manifest")
     template_file: str | None = Field(None, description="path to a Job manifest (YAML)")
     items_per_job: Whole = Field(
@@ -114,7 +114,9 @@ class AwsRetry(_Target):
     Throttled. Capacity errors are never retried in place: the next offering is tried.
     """
 
-    max_attempts: Whole = Field(4, ge=1, le=20, description="attempts per call in botocore")
+    max_attempts: Whole = Field(
+        4, ge=1, le=20, description="attempts botocore makes per call (its adaptive mode)"
+    )
     backoff: Timeout = Field(1.0, description="first extra wait after botocore gives up")
     backoff_rounds: Whole = Field(2, ge=0, le=10, description="extra rounds, each wait doubled")
 
@@ -122,7 +124,7 @@ class AwsRetry(_Target):
 class InstanceTypeOption(_Target):
     """An instance type with the prices that `order: cheapest` sorts by (USD per hour)."""
 
-    type: str = Field(min_length=1, description="e.g. g6.12xlarge")
+    type: str = Field(min_length=1, description="the EC2 instance type, e.g. g6.12xlarge")
     price: Price | None = Field(None, description="on-demand USD per hour")
     spot_price: Price | None = Field(None, description="expected spot USD per hour")
 
@@ -134,19 +136,24 @@ class Ec2Target(_Target):
     `order`; one that fails for capacity is skipped for `unavailable_for` seconds.
     """
 
-    kind: Literal["ec2"] = "ec2"
-    region: Region | None = Field(None, description="default: the environment (AWS_REGION)")
+    kind: Literal["ec2"] = Field("ec2", description="selects this target")
+    region: Region | None = Field(
+        None, description="the AWS region; default: the environment (AWS_REGION)"
+    )
     launch_template: LaunchTemplate | None = Field(
         None, description="launch template name or id (lt-...)"
     )
-    launch_template_version: LaunchTemplateVersion = "$Default"
+    launch_template_version: LaunchTemplateVersion = Field(
+        "$Default", description="a version number, `$Default` or `$Latest`"
+    )
     image_id: ImageId | None = Field(
         None, description="AMI (ami-...); inline spec, or overrides the template"
     )
     instance_types: list[TextOr[InstanceTypeOption]] = Field(
         min_length=1,
-        description="in priority order; with prices for `order: cheapest`. A type the "
-        "built-in catalog lacks must be written as EC2 names types (family.size)",
+        description="instance types to launch, in priority order: names, or {type, price, "
+        "spot_price} for `order: cheapest`. A type the built-in catalog lacks must be "
+        "written as EC2 names types (family.size)",
     )
     subnets: list[SubnetId] = Field(
         default_factory=list, description="subnet ids (subnet-...), in priority order"
@@ -162,13 +169,24 @@ class Ec2Target(_Target):
         description="ARN of the IAM role the instances run as (inside the instance profile or "
         "the launch template's): the one role `autoscaler iam-policy` lets iam:PassRole pass",
     )
-    key_name: AwsName | None = None
+    key_name: AwsName | None = Field(None, description="EC2 key pair name for SSH; default: none")
     user_data: str | None = Field(None, description="plain text; encoded by the provider")
-    market: Literal["on-demand", "spot", "spot-then-on-demand"] = "on-demand"
+    market: Literal["on-demand", "spot", "spot-then-on-demand"] = Field(
+        "on-demand",
+        description="purchase option; `spot-then-on-demand` tries every spot offering before "
+        "paying for on-demand",
+    )
     spot_max_price: (
         Annotated[float, Field(gt=0, le=MAX_PRICE), BeforeValidator(real_number)] | None
-    ) = Field(None, description="USD per hour; default on-demand")
-    order: Literal["priority", "cheapest"] = "priority"
+    ) = Field(
+        None,
+        description="the most paid for a spot instance-hour, USD; default: the on-demand price",
+    )
+    order: Literal["priority", "cheapest"] = Field(
+        "priority",
+        description="`priority`: instance types as listed; `cheapest`: sorted by each "
+        "market's price (then subnets as listed)",
+    )
     api: Literal["auto", "fleet", "run-instances"] = Field(
         "auto", description="auto: CreateFleet with a launch template, else RunInstances"
     )
@@ -182,7 +200,9 @@ class Ec2Target(_Target):
     unavailable_for: Window = Field(
         180.0, description="how long an offering that ran out of capacity is skipped"
     )
-    retry: AwsRetry = Field(default_factory=AwsRetry)
+    retry: AwsRetry = Field(
+        default_factory=AwsRetry, description="how EC2 calls are retried when throttled"
+    )
 
     @field_validator("instance_types")
     @classmethod
@@ -257,20 +277,25 @@ class Ec2Target(_Target):
 class AsgTarget(_Target):
     """An existing Auto Scaling group: SetDesiredCapacity within the group's own bounds."""
 
-    kind: Literal["asg"] = "asg"
+    kind: Literal["asg"] = Field("asg", description="selects this target")
     name: AwsName = Field(description="the Auto Scaling group's name")
-    region: Region | None = Field(None, description="default: the environment (AWS_REGION)")
+    region: Region | None = Field(
+        None, description="the AWS region; default: the environment (AWS_REGION)"
+    )
     require_owner_tag: bool = Field(
         True,
         description="change the group only if it carries <tag_prefix>/owner = installation id",
     )
-    retry: AwsRetry = Field(default_factory=AwsRetry)
+    retry: AwsRetry = Field(
+        default_factory=AwsRetry,
+        description="how Auto Scaling calls are retried when throttled",
+    )
 
 
 class SimulatedTarget(_Target):
     """An in-memory pool for simulation and tests."""
 
-    kind: Literal["simulated"] = "simulated"
+    kind: Literal["simulated"] = Field("simulated", description="selects this target")
     capacity_limit: (
         Annotated[int, Field(ge=0, le=MAX_UNITS), BeforeValidator(whole_number)] | None
     ) = Field(None, description="replicas the fake cloud can supply at most"

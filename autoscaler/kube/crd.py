@@ -264,3 +264,107 @@ class _NoAliases(yaml.SafeDumper):
 def crd_yaml() -> str:
     """The CRD as YAML text, with a header saying how it was made."""
     return HEADER + yaml.dump(crd(), Dumper=_NoAliases, sort_keys=True, width=100)
+
+
+# -- AutoscalingTrigger: evaluation triggers (autoscaler/triggers, docs/triggers.md) -------
+TRIGGER_KIND = "AutoscalingTrigger"
+TRIGGER_PLURAL = "autoscalingtriggers"
+TRIGGER_SINGULAR = "autoscalingtrigger"
+TRIGGER_SHORT_NAMES = ["atrigger"]
+TRIGGER_CRD_NAME = f"{TRIGGER_PLURAL}.{GROUP}"
+
+
+def trigger_spec_schema() -> Schema:
+    """The structural schema of an AutoscalingTrigger's spec: a Trigger without `name`."""
+    from autoscaler.config.triggers import Trigger
+
+    source = Trigger.model_json_schema(mode="validation", by_alias=True)
+    spec = convert(source, source.get("$defs", {}))
+    spec["properties"].pop("name", None)
+    spec["required"] = [r for r in spec.get("required", []) if r != "name"]
+    spec["description"] = (
+        "An evaluation trigger (docs/triggers.md); its name is metadata.name and its Jobs "
+        "run in the object's namespace unless `namespace` names another."
+    )
+    return spec
+
+
+def trigger_status_schema() -> Schema:
+    """What the controller writes each round (see `autoscaler.triggers.objects`)."""
+    number, text = {"type": "number"}, {"type": "string"}
+    run = {
+        "type": "object",
+        "properties": {
+            "id": text,
+            "sequence": {"type": "integer"},
+            "firedTime": {"type": "string", "format": "date-time"},
+            "step": {"type": "string", "description": "where the run is, or `done`"},
+            "outcome": text,
+            "detail": text,
+            "endedTime": {"type": "string", "format": "date-time"},
+        },
+    }
+    return {
+        "type": "object",
+        "properties": {
+            "observedGeneration": {"type": "integer", "format": "int64"},
+            "state": {
+                "type": "string",
+                "enum": ["ok", "stale", "pending", "running", "cooldown", "firing"],
+            },
+            "reason": {"type": "string", "description": "why, in words"},
+            "value": {**number, "description": "the condition's last usable value"},
+            "threshold": number,
+            "heldSeconds": {**number, "description": "how long the breach has lasted"},
+            "cooldownLeftSeconds": number,
+            "breachedSince": {
+                **number,
+                "description": "when the current breach began (seconds since the epoch), "
+                "so a restarted controller keeps counting `for`",
+            },
+            "runs": {"type": "array", "items": run, "description": "the latest runs"},
+            "conditions": {
+                "type": "array",
+                "items": _condition_schema(),
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            },
+        },
+    }
+
+
+TRIGGER_PRINTER_COLUMNS = [
+    {"name": "State", "type": "string", "jsonPath": ".status.state"},
+    {"name": "Value", "type": "number", "jsonPath": ".status.value"},
+    {"name": "Threshold", "type": "number", "jsonPath": ".status.threshold"},
+    {"name": "Last-Outcome", "type": "string", "jsonPath": ".status.runs[-1].outcome"},
+    {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1},
+    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+]
+
+
+def trigger_crd() -> dict[str, Any]:
+    """The AutoscalingTrigger CustomResourceDefinition as a plain dict."""
+    body = crd()
+    version = body["spec"]["versions"][0]
+    body["metadata"] = {"name": TRIGGER_CRD_NAME}
+    body["spec"]["names"] = {
+        "kind": TRIGGER_KIND,
+        "listKind": f"{TRIGGER_KIND}List",
+        "plural": TRIGGER_PLURAL,
+        "singular": TRIGGER_SINGULAR,
+        "shortNames": TRIGGER_SHORT_NAMES,
+        "categories": ["autoscaler"],
+    }
+    version["additionalPrinterColumns"] = TRIGGER_PRINTER_COLUMNS
+    schema = version["schema"]["openAPIV3Schema"]
+    schema["description"] = "An evaluation trigger: a condition that starts evaluation Jobs."
+    schema["properties"]["spec"] = trigger_spec_schema()
+    schema["properties"]["status"] = trigger_status_schema()
+    return body
+
+
+def trigger_crd_yaml() -> str:
+    """The AutoscalingTrigger CRD as YAML text."""
+    header = HEADER.replace("models.py", "triggers.py").replace("autoscaler crd", "gen_manifests")
+    return header + yaml.dump(trigger_crd(), Dumper=_NoAliases, sort_keys=True, width=100)

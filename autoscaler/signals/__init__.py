@@ -30,6 +30,7 @@ SOURCES: dict[str, str] = {
     "kube-pending-pods": "autoscaler.signals.kube:KubePendingReader",
     "nvml": "autoscaler.signals.nvml:NvmlReader",
     "activator": "autoscaler.signals.activator:ActivatorReader",
+    "optuna": "autoscaler.signals.optuna:OptunaReader",
 }
 
 

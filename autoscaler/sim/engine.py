@@ -40,6 +40,9 @@ from .oracle import peak_need
 from .signal_source import ClusterSignals
 from .traces import Trace
 
+START_MODES = ("warm", "cold")
+"""How a replay begins: `warm` at the first window's peak need, `cold` at the pool's `min`."""
+
 
 class SimulationError(ValueError):
     """A pool or trace the simulator cannot run; the message says what to change."""
@@ -61,6 +64,10 @@ class Workload:
     signal_delay_seconds: float
     batch: bool
     trace_name: str
+    start: str = "warm"
+    """How each replay begins (`simulation.start`): `warm` or `cold` (see `initial_replicas`)."""
+    min_replicas: int = 0
+    """The pool's `min`: the replicas ready at t=0 of a cold start."""
 
     @property
     def work_replica_seconds(self) -> float:
@@ -103,6 +110,8 @@ def workload(pool: Pool, trace: Trace) -> Workload:
         sim.signal_delay,
         isinstance(service, GpuBatchService),
         trace.name,
+        sim.start,
+        pool.min,
     )
 
 
@@ -127,6 +136,9 @@ class PolicyRun:
     timeline: dict[str, list[Any]] = field(default_factory=dict)
     cold_start_times: list[float] = field(default_factory=list)
     """When each cold start began: a replica requested while the pool had none."""
+    worst_wait_at: float | None = None
+    """Arrival time (seconds) of the request that waited longest (the report marks it);
+    None when no request was served or the run has no replay (the oracle)."""
 
 
 def _sim_pool(pool: Pool, policy: Any) -> Pool:
@@ -142,19 +154,42 @@ def _sim_pool(pool: Pool, policy: Any) -> Pool:
     )
 
 
+def warm_window(work: Workload) -> float:
+    """Seconds from t=0 whose peak need a warm start covers: a startup and a minute, the
+    time before replicas the policy asks for at t=0 are ready, with a tick to spare."""
+    return work.startup_seconds + 60.0
+
+
 def initial_replicas(pool: Pool, policy: Any, work: Workload) -> int:
-    """Start warm, as a pool that has been running: the peak the work needs (without
-    waiting) during the first startup window, and at least the bounds' and the policy's
-    own floor (the HPA never runs below 1). Every compared policy starts the same way."""
-    need = peak_need(
-        work.arrivals,
-        work.durations,
-        work.slots_held,
-        work.slots_per_replica,
-        work.startup_seconds + 60.0,
-    )
+    """The replicas ready at t=0. Warm (the default), as a pool that has been running: the
+    peak the work needs (without waiting) during the first startup window, and at least the
+    bounds' and the policy's own floor (the HPA never runs below 1); so a `min: 0` pool may
+    start at 11, and `min` changes nothing while the first window needs more. Cold: the
+    floor alone, the pool's `min` (or the policy's own, which a pool under it never goes
+    below); the rest are requested by the policy and are ready `startup` seconds later (a
+    cold start at t=0 when the floor is 0). Every compared policy starts the same way."""
     floor = getattr(policy, "min_replicas", 0) or getattr(policy, "min_replica_count", 0)
+    if work.start == "cold":
+        return int(min(pool.max, max(pool.min, floor)))
+    need = peak_need(
+        work.arrivals, work.durations, work.slots_held, work.slots_per_replica, warm_window(work)
+    )
     return int(min(pool.max, max(pool.min, floor, need)))
+
+
+def start_note(pool: Pool, policy: Any, work: Workload) -> str:
+    """One line saying how the replay begins (the pool's own policy), for the output."""
+    ready = initial_replicas(pool, policy, work)
+    if work.start == "cold":
+        return (
+            f"start: cold, {ready} replica(s) ready at t=0 (the pool's min {pool.min}, or "
+            f"the policy's own floor); the rest start with the {work.startup_seconds:g}s "
+            "startup delay"
+        )
+    return (
+        f"start: warm at {ready} replica(s) (the first window's peak need, at least min "
+        f"{pool.min}); --start cold (or simulation.start: cold) for a cold start"
+    )
 
 
 def sim_controller(
@@ -205,7 +240,9 @@ def run_policy(
         name=pool.name,
         at_zero=at_zero(pool, work, policy),
     )
-    cluster.add(initial_replicas(pool, policy, work), 0.0, ready=True)
+    ready = initial_replicas(pool, policy, work)
+    if ready:
+        cluster.add(ready, 0.0, ready=True)
     clock = FakeClock(0.0)
     source = ClusterSignals(cluster)
     provider = SimulatedProvider(clock, {pool.name: cluster})
@@ -250,7 +287,13 @@ def run_policy(
     metrics = measure(cluster, work, t, actions)
     metrics["policy"] = label
     metrics["wall_seconds"] = round(elapsed(), 3)
-    return PolicyRun(label, metrics, line if timeline else {}, list(cluster.cold_start_times))
+    return PolicyRun(
+        label,
+        metrics,
+        line if timeline else {},
+        list(cluster.cold_start_times),
+        worst_wait_at(cluster, work, t),
+    )
 
 
 TIMELINE = ("t", "arrivals", "queue", "in_flight", "gpu_utilization", "current", "desired",
@@ -317,6 +360,16 @@ AT_ZERO_KEYS = ("at_zero", "cold_starts", "cold_start_requests", "cold_start_wai
                 "cold_start_wait_p99_s", "cold_start_wait_max_s", "lost_at_zero", "rejected",
                 "timed_out")  # fmt: skip
 """The metrics of what happened at zero ready replicas (issue 15), in every result."""
+
+
+def worst_wait_at(cluster: Cluster, work: Workload, end: float) -> float | None:
+    """Arrival time of the request with `measure`'s longest wait (`wait_max_s`)."""
+    starts = np.asarray(cluster.start, dtype=float)
+    served = np.frombuffer(cluster.fate, dtype=np.uint8) < LOST
+    if not served.any():
+        return None
+    waits = np.where(np.isnan(starts), end - work.arrivals, starts - work.arrivals)
+    return float(work.arrivals[int(np.argmax(np.where(served, waits, -np.inf)))])
 
 
 def measure(cluster: Cluster, work: Workload, end: float, actions: int) -> dict[str, Any]:

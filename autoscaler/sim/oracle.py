@@ -43,8 +43,14 @@ def oracle(
     slots_held: np.ndarray,
     slots_per_replica: int,
     startup_seconds: float,
+    warm_replicas: int | None = None,
+    warm_until: float | None = None,
 ) -> OracleResult:
-    """Replica-seconds the oracle provisions (including each replica's startup)."""
+    """Replica-seconds the oracle provisions (including each replica's startup).
+    `warm_replicas`: how many replicas are already running at the start, as in the
+    simulated pool (its warm start, or a cold start's `min`), each paying no startup for
+    its first run if that begins by `warm_until` (default: the first arrival); None: as
+    many as the first arrival needs."""
     if len(arrivals) == 0:
         return OracleResult(0.0, 0, 0, 0.0)
     times, in_use = _in_use(arrivals, durations, slots_held)
@@ -55,8 +61,14 @@ def oracle(
     actions = 0
     cold_starts = 0
     for level in range(1, int(replicas.max()) + 1):
+        if warm_replicas is None:
+            warm_from = float(times[0])
+        elif level <= warm_replicas:
+            warm_from = float(times[0]) if warm_until is None else max(warm_until, times[0])
+        else:
+            warm_from = -np.inf
         seconds, runs, cold = _level_cost(
-            held >= level, starts_at, ends_at, startup_seconds, warm_from=float(times[0])
+            held >= level, starts_at, ends_at, startup_seconds, warm_from=warm_from
         )
         total += seconds
         actions += 2 * runs
@@ -75,8 +87,9 @@ def _level_cost(
 ) -> tuple[float, int, int]:
     """Replica-seconds for the k-th replica, its runs and its cold starts: it runs whenever
     k are needed, and is kept through any gap shorter than the startup latency (relaunching
-    would cost more). A replica needed at the very start is already running (as in the
-    simulated pools, which start warm), so it pays no startup."""
+    would cost more). A replica whose first run begins by `warm_from` was already running
+    (the simulated pool's start), so that run pays no startup; with `warm_from` -inf its
+    first run is a cold start too."""
     edges = np.diff(np.concatenate([[0], needed.astype(np.int8), [0]]))
     up = np.flatnonzero(edges == 1)
     down = np.flatnonzero(edges == -1)

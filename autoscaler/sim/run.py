@@ -26,8 +26,18 @@ from autoscaler.config.simulation import GpuBatchService, LlmService
 from policies import AnyPolicyConfig
 
 from .baselines import FAMILIES, KEEPALIVE, default_baseline, fixed_keepalive, keepalive_seconds
-from .engine import PolicyRun, SimulationError, Workload, run_policy, workload
+from .engine import (
+    START_MODES,
+    PolicyRun,
+    SimulationError,
+    Workload,
+    initial_replicas,
+    run_policy,
+    start_note,
+    workload,
+)
 from .oracle import oracle
+from .oracle_timeline import OracleSchedule, oracle_schedule
 from .traces import DAY, MAX_SPAN_DAYS, MAX_SPAN_SECONDS, Trace, TraceError, read_trace
 
 POLICY = TypeAdapter(AnyPolicyConfig)
@@ -46,6 +56,12 @@ class SimulationReport:
     wait_slo_seconds: float
     lower_bound_gpu_hours: float
     runs: list[PolicyRun] = field(default_factory=list)
+    start: dict[str, Any] = field(default_factory=dict)
+    """How the replays began: `mode` (warm or cold), `replicas` ready at t=0 (the pool's
+    own policy) and `note`, the line the CLI prints."""
+    oracle_timeline: dict[str, list[float]] = field(default_factory=dict)
+    """The oracle's replicas (`t`, `desired`, `ready`) on the tick grid, for the report.
+    Kept apart from its run's `timeline`, which holds decisions and the oracle makes none."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,7 +71,18 @@ class SimulationReport:
             "wait_slo_s": self.wait_slo_seconds,
             "results": [run.metrics for run in self.runs],
             "lower_bound_gpu_hours": self.lower_bound_gpu_hours,
+            "start": self.start,
         }
+
+
+def with_start(pool: Pool, start: str | None) -> Pool:
+    """The pool with its `simulation.start` set to `start` (warm or cold), when given."""
+    if start is None or pool.simulation is None:
+        return pool
+    if start not in START_MODES:
+        raise SimulationError(f"--start {start!r}: use one of {', '.join(START_MODES)}")
+    sim = pool.simulation.model_copy(update={"start": start})
+    return pool.model_copy(update={"simulation": sim})
 
 
 def pick_pool(config: Config, name: str | None) -> Pool:
@@ -173,9 +200,35 @@ def expand_compare(compare: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def oracle_start(work: Workload) -> dict[str, Any]:
+    """How the oracle begins, for `oracle()` and `oracle_schedule()` alike. A cold start
+    begins as the policies do, with the pool's `min` (initial_replicas without a policy's
+    own floor). Warm, it keeps what the goldens hold: warm only what the first arrival
+    needs, not the whole first window's peak the policies start with."""
+    return {"warm_replicas": work.min_replicas if work.start == "cold" else None}
+
+
+def oracle_replicas(work: Workload) -> OracleSchedule:
+    """The schedule `oracle_metrics` bills, laid out in time (started the same way; a test
+    holds the two together)."""
+    return oracle_schedule(
+        work.arrivals,
+        work.durations,
+        work.slots_held,
+        work.slots_per_replica,
+        work.startup_seconds,
+        **oracle_start(work),
+    )
+
+
 def oracle_metrics(work: Workload) -> dict[str, Any]:
     bound = oracle(
-        work.arrivals, work.durations, work.slots_held, work.slots_per_replica, work.startup_seconds
+        work.arrivals,
+        work.durations,
+        work.slots_held,
+        work.slots_per_replica,
+        work.startup_seconds,
+        **oracle_start(work),
     )
     gpu_hours = bound.replica_seconds * work.gpus_per_replica / 3600.0
     useful = bound.work_replica_seconds * work.gpus_per_replica / 3600.0
@@ -217,10 +270,12 @@ def simulate(
     repeat: int | None = None,
     timeline: bool = True,
     progress: Callable[[str], None] | None = None,
+    start: str | None = None,
 ) -> SimulationReport:
-    """Replay the pool's trace through its own policy and each compared one."""
+    """Replay the pool's trace through its own policy and each compared one. `start`
+    (warm or cold) overrides the pool's `simulation.start`."""
     compare = expand_compare(compare)
-    pool = pick_pool(config, pool_name)
+    pool = with_start(pick_pool(config, pool_name), start)
     work = workload(pool, load_trace(pool, trace_path, trace_format, speedup, repeat, config))
     tick = tick_seconds or config.controller.interval
     report = SimulationReport(
@@ -230,6 +285,11 @@ def simulate(
         work.wait_slo_seconds,
         round(work.work_replica_seconds * work.gpus_per_replica / 3600.0, 3),
     )
+    report.start = {
+        "mode": work.start,
+        "replicas": initial_replicas(pool, pool.policy, work),
+        "note": start_note(pool, pool.policy, work),
+    }
     plan: list[tuple[str, Pool, Any]] = [(pool.policy.type, pool, pool.policy)]
     for name in compare:
         if name in FAMILIES:
@@ -242,5 +302,9 @@ def simulate(
             progress(label)
         report.runs.append(run_policy(run_pool, work, policy, label, tick, timeline=timeline))
     if "oracle" in compare:
-        report.runs.append(PolicyRun("oracle", oracle_metrics(work)))
+        schedule = oracle_replicas(work)
+        run = PolicyRun("oracle", oracle_metrics(work), cold_start_times=schedule.cold_start_times)
+        report.runs.append(run)
+        if timeline:
+            report.oracle_timeline = schedule.timeline(tick)
     return report

@@ -8,18 +8,16 @@ summarised as the cost-vs-SLO Pareto front and the cheapest setting per family t
 the SLO. `keepalive_variants` (`--keepalive`) adds a fixed keep-alive family: the pool's own
 policy scaled to zero a fixed time after its last work, over `KEEPALIVE_GRID` (30 s to
 30 min; issue 16). Every variant is validated as a pool before it runs; a worker never shares state
-with another but the traces it caches for itself.
+with another but the traces it caches for itself. `run_all` runs variants on an executor
+(executors.py: local processes or a Ray cluster); search.py searches the same knobs with
+Optuna instead of walking their grid.
 """
 
 from __future__ import annotations
 
 import itertools
-import multiprocessing
-import os
-import signal
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
@@ -30,6 +28,8 @@ from autoscaler.config.loader import issues_from
 
 from .baselines import FAMILIES, KEEPALIVE_GRID, fixed_keepalive, tuning_grid
 from .engine import SimulationError, run_policy, workload
+from .executors import Executor, LocalExecutor
+from .front import best_per_family, pareto  # noqa: F401 - where callers import them
 from .traces import Trace, read_trace
 
 
@@ -52,6 +52,8 @@ class Variant:
     family: str
     label: str
     pool: dict[str, Any]
+    knobs: dict[str, Any] = field(default_factory=dict)
+    """What this variant sets, by field path (`min` for a warm floor): the row's label."""
 
 
 def parse_param(text: str) -> tuple[str, list[Any]]:
@@ -161,7 +163,8 @@ def grid(
             set_path(data, path, value)
         named = f"{what} values" if what == "--param" and len(params) > 1 else what
         checked = _check(data, label, named) if params else _check(data, "as configured")
-        variants.append(Variant(pool.policy.type, label or "as configured", checked))
+        knobs = {p: v for (p, _), v in zip(params, combo, strict=True)}
+        variants.append(Variant(pool.policy.type, label or "as configured", checked, knobs))
     return variants
 
 
@@ -228,15 +231,58 @@ def tuning_variants(
         for v in grid(pool, _own_knobs(pool), what="variant"):
             own = "" if v.label == "as configured" else v.label
             label = ", ".join(x for x in (note, own) if x) or v.label
-            variants.append(Variant(v.family, label, _check(_with_floor(v.pool, floor), label)))
+            floored = _check(_with_floor(v.pool, floor), label)
+            variants.append(Variant(v.family, label, floored, {**v.knobs, "min": floor}))
         for family in FAMILIES:
             for config in tuning_grid(family, slots_per_replica, batch):
                 data = {**base, "policy": config}
                 data.pop("behavior", None)
                 knob = {k: v for k, v in config.items() if k != "type"}
                 label = f"{family} {knob}" + (f", {note}" if note else "")
-                variants.append(Variant(family, label, _check(_with_floor(data, floor), family)))
+                knobs = {**baseline_knobs(family, config, slots_per_replica, batch), "min": floor}
+                checked = _check(_with_floor(data, floor), family)
+                variants.append(Variant(family, label, checked, knobs))
     return variants
+
+
+def baseline_knobs(
+    family: str, config: dict[str, Any], slots_per_replica: int, batch: bool
+) -> dict[str, Any]:
+    """The settings of a baseline's `config` that its tuning grid varies, by path in the
+    pool (`policy.metrics.0.target_utilization`): what tells its variants apart."""
+    return {
+        path: value
+        for path, value in _leaves(config, "policy")
+        if path in baseline_space(family, slots_per_replica, batch)
+    }
+
+
+def baseline_space(
+    family: str, slots_per_replica: int, batch: bool
+) -> dict[str, tuple[float, float]]:
+    """The knobs `tuning_grid` walks for a baseline family, by path in the pool, with the
+    lowest and highest value it tries: the bounds a search of that family keeps to."""
+    seen: dict[str, list[Any]] = {}
+    for config in tuning_grid(family, slots_per_replica, batch):
+        for path, value in _leaves(config, "policy"):
+            seen.setdefault(path, []).append(value)
+    return {
+        path: (min(values), max(values))
+        for path, values in seen.items()
+        if all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+        and len(set(values)) > 1
+    }
+
+
+def _leaves(node: Any, prefix: str) -> list[tuple[str, Any]]:
+    """Every scalar under `node` with its dotted path (list items by index)."""
+    if isinstance(node, dict):
+        items: Any = node.items()
+    elif isinstance(node, list):
+        items = enumerate(node)
+    else:
+        return [(prefix, node)]
+    return [leaf for key, child in items for leaf in _leaves(child, f"{prefix}.{key}")]
 
 
 def keepalive_variants(pool: Pool, seconds: Sequence[float] = KEEPALIVE_GRID) -> list[Variant]:
@@ -252,43 +298,30 @@ def keepalive_variants(pool: Pool, seconds: Sequence[float] = KEEPALIVE_GRID) ->
             raise SimulationError(f"{label}: {plain_error(exc)}") from None
         data["target"] = {"kind": "simulated"}
         data["signals"] = {}
-        variants.append(Variant("keepalive", label, _check(data, label)))
+        knobs = {"behavior.scale_to_zero_after": float(s)}
+        variants.append(Variant("keepalive", label, _check(data, label), knobs))
     return variants
 
 
 _TRACES: dict[TraceSpec, Trace] = {}
 
 
-def run_variant(variant: Variant, spec: TraceSpec, tick: float) -> dict[str, Any]:
-    """Simulate one variant (in a worker process; traces are cached per process)."""
-    trace = _TRACES.get(spec)
-    if trace is None:
-        trace = _TRACES[spec] = spec.load()
+def run_variant(variant: Variant, spec: TraceSpec | Trace, tick: float) -> dict[str, Any]:
+    """Simulate one variant (in a worker; a trace given by its spec is read once per
+    process and cached, one shipped by a Ray executor arrives read)."""
+    if isinstance(spec, Trace):
+        trace = spec
+    else:
+        cached = _TRACES.get(spec)
+        trace = _TRACES[spec] = spec.load() if cached is None else cached
     pool = Pool.model_validate(variant.pool)
     run = run_policy(pool, workload(pool, trace), pool.policy, variant.label, tick, timeline=False)
-    return {**run.metrics, "family": variant.family, "variant": variant.label}
-
-
-def _ignore_interrupts() -> None:
-    """In a worker: Ctrl-C is for the parent, which stops the workers itself (no worker
-    prints a traceback)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-
-def _stop(pool: ProcessPoolExecutor) -> None:
-    """Drop the variants not started and end the running ones now (not after they finish,
-    as shutdown alone would)."""
-    terminate = getattr(pool, "terminate_workers", None)  # Python 3.14
-    if terminate is not None:
-        terminate()
-        return
-    # Before shutdown, which forgets them.
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.join(5)
+    return {
+        **run.metrics,
+        "family": variant.family,
+        "variant": variant.label,
+        "knobs": variant.knobs,
+    }
 
 
 def run_all(
@@ -297,61 +330,13 @@ def run_all(
     tick: float,
     workers: int,
     progress: Callable[[dict[str, Any]], None] | None = None,
+    executor: Executor | None = None,
 ) -> list[dict[str, Any]]:
-    """Run every variant on `workers` processes (1: in this process; never more than there
-    are variants). On any error, Ctrl-C included, the workers are stopped at once."""
-    results: list[dict[str, Any]] = []
-    workers = min(workers, len(variants))
-    if workers <= 1:
-        for v in variants:
-            results.append(run_variant(v, spec, tick))
-            if progress:
-                progress(results[-1])
-        return results
-    context = multiprocessing.get_context("fork" if os.name == "posix" else "spawn")
-    pool = ProcessPoolExecutor(workers, mp_context=context, initializer=_ignore_interrupts)
-    try:
-        futures = [pool.submit(run_variant, v, spec, tick) for v in variants]
-        for future in as_completed(futures):
-            results.append(future.result())
-            if progress:
-                progress(results[-1])
-    except BaseException:
-        _stop(pool)
-        raise
-    pool.shutdown()
-    order = {v.label: i for i, v in enumerate(variants)}
-    return sorted(results, key=lambda r: order.get(r["variant"], 0))
-
-
-def pareto(results: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Variants no other beats on both cost and SLO attainment, cheapest first."""
-    front = []
-    for r in results:
-        dominated = any(
-            o["cost"] <= r["cost"]
-            and o["slo_attainment"] >= r["slo_attainment"]
-            and (o["cost"] < r["cost"] or o["slo_attainment"] > r["slo_attainment"])
-            for o in results
-        )
-        if not dominated:
-            front.append(r)
-    return sorted(front, key=lambda r: r["cost"])
-
-
-def best_per_family(
-    results: Sequence[dict[str, Any]], slo_target: float
-) -> dict[str, dict[str, Any]]:
-    """Per family, the cheapest variant meeting the SLO target (or, if none does, the one
-    closest to it, marked `meets_slo: False`)."""
-    best: dict[str, dict[str, Any]] = {}
-    for family in dict.fromkeys(r["family"] for r in results):
-        mine = [r for r in results if r["family"] == family]
-        meeting = [r for r in mine if r["slo_attainment"] >= slo_target]
-        if meeting:
-            pick = min(meeting, key=lambda r: r["cost"])
-            best[family] = {**pick, "meets_slo": True}
-        else:
-            pick = max(mine, key=lambda r: (r["slo_attainment"], -r["cost"]))
-            best[family] = {**pick, "meets_slo": False}
-    return best
+    """Run every variant on `executor` (default: `workers` local processes, 1: in this
+    process), results in the order of `variants`. On any error, Ctrl-C included, the
+    workers are stopped at once."""
+    if executor is None:
+        with LocalExecutor(min(workers, len(variants))) as local:
+            return run_all(variants, spec, tick, workers, progress, local)
+    shipped = spec if executor.local else executor.put(spec.load())
+    return executor.map(run_variant, [(v, shipped, tick) for v in variants], progress)

@@ -162,21 +162,35 @@ def resolve(path: str) -> Path:
 
 
 def guess_format(path: str) -> str:
+    """The format a trace's header shows; a TraceError naming the file and the formats
+    when it shows none of them."""
     if path.startswith("bundled:"):
         return BUNDLED.get(path.split(":", 1)[1], ("", "csv"))[1]
     file = resolve(path)
     if not_a_file(file) is not None:
         return "csv"  # reading it as CSV then says what is wrong
     try:
-        with file.open(encoding="utf-8-sig", errors="replace") as handle:
+        with file.open(encoding="utf-8-sig") as handle:
             header = handle.readline(MAX_LINE_CHARS)
-    except OSError:
+    except (OSError, UnicodeDecodeError):
+        return "csv"  # not UTF-8 text: reading it as CSV then says what it is
+    if "\x00" in header:
         return "csv"
     if header.startswith("TIMESTAMP,ContextTokens"):
         return "azure-llm"
     if "creation_time" in header and "num_gpu" in header:
         return "alibaba-gpu"
-    return "csv"
+    columns = [c.strip().strip('"').lower() for c in header.split(",")]
+    if "timestamp" in columns or not header.strip():
+        return "csv"  # an empty file: reading it as CSV then says so
+    # Read as csv, a header of some other format would fail on a column it does not know,
+    # which hides that the format was only guessed.
+    raise TraceError(
+        f"{file}: cannot tell the trace format from its header ({header.strip()[:120]!r}): "
+        "azure-llm starts TIMESTAMP,ContextTokens; alibaba-gpu has creation_time and "
+        f"num_gpu; csv has a timestamp column ({', '.join(CSV_COLUMNS)}); give the format "
+        "(--trace-format, or simulation.trace.format in the config) or fix the header"
+    )
 
 
 def read_trace(

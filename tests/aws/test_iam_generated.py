@@ -426,7 +426,7 @@ def test_the_command_writes_a_file_and_notes_what_the_config_leaves_open(
         json.dumps({"installation": {"id": "prod"}, "pools": [pool_dict("gpu", target)]})
     )
     out = tmp_path / "policy.json"
-    result = _invoke("-c", str(config), "-o", str(out))
+    result = _invoke("-c", str(config), "--out", str(out))
     assert result.exit_code == 0, result.stderr
     assert result.stdout == ""
     document = json.loads(out.read_text())

@@ -24,7 +24,8 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from autoscaler.cli_sim import simulate_cmd, sweep_cmd
+from autoscaler.cli_sim import simulate_cmd
+from autoscaler.cli_sweep import sweep_cmd
 from tests.unit.test_state_file import GPU
 
 from .harness import (
@@ -160,7 +161,9 @@ SIMULATE = {
     "--tick": DURATIONS,
     "--speedup": NUMBERS,
     "--repeat": NUMBERS,
-    "--json": paths("json"),
+    "--out": paths("json"),
+    "--json": paths("json"),  # deprecated, kept one release
+    "-o": st.sampled_from(["table", "json", "yaml", "xml", ""]),
     "--report": paths("report"),
     "--compare": st.sampled_from(["none", "hpa", "oracle", "keepalive-45s", "keepalive",
                                   "hpa,,kpa", "keepalive-", "keepalive-0", "keepalive--5s",
@@ -171,9 +174,10 @@ SIMULATE = {
 
 
 @fuzz_settings(250)
-@given(args=options(SIMULATE, rare=("--report", "--trace-format", "--pool")))
-@example(args=["--json", "{tmp}/" + "x" * 300])  # a name too long: OSError before the fix
+@given(args=options(SIMULATE, rare=("--report", "--trace-format", "--pool", "--json")))
+@example(args=["--out", "{tmp}/" + "x" * 300])  # a name too long: OSError before the fix
 @example(args=["--report", "{tmp}/" + "x" * 300])
+@example(args=["--out", "/dev/full", "--compare", "none"])
 @example(args=["--json", "/dev/full", "--compare", "none"])
 def test_simulate_takes_any_option_values_or_refuses_them(args, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("simulate")
@@ -256,7 +260,7 @@ def test_explain_takes_any_signal_values_or_refuses_them(replicas, ready, signal
     if pool is not None:
         args += ["--pool", pool]
     if as_json:
-        args.append("--json")
+        args += ["-o", "json"]
     check(invoke("explain", *args))
 
 
@@ -285,7 +289,7 @@ def test_run_once_takes_any_option_values_or_refuses_them(args, as_json, tmp_pat
     config.write_text(GPU)
     args = filled(args, tmp)
     with inside(tmp):
-        result = invoke("run", "-c", str(config), "--once", *(["--json"] if as_json else []),
+        result = invoke("run", "-c", str(config), "--once", *(["-o", "json"] if as_json else []),
                         *args)  # fmt: skip
         check(result)
         if str(tmp / "a-file") not in args:

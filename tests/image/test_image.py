@@ -35,7 +35,7 @@ def test_the_entry_point_is_autoscaler_and_answers_version(image: str) -> None:
 def test_it_validates_the_shipped_examples(image: str) -> None:
     assert EXAMPLES
     names = [f"/examples/{p.name}" for p in EXAMPLES]
-    done = run(image, "validate", "--json", *names,
+    done = run(image, "validate", "-o", "json", *names,
                options=("-v", f"{REPO_ROOT / 'examples'}:/examples:ro"))  # fmt: skip
     assert done.returncode == 0, f"{done.stdout}\n{done.stderr}"
     assert "Traceback" not in done.stderr, done.stderr
@@ -73,6 +73,8 @@ print(json.dumps({
     assert got["prefix"] == "/opt/venv"
     assert got["writable"] == {"/": False, "/opt/venv": False, "/etc": False, "/tmp": True}
     assert "elastic-autoscaler" in got["dists"]
+    # The optuna extra ships too, so experiment pools (`type: optuna`) work in the pod.
+    assert "optuna" in got["dists"], got["dists"]
     assert not {"pip", "setuptools"} & set(got["dists"]), got["dists"]
     assert not got["pip"]
     assert got["leftovers"] == []

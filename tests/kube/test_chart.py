@@ -178,7 +178,7 @@ def test_default_render_is_the_hardened_controller_with_its_flags_and_nothing_mo
     objs = helm_template(tmp_path, namespace="autoscaler")
     found = {kind: sorted(o["metadata"]["name"] for o in v) for kind, v in kinds(objs).items()}
     assert found == {
-        "CustomResourceDefinition": [f"{PLURAL}.{GROUP}"],
+        "CustomResourceDefinition": [f"{PLURAL}.{GROUP}", f"autoscalingtriggers.{GROUP}"],
         "ServiceAccount": ["ea-autoscaler"],
         "ClusterRole": ["autoscaler-ea-autoscaler-workloads"],  # bound per namespace only
         "ConfigMap": ["ea-autoscaler-config"],

@@ -15,7 +15,7 @@ LLM = str(ROOT / "examples" / "llm-serving.yaml")
 
 
 def test_simulate_prints_the_documented_json():
-    result = CliRunner().invoke(cli, ["simulate", LLM, "--json", "-"])
+    result = CliRunner().invoke(cli, ["simulate", LLM, "-o", "json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["trace"] == "azure_llm_conv_sample" and data["pool"] == "llm-chat"
@@ -140,3 +140,23 @@ def test_a_report_folder_that_cannot_be_created_is_refused_before_simulating(tmp
     result = CliRunner().invoke(cli, ["simulate", LLM, "--report", str(blocker / "report")])
     assert result.exit_code == 2, result.output
     assert "Invalid value for '--report': cannot create folder" in result.output
+
+
+def test_sweep_tune_prints_a_compact_front_labelled_by_family():
+    result = CliRunner().invoke(cli, ["sweep", LLM, "--tune", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    front = result.stdout.split("cheapest per family")[0]
+    rows = [line for line in front.splitlines() if line.startswith("│")]
+    # 240 variants, many landing on the same point: one row per distinct point.
+    assert 0 < len(rows) <= 10, front
+    numbers = [tuple(cell.strip() for cell in row.split("│")[3:]) for row in rows]
+    assert len(set(numbers)) == len(numbers), front
+    for row in rows:
+        family = row.split("│")[1].strip()
+        assert family and all(
+            f in ("ours (composite)", "hpa", "keda", "kpa") for f in family.split(" / ")
+        ), row
+    assert "alike)" in front and "dominated point(s) not shown (--all lists them)" in result.stdout
+    every = CliRunner().invoke(cli, ["sweep", LLM, "--tune", "--workers", "2", "--all"])
+    listed = [line for line in every.stdout.split("cheapest")[0].splitlines() if "│" in line]
+    assert len(listed) > len(rows)

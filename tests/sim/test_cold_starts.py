@@ -325,5 +325,5 @@ def test_the_report_marks_cold_starts_and_shows_the_figures(tmp_path):
     report = SimulationReport("sparse", "p", TICK, 1.0, 0.01, [result])
     page = write_report(report, tmp_path)
     text = page.read_text()
-    assert "At zero ready replicas" in text and "<th>cold_starts</th>" in text
+    assert "At zero ready replicas" in text and 'data-key="cold_starts">cold starts</th>' in text
     assert (tmp_path / "ready.png").stat().st_size > 0

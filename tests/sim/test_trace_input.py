@@ -21,7 +21,8 @@ HEADER = b"timestamp,service_seconds\n"
 
 def simulate(*args: str) -> tuple[int, str]:
     result = CliRunner().invoke(cli, ["simulate", LLM, "--compare", "none", *args])
-    return result.exit_code, result.output
+    # The result alone on success (notes go to stderr); everything to explain a failure.
+    return result.exit_code, result.stdout if result.exit_code == 0 else result.output
 
 
 def refused(trace: Path, *needles: str, command: str = "simulate") -> str:
@@ -46,7 +47,7 @@ def write(tmp_path: Path, data: bytes, name: str = "trace.csv") -> Path:
 
 def test_a_utf8_csv_with_a_byte_order_mark_just_works(tmp_path):
     trace = write(tmp_path, b"\xef\xbb\xbf" + HEADER + b"0,1\n10,1\n20,2\n")
-    code, out = simulate("--trace", str(trace), "--json", "-")
+    code, out = simulate("--trace", str(trace), "-o", "json")
     assert code == 0, out
     data = json.loads(out)
     assert data["trace"] == "trace" and data["results"][0]["requests"] == 3
@@ -55,7 +56,7 @@ def test_a_utf8_csv_with_a_byte_order_mark_just_works(tmp_path):
 def test_an_azure_trace_with_a_byte_order_mark_is_still_recognised(tmp_path):
     trace = write(tmp_path, b"\xef\xbb\xbfTIMESTAMP,ContextTokens,GeneratedTokens\n"
                   b"2023-11-16 18:17:03.9799600,100,10\n2023-11-16 18:17:05.0,200,20\n")
-    code, out = simulate("--trace", str(trace), "--json", "-")
+    code, out = simulate("--trace", str(trace), "-o", "json")
     assert code == 0, out
     assert json.loads(out)["results"][0]["requests"] == 2
 

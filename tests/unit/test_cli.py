@@ -46,13 +46,13 @@ def test_validate_lists_every_error_as_path_and_message_and_exits_2(tmp_path):
 
 
 def test_validate_json_output_is_machine_readable(tmp_path):
-    result = invoke("validate", "--json", LLM)
+    result = invoke("validate", "-o", "json", LLM)
     assert json.loads(result.output) == [{"file": LLM, "ok": True, "pools": ["llm-chat"]}]
 
 
 def test_schema_prints_a_json_schema(tmp_path):
     out = tmp_path / "schema.json"
-    assert invoke("schema", "-o", str(out)).exit_code == 0
+    assert invoke("schema", "--out", str(out)).exit_code == 0
     schema = json.loads(out.read_text())
     assert schema["$schema"].endswith("2020-12/schema")
     assert "pools" in schema["properties"]
@@ -62,7 +62,7 @@ def test_explain_shows_decision_and_reason():
     result = invoke("explain", LLM, "--pool", "llm-chat", "--signal", "queue=120",
                     "--signal", "in_flight=64", "--signal", "arrival_rate=12",
                     "--signal", "service_seconds=10", "--signal", "gpu_utilization=0.97",
-                    "--signal", "held=0", "--replicas", "8", "--json")
+                    "--signal", "held=0", "--replicas", "8", "-o", "json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     # Erlang C: 12/s x 10 s = 120 slots of load -> 134 slots -> 17 replicas, capped at 16
@@ -75,7 +75,7 @@ def test_explain_shows_decision_and_reason():
 
 def test_explain_marks_a_missing_signal_stale_and_holds():
     result = invoke("explain", LLM, "--signal", "queue=0", "--signal", "in_flight=0",
-                    "--signal", "gpu_utilization=0.1", "--replicas", "3", "--json")
+                    "--signal", "gpu_utilization=0.1", "--replicas", "3", "-o", "json")
     data = json.loads(result.output)
     assert data["stale"] == {
         "arrival_rate": "not given on the command line",
@@ -111,7 +111,7 @@ def test_run_once_on_a_simulated_pool_prints_the_tick(tmp_path):
         "    policy: {type: queue-depth, target_per_replica: 10}\n"
     )
     state = tmp_path / "state.json"
-    result = invoke("run", "-c", str(config), "--once", "--json", "--state", str(state))
+    result = invoke("run", "-c", str(config), "--once", "-o", "json", "--state", str(state))
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert data["decisions"][0]["desired"] == 3

@@ -79,12 +79,12 @@ def test_bad_lab_options_are_refused_before_simulating(command, args, fragments,
 def test_a_json_file_in_a_folder_that_takes_no_files_is_refused_up_front(no_simulation):
     if not Path("/proc/self").is_dir():
         pytest.skip("needs /proc")
-    refused(invoke("simulate", LLM, "--json", "/proc/x.json"), "'--json'",
+    refused(invoke("simulate", LLM, "--out", "/proc/x.json"), "'--out'",
             "cannot write '/proc/x.json'")
 
 
 def test_a_json_path_that_is_a_folder_is_refused(tmp_path, no_simulation):
-    refused(invoke("simulate", LLM, "--json", str(tmp_path)), "'--json'", "is a folder")
+    refused(invoke("simulate", LLM, "--out", str(tmp_path)), "'--out'", "is a folder")
 
 
 def test_a_read_only_folder_is_refused_for_json_and_report(tmp_path, no_simulation):
@@ -96,7 +96,7 @@ def test_a_read_only_folder_is_refused_for_json_and_report(tmp_path, no_simulati
     elif not locked.is_dir():
         pytest.fail("as root this test needs /proc to have a folder nothing can be created in")
     try:
-        refused(invoke("simulate", LLM, "--json", str(locked / "x.json")), "'--json'",
+        refused(invoke("simulate", LLM, "--out", str(locked / "x.json")), "'--out'",
                 "cannot write")
         refused(invoke("simulate", LLM, "--report", str(locked)), "'--report'",
                 "cannot write into folder")
@@ -214,7 +214,7 @@ def test_explain_refuses_values_out_of_bounds(args, fragments):
 def test_explain_takes_a_utilization_as_a_fraction_or_a_percentage():
     for text in ("0.5", "50%"):
         result = invoke("explain", LLM, "--replicas", "4", "--signal",
-                        f"gpu_utilization={text}", "--json")
+                        f"gpu_utilization={text}", "-o", "json")
         assert result.exit_code == 0, result.output
         assert json.loads(result.stdout)["signals"] == {"gpu_utilization": 0.5}
 
@@ -246,8 +246,11 @@ def test_explain_reads_utilization_signals_from_the_policies(tmp_path):
         (["run", "--interval", "0"], ["'--interval'", "from 100ms to 1h"]),
         (["run", "--interval", "nan"], ["'--interval'", "'nan' is not a duration"]),
         (["run", "--lease-duration", "0"], ["'--lease-duration'", "from 1s to 1h"]),
-        (["schema", "-o", "/no/such/dir/s.json"], ["'--output'", "does not exist"]),
+        (["schema", "--out", "/no/such/dir/s.json"], ["'--out'", "does not exist"]),
+        (["crd", "--out", "/no/such/dir/crd.yaml"], ["'--out'", "does not exist"]),
+        # the deprecated `-o FILE`, checked as before
         (["crd", "-o", "/no/such/dir/crd.yaml"], ["'--output'", "does not exist"]),
+        (["schema", "-o", "xml"], ["'--output'", "'xml' is not a format: give json or yaml"]),
     ],
 )
 def test_other_commands_refuse_bad_options(args, fragments):

@@ -481,7 +481,7 @@ def test_explain_shows_the_learned_gaps_from_a_state_file(tmp_path):
     state = write_state(tmp_path, pool, served.memory, 600 * 20 - 15)
     args = ["explain", str(config), "--replicas", "1", "--signal", "queue=0",
             "--signal", "in_flight=0", "--signal", "arrival_rate=0", "--state", state]  # fmt: skip
-    result = CliRunner().invoke(cli, [*args, "--json"], catch_exceptions=False)
+    result = CliRunner().invoke(cli, [*args, "-o", "json"], catch_exceptions=False)
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     (learned,) = data["keep_alive"]

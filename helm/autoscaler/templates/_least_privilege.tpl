@@ -18,6 +18,34 @@ controller's default. */}}
 {{- printf "%s/pool" (include "autoscaler.tagPrefix" .) }}
 {{- end }}
 
+{{/* The label naming the evaluation trigger of a Job the controller creates (such Jobs
+carry it instead of the pool label; docs/triggers.md): <tag_prefix>/trigger. */}}
+{{- define "autoscaler.triggerLabel" -}}
+{{- printf "%s/trigger" (include "autoscaler.tagPrefix" .) }}
+{{- end }}
+
+{{/* config.file's evaluation triggers (a list; empty with config.existingConfigMap). */}}
+{{- define "autoscaler.fileTriggers" -}}
+{{- if .Values.config.existingConfigMap }}
+{{- toJson list }}
+{{- else }}
+{{- toJson (get .Values.config.file "triggers" | default list) }}
+{{- end }}
+{{- end }}
+
+{{/* The Deployments whose model version evaluation triggers may set (rollout step): RBAC
+resourceNames for `patch` on deployments, from rbac.rolloutDeployments and config.file's
+triggers. Empty: no rollout is granted. */}}
+{{- define "autoscaler.rolloutDeployments" -}}
+{{- $names := list }}
+{{- range .Values.rbac.rolloutDeployments | default list }}{{ $names = append $names . }}{{ end }}
+{{- range (include "autoscaler.fileTriggers" . | fromJsonArray) }}
+{{- $rollout := get (get . "pipeline" | default dict) "rollout" | default dict }}
+{{- with get $rollout "deployment" }}{{ $names = append $names . }}{{ end }}
+{{- end }}
+{{- toJson (uniq $names | sortAlpha) }}
+{{- end }}
+
 {{/* The controller's username in admission requests. */}}
 {{- define "autoscaler.username" -}}
 {{- printf "system:serviceaccount:%s:%s" .Release.Namespace (include "autoscaler.serviceAccountName" .) }}
@@ -55,7 +83,7 @@ watched namespaces (the admission policy then checks the owner label). */}}
 {{- end }}
 
 {{/* The images a Job of the controller may run: admissionPolicy.jobs.images plus those of
-the inline templates of config.file's job pools. */}}
+the inline templates of config.file's job pools and evaluation triggers. */}}
 {{- define "autoscaler.jobImages" -}}
 {{- $images := list }}
 {{- range .Values.admissionPolicy.jobs.images }}{{ $images = append $images . }}{{ end }}
@@ -63,6 +91,16 @@ the inline templates of config.file's job pools. */}}
 {{- $target := get . "target" | default dict }}
 {{- if and (eq (get $target "kind" | default "") "job") (get $target "template") }}
 {{- $pod := get (get (get (get $target "template") "spec" | default dict) "template" | default dict) "spec" | default dict }}
+{{- range concat (get $pod "containers" | default list) (get $pod "initContainers" | default list) }}
+{{- with get . "image" }}{{ $images = append $images . }}{{ end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- range (include "autoscaler.fileTriggers" . | fromJsonArray) }}
+{{- $pipeline := get . "pipeline" | default dict }}
+{{- range list "evaluate" "retrain" }}
+{{- $template := get (get $pipeline . | default dict) "template" | default dict }}
+{{- $pod := get (get (get $template "spec" | default dict) "template" | default dict) "spec" | default dict }}
 {{- range concat (get $pod "containers" | default list) (get $pod "initContainers" | default list) }}
 {{- with get . "image" }}{{ $images = append $images . }}{{ end }}
 {{- end }}

@@ -21,6 +21,7 @@ from rich.console import Console
 from autoscaler.cli import cli
 from autoscaler.cli_output import fit, print_table, stdout_console
 from autoscaler.cli_sim import results_table, zero_table
+from autoscaler.sim.report_units import duration
 
 ROOT = Path(__file__).resolve().parents[2]
 LLM = str(ROOT / "examples" / "llm-serving.yaml")
@@ -46,10 +47,12 @@ def long_report():
     """A simulation report whose figures are as long as a month of a big fleet gives."""
     metrics = [
         {"policy": "queueing", "gpu_hours": 23179.123, "cost": 1234567.891, "efficiency": 0.4567,
-         "wait_p50_s": 0.0, "wait_p99_s": 21600.25, "slo_attainment": 0.987654,
+         "wait_p50_s": 0.0, "wait_p99_s": 21600.25, "wait_max_s": 86400.0 * 3,
+         "slo_attainment": 0.987654,
          "scale_actions": 123456},
         {"policy": "keepalive-knative", "gpu_hours": 98765.4, "cost": 7654321.0,
-         "efficiency": 0.1, "wait_p50_s": 12.5, "wait_p99_s": 86399.99, "slo_attainment": 0.5,
+         "efficiency": 0.1, "wait_p50_s": 12.5, "wait_p99_s": 86399.99, "wait_max_s": 90000.0,
+         "slo_attainment": 0.5,
          "scale_actions": 7},
     ]  # fmt: skip
     return SimpleNamespace(runs=[SimpleNamespace(metrics=m) for m in metrics])
@@ -61,7 +64,7 @@ def cells(report) -> list[str]:
     for run in report.runs:
         m = run.metrics
         out += [f"{m['gpu_hours']:.2f}", f"{m['cost']:.2f}", f"{m['efficiency']:.1%}",
-                f"{m['wait_p50_s']:.2f}s", f"{m['wait_p99_s']:.2f}s",
+                f"{m['wait_p50_s']:.2f}s", f"{m['wait_p99_s']:.2f}s", duration(m["wait_max_s"]),
                 f"{m['slo_attainment']:.2%}", str(m["scale_actions"]), m["policy"]]  # fmt: skip
     return out
 

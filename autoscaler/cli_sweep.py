@@ -27,10 +27,10 @@ from .cli_progress import Progress
 from .cli_sim import MAX_REPEAT, _load, _raw_trace, _replay_settings, replay_size, tick_option
 from .cli_sweep_tables import result_tables
 from .config import Pool
-from .sim.engine import SimulationError
+from .sim.engine import START_MODES, SimulationError
 from .sim.executors import EXECUTORS, ExecutorError
 from .sim.front import best_per_family, distinct, pareto
-from .sim.run import pick_pool
+from .sim.run import pick_pool, with_start
 from .sim.traces import FORMATS, TraceError
 
 MAX_WORKERS = max(256, os.cpu_count() or 1)
@@ -178,6 +178,12 @@ def _search_only(ctx: click.Context, search: str | None) -> None:
 @click.option("--tick", callback=tick_option, help="as for simulate: 10ms to 1h")
 @click.option("--speedup", callback=positive_number, help="as for simulate")
 @click.option("--repeat", type=click.IntRange(1, MAX_REPEAT), help="as for simulate")
+@click.option(
+    "--start",
+    type=click.Choice(START_MODES),
+    help="as for simulate: warm (the first window's peak need, whatever `min` says) or cold "
+    "(the pool's min; compare `min` values with this)",
+)
 @output_option(what="the front and best per family (json, yaml: every variant too)")
 @out_option("every variant's results")
 @click.option("--json", "json_out", callback=_legacy_json, hidden=True)
@@ -207,6 +213,7 @@ def sweep_cmd(
     tick: float | None,
     speedup: float | None,
     repeat: int | None,
+    start: str | None,
     output: str,
     out_file: str | None,
     json_out: str | None,
@@ -240,7 +247,14 @@ def sweep_cmd(
     interval = tick or config.controller.interval
     spaces: list[Any] = []
     try:
-        pool = pick_pool(config, pool_name)
+        pool = with_start(pick_pool(config, pool_name), start)
+        if pool.simulation is not None and pool.simulation.start == "warm":
+            # Every variant begins with the first window's peak need: `min` cannot show.
+            note(
+                "start: warm (each variant begins with the first window's peak need, so "
+                "variants of `min` look alike); --start cold (or simulation.start: cold) to "
+                "compare them"
+            )
         # Each --param is parsed before the trace is read, so a typo fails at once.
         parsed = [sweep_lib.parse_param(p) for p in params]
         speed, times, speed_name, times_name = _replay_settings(pool, speedup, repeat)

@@ -124,7 +124,7 @@ class Simulation(_Model):
         "pool's `min` replicas ready at t=0 (or the policy's own floor, such as the HPA's "
         "min_replicas), the rest started by the policy and ready after the pool's "
         "`startup` (a cold start at t=0 for a `min: 0` pool). The oracle and "
-        "the baselines start the same way; `simulate --start` overrides it",
+        "the baselines start the same way; `simulate --start` and `sweep --start` override it",
     )
     baselines: dict[str, AnyPolicyConfig] = Field(
         default_factory=dict,

@@ -181,3 +181,17 @@ def test_the_start_option_overrides_the_configured_start(tmp_path):
     warm = simulate(config, compare=[], timeline=False, start="warm")
     assert warm.start["mode"] == "warm" and warm.start["replicas"] == 5
     assert warm.runs[0].metrics["cold_starts"] == 0
+
+
+def test_sweep_says_a_warm_start_hides_min_and_its_start_option_compares_it(tmp_path):
+    path = str(config_file(tmp_path, 0))
+    rows = {}
+    for start in ("warm", "cold"):
+        args = ["sweep", path, "--param", "min=0,2", "--start", start, "--workers", "1"]
+        result = CliRunner().invoke(cli, [*args, "-o", "json"])
+        assert result.exit_code == 0, result.output
+        assert ("variants of `min` look alike" in result.stderr) == (start == "warm")
+        found = json.loads(result.stdout)["variants"]
+        rows[start] = sorted((r["gpu_hours"], r["slo_attainment"]) for r in found)
+    assert rows["warm"][0] == rows["warm"][1]
+    assert rows["cold"][0] != rows["cold"][1]

@@ -57,6 +57,8 @@ def test_a_settings_file_without_pools_needs_crd_pools():
     result = invoke(overlay)
     assert result.exit_code == 2
     assert "pools: required field is missing" in result.stderr
+    assert "validate --crd-pools" in result.stderr  # says what to do
+    assert invoke("--crd-pools", overlay).exit_code == 0
 
 
 def test_a_bad_manifest_names_the_field_and_its_line_in_the_file(tmp_path):

@@ -248,18 +248,19 @@ def sweep_cmd(
     spaces: list[Any] = []
     try:
         pool = with_start(pick_pool(config, pool_name), start)
-        if pool.simulation is not None and pool.simulation.start == "warm":
+        # Each --param is parsed before the trace is read, so a typo fails at once.
+        parsed = [sweep_lib.parse_param(p) for p in params]
+        speed, times, speed_name, times_name = _replay_settings(pool, speedup, repeat)
+        raw = _raw_trace(config, pool, trace_path, trace_format)
+        replay_size(raw, speed, times, interval, speed_name, times_name)
+        varies_min = tune or bool(search) or any(path == "min" for path, _ in parsed)
+        if varies_min and pool.simulation is not None and pool.simulation.start == "warm":
             # Every variant begins with the first window's peak need: `min` cannot show.
             note(
                 "start: warm (each variant begins with the first window's peak need, so "
                 "variants of `min` look alike); --start cold (or simulation.start: cold) to "
                 "compare them"
             )
-        # Each --param is parsed before the trace is read, so a typo fails at once.
-        parsed = [sweep_lib.parse_param(p) for p in params]
-        speed, times, speed_name, times_name = _replay_settings(pool, speedup, repeat)
-        raw = _raw_trace(config, pool, trace_path, trace_format)
-        replay_size(raw, speed, times, interval, speed_name, times_name)
         work = workload(pool, raw.transformed(speed, times))
         configured = pool.simulation.trace if pool.simulation else None
         spec = sweep_lib.TraceSpec(

@@ -347,8 +347,10 @@ class Config(_Model):
     """The folder of the file it was loaded from: relative paths in it start there."""
 
     def resolve_path(self, path: str) -> str:
-        """A path from the file, relative to the file's folder (bundled: names as they are)."""
-        if self._base_dir is None or path.startswith("bundled:") or Path(path).is_absolute():
+        """A path from the file, relative to the file's folder (bundled: and sparse: names as
+        they are)."""
+        named = path.startswith(("bundled:", "sparse:"))
+        if self._base_dir is None or named or Path(path).is_absolute():
             return path
         return str(self._base_dir / path)
 

@@ -71,7 +71,9 @@ class Trace(_Model):
     path: str = Field(
         description="the trace file, relative to the folder of the config file that names "
         "it (symbolic links followed), or absolute; `bundled:NAME` for a sample shipped "
-        "with the package (azure-llm-code-sample, azure-llm-conv-sample)"
+        "with the package (azure-llm-code-sample, azure-llm-conv-sample); `sparse:NAME` for a "
+        "sparse case derived from the public traces (azure-code, alibaba-gpu, periodic-eval; "
+        "see autoscaler/sim/sparse.py)"
     )
     format: Literal["azure-llm", "alibaba-gpu", "csv"] | None = Field(
         None,

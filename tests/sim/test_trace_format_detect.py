@@ -124,3 +124,12 @@ def test_naming_the_format_reads_a_header_detection_would_refuse(tmp_path):
     with pytest.raises(TraceError, match="time") as caught:
         configured(config)
     assert "cannot tell" not in str(caught.value)  # the csv reader's own error
+
+
+def test_a_sparse_case_is_a_trace_path_in_a_config_file_too(tmp_path):
+    # `sparse:NAME` is a name, like `bundled:NAME`: never joined to the config's folder.
+    config = write(tmp_path, "unused.csv", GENERIC, "{path: 'sparse:periodic-eval'}")
+    assert load_config(config).resolve_path("sparse:periodic-eval") == "sparse:periodic-eval"
+    trace = configured(config)
+    assert trace.name.startswith("sparse:periodic-eval (")
+    assert len(trace.arrivals) > 0

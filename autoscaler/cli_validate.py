@@ -213,14 +213,7 @@ def check_file(path: str, settings_only: bool = False) -> FileResult:
             result.pools = [p.name for p in load_config(path).pools]
         except ConfigError as exc:
             # The settings file of `run --crd-pools` may leave `pools` out.
-            only_pools = all(i.path == "pools" for i in exc.issues)
-            if only_pools and not settings_only:
-                exc = ConfigError(exc.source, [ConfigIssue(
-                    "pools", "required field is missing (settings for `run --crd-pools`, whose "
-                    "pools are AutoscalingPool objects? check them with `validate --crd-pools`)",
-                    exc.issues[0].line,
-                )])  # fmt: skip
-            if not (settings_only and only_pools):
+            if not (settings_only and all(i.path == "pools" for i in exc.issues)):
                 result.errors.append(exc)
         return result
     for number, (start, doc) in enumerate(documents, 1):

@@ -325,6 +325,11 @@ def _message(err: Any) -> tuple[str, str]:
             "installations that share a cloud account or cluster (write "
             "`installation: {id: <name>}`)"
         )
+    if kind == "missing" and tuple(err["loc"]) == ("pools",):
+        return "", (
+            "required field is missing (only settings for `run --crd-pools`, whose pools are "
+            "AutoscalingPool objects, leave it out: check those with `validate --crd-pools`)"
+        )
     simple = {
         "greater_than": "must be > {gt}",
         "greater_than_equal": "must be >= {ge}",
